@@ -1,0 +1,62 @@
+"""K-Bot ("kbot-headless"): paths to the model files shipped with ktorch_sim, and loaders.
+
+The model (``assets/kbot/kbot.xml``), its floor scene (``scene.xml``) and the joint metadata
+(``joints.toml``) are written by this project from public numbers; see the comments in the files.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from ktorch_sim.robot_metadata import RobotMetadata, load_robot_metadata
+
+__all__ = [
+    "KBOT_DIR",
+    "KBOT_JOINTS_TOML",
+    "KBOT_SCENE_XML",
+    "KBOT_XML",
+    "kbot_home_qpos",
+    "kbot_metadata",
+    "load_kbot_model",
+]
+
+KBOT_DIR: Path = Path(__file__).resolve().parent.parent / "assets" / "kbot"
+KBOT_XML: Path = KBOT_DIR / "kbot.xml"
+KBOT_SCENE_XML: Path = KBOT_DIR / "scene.xml"
+KBOT_JOINTS_TOML: Path = KBOT_DIR / "joints.toml"
+
+_HOME_KEY = "home"
+
+
+def _require_file(path: Path) -> Path:
+    """Return ``path`` or raise a FileNotFoundError that says the install lacks its assets."""
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"K-Bot asset {path} is missing; the ktorch_sim install does not include its "
+            "package data (assets/**/*.xml, assets/**/*.toml)"
+        )
+    return path
+
+
+def load_kbot_model(scene: bool = True) -> mujoco.MjModel:
+    """Compile K-Bot: on a flat floor (``scene=True``) or the robot alone (``scene=False``)."""
+    path = _require_file(KBOT_SCENE_XML if scene else KBOT_XML)
+    return mujoco.MjModel.from_xml_path(str(path))
+
+
+@functools.cache
+def kbot_metadata() -> RobotMetadata:
+    """K-Bot joint metadata (gains, limits, home pose), loaded once; the result is immutable."""
+    return load_robot_metadata(_require_file(KBOT_JOINTS_TOML))
+
+
+def kbot_home_qpos(model: mujoco.MjModel) -> np.ndarray:
+    """Return a copy of the ``home`` keyframe's qpos: knees bent, soles flat 1 mm above z = 0."""
+    key_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, _HOME_KEY)
+    if key_id < 0:
+        raise ValueError(f"model has no keyframe named {_HOME_KEY!r}; load it with load_kbot_model()")
+    return np.array(model.key_qpos[key_id], dtype=np.float64)
