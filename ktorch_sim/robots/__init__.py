@@ -8,6 +8,7 @@ from ktorch_sim.robots.kbot import (
     kbot_home_qpos,
     kbot_metadata,
     load_kbot_model,
+    load_kbot_pd_model,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "kbot_home_qpos",
     "kbot_metadata",
     "load_kbot_model",
+    "load_kbot_pd_model",
 ]

@@ -12,7 +12,8 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from ktorch_sim.robot_metadata import RobotMetadata, load_robot_metadata
+from ktorch_sim.actuators import actuator_ids, configure_pd_actuators
+from ktorch_sim.robot_metadata import RobotMetadata, check_against_model, load_robot_metadata
 
 __all__ = [
     "KBOT_DIR",
@@ -21,6 +22,7 @@ __all__ = [
     "KBOT_XML",
     "kbot_home_qpos",
     "kbot_metadata",
+    "load_kbot_pd_model",
     "load_kbot_model",
 ]
 
@@ -60,3 +62,21 @@ def kbot_home_qpos(model: mujoco.MjModel) -> np.ndarray:
     if key_id < 0:
         raise ValueError(f"model has no keyframe named {_HOME_KEY!r}; load it with load_kbot_model()")
     return np.array(model.key_qpos[key_id], dtype=np.float64)
+
+
+def load_kbot_pd_model(
+    kp_scale: float = 1.0, kd_scale: float = 1.0, torque_limit_scale: float = 1.0, scene: bool = True
+) -> mujoco.MjModel:
+    """K-Bot with its 20 motors turned into MIT PD position actuators (ctrl = joint target, rad).
+
+    Gains are the metadata's kp/kd times the scales; each torque is clipped to
+    ``soft_torque_limit * torque_limit_scale`` and then to the motor's peak torque, as in ksim
+    (its K-Bot example uses scales 1.4, 1.4 and 1.5).
+    """
+    model = load_kbot_model(scene=scene)
+    meta = kbot_metadata()
+    check_against_model(meta, model)
+    ids = actuator_ids(model, [f"{name}_ctrl" for name in meta.joint_names])
+    limit = np.minimum(meta.soft_torque_limit * torque_limit_scale, meta.peak_torque)
+    configure_pd_actuators(model, ids, meta.kp * kp_scale, meta.kd * kd_scale, limit)
+    return model

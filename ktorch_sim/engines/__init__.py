@@ -1,0 +1,27 @@
+"""Physics engines behind one contract: :class:`Engine` with a batched :class:`PhysicsState`."""
+
+from __future__ import annotations
+
+import mujoco
+import torch
+
+from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
+from ktorch_sim.engines.mujoco import MujocoEngine
+
+ENGINE_KINDS = ("auto", "mujoco", "warp")
+
+
+def make_engine(kind: str, model: mujoco.MjModel, config: EngineConfig) -> Engine:
+    """Build an engine by name: "mujoco", "warp", or "auto" (Warp on CUDA, native MuJoCo on CPU)."""
+    if kind not in ENGINE_KINDS:
+        raise ValueError(f"engine must be one of {list(ENGINE_KINDS)}, got {kind!r}")
+    if kind == "auto":
+        kind = "warp" if torch.device(config.device).type == "cuda" else "mujoco"
+    if kind == "mujoco":
+        return MujocoEngine(model, config)
+    from ktorch_sim.engines.warp import WarpEngine
+
+    return WarpEngine(model, config)
+
+
+__all__ = ["ENGINE_KINDS", "Engine", "EngineConfig", "MujocoEngine", "PhysicsState", "make_engine"]

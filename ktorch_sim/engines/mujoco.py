@@ -1,0 +1,160 @@
+"""Native MuJoCo engine: one MjData per world, stepped in parallel threads on the CPU.
+
+MuJoCo computes in float64 and releases the GIL inside ``mj_step``, so a small thread pool
+steps disjoint chunks of worlds in parallel. After stepping, each thread copies its worlds'
+state into the shared float32 torch buffers of :class:`PhysicsState`. This engine is the
+deterministic reference: the same seed and inputs give bit-identical results.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import mujoco
+import numpy as np
+import torch
+
+from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
+
+# PhysicsState fields copied from MjData after every step / forward, by the same name.
+_COPIED_FIELDS = ("qpos", "qvel", "qacc", "ctrl", "actuator_force", "xpos", "xquat", "cvel", "cinert",
+                  "subtree_com", "site_xpos", "sensordata")
+
+
+class MujocoEngine(Engine):
+    """N worlds of native MuJoCo on the CPU; see :class:`ktorch_sim.engines.base.Engine`."""
+
+    def __init__(self, model: mujoco.MjModel, config: EngineConfig) -> None:
+        """Build one MjData per world (and one MjModel per world if any field is batched)."""
+        super().__init__(model, config)
+        if self.device.type != "cpu":
+            raise ValueError(f"MujocoEngine runs on the CPU only; got device {config.device!r} (use WarpEngine)")
+        n = self.num_envs
+        if self.batched_fields:
+            self._models = [copy.copy(self.model) for _ in range(n)]
+        else:
+            self._models = [self.model] * n
+        self._datas = [mujoco.MjData(m) for m in self._models]
+        self._scratch = mujoco.MjData(self.model)
+
+        shapes = PhysicsState.field_shapes(self.model)
+        self.state = PhysicsState(**{k: torch.zeros((n, *s), dtype=torch.float32) for k, s in shapes.items()})
+        self._np = {k: getattr(self.state, k).numpy() for k in shapes}  # numpy views of the torch buffers
+        self._fields = {name: self._defaults[name].expand(n, *self._defaults[name].shape).clone()
+                        for name in self.batched_fields}
+        self._dirty = np.zeros(n, dtype=bool)
+        self._targets = np.zeros((n, self.model.nu), dtype=np.float64)
+        self._reset_qpos = np.zeros((n, self.model.nq), dtype=np.float64)
+        self._reset_qvel = np.zeros((n, self.model.nv), dtype=np.float64)
+        self._reset_mask = np.zeros(n, dtype=bool)
+
+        threads = config.num_threads or os.cpu_count() or 1
+        self._num_threads = max(1, min(threads, n))
+        bounds = np.linspace(0, n, self._num_threads + 1).round().astype(int)
+        self._chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        self._pool = ThreadPoolExecutor(self._num_threads) if self._num_threads > 1 else None
+
+        for i in range(n):
+            mujoco.mj_forward(self._models[i], self._datas[i])
+            self._gather(i)
+
+    # --- stepping -------------------------------------------------------------------------
+
+    def step(self, targets: torch.Tensor) -> None:
+        """Hold ``targets`` [N, nu] in ``ctrl`` for ``substeps`` physics steps in every world."""
+        self._check_batch("targets", targets, (self.model.nu,))
+        np.copyto(self._targets, targets.detach().cpu().numpy())
+        self._run(self._step_world)
+
+    def forward(self) -> None:
+        """Run ``mj_forward`` in every world and refresh the state buffers."""
+        self._run(self._forward_world)
+
+    def _write_state(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        mask_np = mask.detach().cpu().numpy()
+        for i in np.flatnonzero(mask_np):
+            d = self._datas[i]
+            mujoco.mj_resetData(self._models[i], d)
+            d.qpos[:] = qpos[i].detach().cpu().numpy()
+            d.qvel[:] = qvel[i].detach().cpu().numpy()
+            self._np["xfrc_applied"][i] = 0.0
+
+    def _step_world(self, i: int) -> None:
+        m, d = self._models[i], self._datas[i]
+        d.ctrl[:] = self._targets[i]
+        d.xfrc_applied[:] = self._np["xfrc_applied"][i]
+        for _ in range(self.substeps):
+            mujoco.mj_step(m, d)
+        self._gather(i)
+
+    def _forward_world(self, i: int) -> None:
+        d = self._datas[i]
+        d.xfrc_applied[:] = self._np["xfrc_applied"][i]
+        mujoco.mj_forward(self._models[i], d)
+        self._gather(i)
+
+    def _gather(self, i: int) -> None:
+        """Copy world ``i``'s MjData into row ``i`` of the float32 state buffers."""
+        d, out = self._datas[i], self._np
+        for name in _COPIED_FIELDS:
+            out[name][i] = getattr(d, name)
+        out["time"][i] = d.time
+        contact = out["geom_contact"][i]
+        contact[:] = 0.0
+        if d.ncon:
+            geoms = d.contact.geom[: d.ncon]
+            contact[geoms[d.contact.dist[: d.ncon] < 0].ravel()] = 1.0
+
+    def _run(self, fn: Callable[[int], None]) -> None:
+        """Apply ``fn`` to every world, one contiguous chunk of worlds per thread."""
+        def chunk(bounds: tuple[int, int]) -> None:
+            for i in range(*bounds):
+                fn(i)
+
+        if self._pool is None:
+            chunk((0, self.num_envs))
+        else:
+            for future in [self._pool.submit(chunk, c) for c in self._chunks]:
+                future.result()
+
+    # --- checks and model fields ----------------------------------------------------------
+
+    def bad_worlds(self) -> torch.Tensor:
+        """Worlds with a non-finite qpos/qvel/qacc (MuJoCo has no contact-buffer overflow)."""
+        s = self.state
+        return ~(torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1))
+
+    def model_field(self, name: str) -> torch.Tensor:
+        """Per-world values of a batched model field, shape (N, *field_shape)."""
+        self._check_field(name)
+        return self._fields[name]
+
+    def set_model_field(self, name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Write ``values`` into the masked worlds' own MjModel copies."""
+        self._check_field(name)
+        buffer = self._fields[name]
+        self._check_batch(name, values, tuple(buffer.shape[1:]))
+        rows = np.arange(self.num_envs) if mask is None else np.flatnonzero(mask.detach().cpu().numpy())
+        values64 = values.detach().cpu().to(torch.float64).numpy()
+        for i in rows:
+            buffer[i] = values[i]
+            getattr(self._models[i], name)[...] = values64[i]
+        self._dirty[rows] = True
+
+    def recompute_constants(self) -> None:
+        """``mj_setConst`` on every world whose fields changed since the last call."""
+        for i in np.flatnonzero(self._dirty):
+            mujoco.mj_setConst(self._models[i], self._scratch)
+        self._dirty[:] = False
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __del__(self) -> None:
+        self.close()

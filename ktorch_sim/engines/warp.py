@@ -1,0 +1,245 @@
+"""MuJoCo Warp engine: N worlds in float32 on a CUDA GPU (or on the CPU, for tests).
+
+State tensors are zero-copy torch views of the Warp arrays (``wp.to_torch``), so writing a
+tensor in place writes the simulator's memory. No Warp array is ever rebound after a graph
+has captured it: inputs (targets, reset masks and states) go through persistent buffers.
+
+The whole control step (``substeps`` x ``mujoco_warp.step`` plus the per-geom contact
+reduction) is captured once as a Warp graph after an eager warm-up call and replayed from
+then on; Warp supports capture on the CPU as well, so the CPU tests exercise the same path.
+Reset (masked ``reset_data``, the new qpos/qvel, ``forward``) is captured the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+import mujoco
+import torch
+
+from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
+
+_warp_ready = False
+
+
+def init_warp() -> None:
+    """Initialise Warp once, with its kernel cache in a stable per-user place.
+
+    ``WARP_CACHE_PATH`` wins if set; otherwise kernels are cached under
+    ``~/.cache/ktorch_sim/warp`` so the 20-30 s first compile happens once per machine.
+    """
+    global _warp_ready
+    if _warp_ready:
+        return
+    import warp as wp
+
+    if "WARP_CACHE_PATH" not in os.environ:
+        wp.config.kernel_cache_dir = str(Path.home() / ".cache" / "ktorch_sim" / "warp")
+    wp.config.log_level = wp.LOG_WARNING
+    wp.init()
+    _warp_ready = True
+
+
+def _kernels():  # noqa: ANN202 - returns Warp kernels, defined lazily so importing needs no Warp init
+    import warp as wp
+
+    @wp.kernel
+    def geom_contact_kernel(
+        nacon: wp.array(dtype=int),
+        worldid: wp.array(dtype=int),
+        geom: wp.array(dtype=wp.vec2i),
+        dist: wp.array(dtype=float),
+        out: wp.array2d(dtype=float),
+    ) -> None:
+        """Mark both geoms of every penetrating contact in its world."""
+        c = wp.tid()
+        if c < nacon[0]:
+            if dist[c] < 0.0:
+                w = worldid[c]
+                g = geom[c]
+                out[w, g[0]] = 1.0
+                out[w, g[1]] = 1.0
+
+    @wp.kernel
+    def masked_state_kernel(
+        mask: wp.array(dtype=bool),
+        qpos_in: wp.array2d(dtype=float),
+        qvel_in: wp.array2d(dtype=float),
+        qpos_out: wp.array2d(dtype=float),
+        qvel_out: wp.array2d(dtype=float),
+    ) -> None:
+        """Copy the requested qpos/qvel into the worlds being reset."""
+        w, i = wp.tid()
+        if mask[w]:
+            if i < qpos_out.shape[1]:
+                qpos_out[w, i] = qpos_in[w, i]
+            if i < qvel_out.shape[1]:
+                qvel_out[w, i] = qvel_in[w, i]
+
+    return geom_contact_kernel, masked_state_kernel
+
+
+# Overflow bits that mean lost contacts or constraints. The solver's ITERATIONS and
+# LS_ITERATIONS bits only say a limit was reached; they are routine and do not poison a world.
+def _hard_overflow_bits() -> int:
+    import mujoco_warp as mjw
+
+    o = mjw.OverflowType
+    return int(o.NEFC | o.NJMAX_NNZ | o.BROADPHASE | o.NARROWPHASE | o.CCD | o.HFIELD | o.CONTACT_MATCH
+               | o.NVMAX | o.EPA_HORIZON)
+
+
+class WarpEngine(Engine):
+    """N worlds on mujoco_warp; see :class:`ktorch_sim.engines.base.Engine` for the contract."""
+
+    def __init__(self, model: mujoco.MjModel, config: EngineConfig) -> None:
+        """Upload the model, allocate N worlds and build the zero-copy torch views."""
+        super().__init__(model, config)
+        init_warp()
+        import mujoco_warp as mjw
+        import warp as wp
+
+        self._wp = wp
+        self._mjw = mjw
+        self._wp_device = "cpu" if self.device.type == "cpu" else f"cuda:{self.device.index or 0}"
+        self._torch_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        self._contact_kernel, self._state_kernel = _kernels()
+        n = self.num_envs
+        with self._scope():
+            self._m = mjw.put_model(self.model, batch_sizes={f: n for f in self.batched_fields})
+            self._m.opt.warn_overflow = 0  # overflow is reported through bad_worlds(), not printf
+            host = mujoco.MjData(self.model)
+            mujoco.mj_forward(self.model, host)
+            self._d = mjw.put_data(self.model, host, nworld=n, nconmax=config.nconmax, njmax=config.njmax)
+            self._geom_contact = wp.zeros((n, self.model.ngeom), dtype=float)
+            self._reset_mask = wp.zeros(n, dtype=bool)
+            self._reset_qpos = wp.zeros((n, self.model.nq), dtype=float)
+            self._reset_qvel = wp.zeros((n, self.model.nv), dtype=float)
+
+        d = self._d
+        views = {name: wp.to_torch(getattr(d, name)) for name in PhysicsState.field_shapes(self.model)
+                 if name != "geom_contact"}
+        self.state = PhysicsState(geom_contact=wp.to_torch(self._geom_contact), **views)
+        self._overflow = wp.to_torch(d.overflow)
+        self._hard_overflow = _hard_overflow_bits()
+        self._reset_mask_t = wp.to_torch(self._reset_mask)
+        self._reset_qpos_t = wp.to_torch(self._reset_qpos)
+        self._reset_qvel_t = wp.to_torch(self._reset_qvel)
+        self._fields = {name: wp.to_torch(getattr(self._m, name)) for name in self.batched_fields}
+        self._graphs: dict[str, object] = {}
+        self.forward()
+
+    # --- graph plumbing -------------------------------------------------------------------
+
+    def _scope(self) -> ExitStack:
+        """Warp device (and on CUDA, the engine's stream shared with torch) for a block of work."""
+        stack = ExitStack()
+        stack.enter_context(self._wp.ScopedDevice(self._wp_device))
+        if self._torch_stream is not None:
+            self._torch_stream.wait_stream(torch.cuda.current_stream(self.device))
+            stack.enter_context(torch.cuda.stream(self._torch_stream))
+            stack.enter_context(self._wp.ScopedStream(self._wp.stream_from_torch(self._torch_stream)))
+            stack.callback(lambda: torch.cuda.current_stream(self.device).wait_stream(self._torch_stream))
+        return stack
+
+    def _launch(self, name: str, body: Callable[[], None]) -> None:
+        """Run ``body`` eagerly the first time (compiling its kernels), then replay it as a graph."""
+        if not self.config.capture:
+            body()
+            return
+        graph = self._graphs.get(name)
+        if graph is not None:
+            self._wp.capture_launch(graph)
+            return
+        body()
+        with self._wp.ScopedCapture() as capture:
+            body()
+        self._graphs[name] = capture.graph
+
+    def _update_contacts(self) -> None:
+        c = self._d.contact
+        self._geom_contact.zero_()
+        self._wp.launch(self._contact_kernel, dim=self._d.naconmax,
+                        inputs=[self._d.nacon, c.worldid, c.geom, c.dist], outputs=[self._geom_contact])
+
+    def _step_body(self) -> None:
+        for _ in range(self.substeps):
+            self._mjw.step(self._m, self._d)
+        self._update_contacts()
+
+    def _forward_body(self) -> None:
+        self._mjw.forward(self._m, self._d)
+        self._update_contacts()
+
+    def _reset_body(self) -> None:
+        self._mjw.reset_data(self._m, self._d, self._reset_mask)
+        width = max(self.model.nq, self.model.nv)
+        self._wp.launch(self._state_kernel, dim=(self.num_envs, width),
+                        inputs=[self._reset_mask, self._reset_qpos, self._reset_qvel],
+                        outputs=[self._d.qpos, self._d.qvel])
+        self._forward_body()
+
+    # --- the contract ---------------------------------------------------------------------
+
+    def step(self, targets: torch.Tensor) -> None:
+        """Hold ``targets`` [N, nu] in ``ctrl`` for ``substeps`` physics steps in every world."""
+        self._check_batch("targets", targets, (self.model.nu,))
+        with self._scope():
+            self.state.ctrl.copy_(targets)
+            self._launch("step", self._step_body)
+
+    def forward(self) -> None:
+        """``mujoco_warp.forward`` in every world."""
+        with self._scope():
+            self._launch("forward", self._forward_body)
+
+    def reset(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        """Masked reset and forward, as one captured graph (see :meth:`Engine.reset`)."""
+        self._check_batch("mask", mask, (), torch.bool)
+        self._check_batch("qpos", qpos, (self.model.nq,))
+        self._check_batch("qvel", qvel, (self.model.nv,))
+        with self._scope():
+            self._write_state(mask, qpos, qvel)
+            self._launch("reset", self._reset_body)
+
+    def _write_state(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        self._reset_mask_t.copy_(mask)
+        self._reset_qpos_t.copy_(qpos)
+        self._reset_qvel_t.copy_(qvel)
+
+    def bad_worlds(self) -> torch.Tensor:
+        """Non-finite state, or contacts/constraints lost to a full buffer (sticky until reset)."""
+        s = self.state
+        finite = torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1)
+        return ~finite | ((self._overflow & self._hard_overflow) != 0)
+
+    def overflow_flags(self) -> torch.Tensor:
+        """Raw per-world mujoco_warp overflow bitmask (``mujoco_warp.OverflowType``), int32 [N]."""
+        return self._overflow
+
+    # --- per-world model fields -----------------------------------------------------------
+
+    def model_field(self, name: str) -> torch.Tensor:
+        """Zero-copy view of a batched Warp model field, shape (N, *field_shape)."""
+        self._check_field(name)
+        return self._fields[name]
+
+    def set_model_field(self, name: str, values: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Write masked worlds' values in place (graph-safe: the array is never replaced)."""
+        self._check_field(name)
+        view = self._fields[name]
+        self._check_batch(name, values, tuple(view.shape[1:]))
+        values = values.to(device=view.device, dtype=view.dtype)
+        with self._scope():
+            if mask is None:
+                view.copy_(values)
+            else:
+                view.copy_(torch.where(mask.view(-1, *[1] * (view.dim() - 1)), values, view))
+
+    def recompute_constants(self) -> None:
+        """``mujoco_warp.set_const`` (all worlds; state restored afterwards)."""
+        with self._scope():
+            self._mjw.set_const(self._m, self._d)
