@@ -19,6 +19,10 @@ import torch
 
 from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
 
+# MuJoCo resets a world by itself when its state blows up, and counts a warning: these three.
+_INSTABILITY_WARNINGS = (int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQVEL),
+                         int(mujoco.mjtWarning.mjWARN_BADQACC))
+
 # PhysicsState fields copied from MjData after every step / forward, by the same name.
 _COPIED_FIELDS = ("qpos", "qvel", "qacc", "ctrl", "actuator_force", "xpos", "xquat", "cvel", "cinert",
                   "subtree_com", "site_xpos", "sensordata")
@@ -46,6 +50,7 @@ class MujocoEngine(Engine):
         self._fields = {name: self._defaults[name].expand(n, *self._defaults[name].shape).clone()
                         for name in self.batched_fields}
         self._dirty = np.zeros(n, dtype=bool)
+        self._unstable = torch.zeros(n, dtype=torch.bool)  # set when MuJoCo auto-reset a blown-up world
         self._targets = np.zeros((n, self.model.nu), dtype=np.float64)
         self._reset_qpos = np.zeros((n, self.model.nq), dtype=np.float64)
         self._reset_qvel = np.zeros((n, self.model.nv), dtype=np.float64)
@@ -81,6 +86,7 @@ class MujocoEngine(Engine):
             d.qpos[:] = qpos[i].detach().cpu().numpy()
             d.qvel[:] = qvel[i].detach().cpu().numpy()
             self._np["xfrc_applied"][i] = 0.0
+            self._unstable[i] = False
 
     def _step_world(self, i: int) -> None:
         m, d = self._models[i], self._datas[i]
@@ -102,6 +108,8 @@ class MujocoEngine(Engine):
         for name in _COPIED_FIELDS:
             out[name][i] = getattr(d, name)
         out["time"][i] = d.time
+        if any(d.warning[w].number for w in _INSTABILITY_WARNINGS):
+            self._unstable[i] = True
         contact = out["geom_contact"][i]
         contact[:] = 0.0
         if d.ncon:
@@ -123,9 +131,15 @@ class MujocoEngine(Engine):
     # --- checks and model fields ----------------------------------------------------------
 
     def bad_worlds(self) -> torch.Tensor:
-        """Worlds with a non-finite qpos/qvel/qacc (MuJoCo has no contact-buffer overflow)."""
+        """Worlds whose state went non-finite since their last reset.
+
+        MuJoCo catches NaN/inf/huge values itself, resets that world to ``qpos0`` and counts a
+        warning; those worlds are flagged here so they are not mistaken for a healthy episode.
+        MuJoCo allocates contacts dynamically, so there is no buffer overflow to report.
+        """
         s = self.state
-        return ~(torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1))
+        finite = torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1)
+        return ~finite | self._unstable
 
     def model_field(self, name: str) -> torch.Tensor:
         """Per-world values of a batched model field, shape (N, *field_shape)."""
@@ -148,11 +162,13 @@ class MujocoEngine(Engine):
         """``mj_setConst`` on every world whose fields changed since the last call."""
         for i in np.flatnonzero(self._dirty):
             mujoco.mj_setConst(self._models[i], self._scratch)
+            for name, buffer in self._fields.items():  # derived fields changed too
+                buffer[i] = torch.from_numpy(np.asarray(getattr(self._models[i], name)))
         self._dirty[:] = False
 
     def close(self) -> None:
         """Stop the worker threads."""
-        if self._pool is not None:
+        if getattr(self, "_pool", None) is not None:
             self._pool.shutdown()
             self._pool = None
 

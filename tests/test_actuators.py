@@ -1,0 +1,81 @@
+"""The PD actuator law MuJoCo evaluates must be ksim's MIT law, tau = clip(kp (q* - q) - kd qd, +-limit)."""
+
+from __future__ import annotations
+
+import copy
+
+import mujoco
+import numpy as np
+import pytest
+import torch
+
+from ktorch_sim.actuators import actuator_ids, configure_pd_actuators, pd_torque
+from ktorch_sim.robots import kbot_home_qpos, kbot_metadata, load_kbot_model
+
+KP_SCALE, KD_SCALE, TORQUE_SCALE = 1.4, 1.4, 1.5
+
+
+def _gains() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    meta = kbot_metadata()
+    limit = np.minimum(meta.soft_torque_limit * TORQUE_SCALE, meta.peak_torque)
+    return meta.kp * KP_SCALE, meta.kd * KD_SCALE, limit
+
+
+def _pd_model() -> mujoco.MjModel:
+    model = load_kbot_model()
+    ids = actuator_ids(model, [f"{n}_ctrl" for n in kbot_metadata().joint_names])
+    configure_pd_actuators(model, ids, *_gains())
+    return model
+
+
+def test_actuator_force_is_the_mit_law_including_clipping():
+    model = _pd_model()
+    rng = np.random.default_rng(0)
+    d = mujoco.MjData(model)
+    d.qpos[:] = kbot_home_qpos(model)
+    d.qpos[7:] += rng.uniform(-0.3, 0.3, 20)
+    d.qvel[6:] = rng.normal(0, 3.0, 20)
+    d.ctrl[:] = kbot_home_qpos(model)[7:] + rng.uniform(-1.0, 1.0, 20)
+    mujoco.mj_forward(model, d)
+    kp, kd, limit = (torch.tensor(v) for v in _gains())
+    want = pd_torque(torch.tensor(d.ctrl), torch.tensor(d.qpos[7:]), torch.tensor(d.qvel[6:]), kp, kd, limit)
+    np.testing.assert_allclose(d.actuator_force, want.numpy(), rtol=1e-12, atol=1e-9)
+    assert np.any(np.abs(want.numpy()) == limit.numpy()), "the sample should exercise the torque clip"
+
+
+def test_native_pd_equals_torque_computed_every_substep():
+    """With explicit Euler integration, MuJoCo's PD actuators and a motor driven by the law
+    computed in Python before every substep give the same trajectory (to float64 round-off)."""
+    native = _pd_model()
+    motor = load_kbot_model()
+    for m in (native, motor):
+        m.opt.integrator = mujoco.mjtIntegrator.mjINT_EULER
+        m.opt.timestep = 0.002
+    kp, kd, limit = _gains()
+    rng = np.random.default_rng(1)
+    dn, dm = mujoco.MjData(native), mujoco.MjData(motor)
+    for d, m in ((dn, native), (dm, motor)):
+        d.qpos[:] = kbot_home_qpos(m)
+        d.qpos[2] += 0.3
+    for _ in range(25):  # 25 control steps of 10 substeps
+        target = kbot_home_qpos(native)[7:] + rng.uniform(-0.3, 0.3, 20)
+        dn.ctrl[:] = target
+        for _ in range(10):
+            dm.ctrl[:] = np.clip(kp * (target - dm.qpos[7:]) - kd * dm.qvel[6:], -limit, limit)
+            mujoco.mj_step(native, dn)
+            mujoco.mj_step(motor, dm)
+    np.testing.assert_allclose(dn.qpos, dm.qpos, atol=1e-9)
+    np.testing.assert_allclose(dn.qvel, dm.qvel, atol=1e-7)
+
+
+def test_pd_requires_joint_transmission_with_unit_gear():
+    model = load_kbot_model()
+    model = copy.copy(model)
+    model.actuator_gear[0, 0] = 2.0
+    with pytest.raises(ValueError, match="gear 1"):
+        configure_pd_actuators(model, [0], [1.0], [0.1], [1.0])
+
+
+def test_unknown_actuator_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="dof_nose_ctrl"):
+        actuator_ids(load_kbot_model(), ["dof_nose_ctrl"])
