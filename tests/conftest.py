@@ -37,3 +37,29 @@ def build_engine(spec: tuple[str, str], model: mujoco.MjModel, **config: object)
     """An engine of ``spec`` = (kind, device) with EngineConfig(**config)."""
     kind, device = spec
     return make_engine(kind, model, EngineConfig(device=device, **config))
+
+
+def make_context(engine: Engine, num_actions: int | None = None, seed: int = 0, **overrides: object):
+    """An EnvContext over ``engine``'s state, for testing components without an environment."""
+    from ktorch_sim.components.base import EnvContext
+
+    n, dev = engine.num_envs, engine.device
+    a = engine.model.nu if num_actions is None else num_actions
+    fields = dict(
+        physics=engine.state, model=engine.model, ctrl_dt=engine.ctrl_dt,
+        action=torch.zeros(n, a, device=dev), prev_action=torch.zeros(n, a, device=dev),
+        prev_prev_action=torch.zeros(n, a, device=dev), commands={}, observations={},
+        curriculum_level=torch.ones(n, device=dev), episode_steps=torch.zeros(n, dtype=torch.long, device=dev),
+        generator=torch.Generator(device=dev).manual_seed(seed),
+    )
+    fields.update(overrides)
+    return EnvContext(**fields)
+
+
+def reset_engine(engine: Engine, qpos: np.ndarray, qvel: np.ndarray | None = None) -> None:
+    """Reset every world of ``engine`` to ``qpos`` [nq] or [N, nq] (and ``qvel``), then forward."""
+    n, dev = engine.num_envs, engine.device
+    qpos_t = torch.tensor(np.broadcast_to(qpos, (n, engine.model.nq)), dtype=torch.float32, device=dev)
+    qvel_t = torch.zeros(n, engine.model.nv, device=dev) if qvel is None else \
+        torch.tensor(np.broadcast_to(qvel, (n, engine.model.nv)), dtype=torch.float32, device=dev)
+    engine.reset(torch.ones(n, dtype=torch.bool, device=dev), qpos_t, qvel_t)
