@@ -223,7 +223,17 @@ class Engine(abc.ABC):
 
     @abc.abstractmethod
     def step(self, targets: torch.Tensor) -> None:
-        """Write ``targets`` [N, nu] into ``ctrl`` and advance every world one control step."""
+        """Advance every world one control step of ``substeps`` physics steps.
+
+        ``targets`` is either [N, nu], held in ``ctrl`` for every substep, or [N, substeps, nu],
+        one ``ctrl`` per substep (used for action latency, drops and update-rate modelling).
+        """
+
+    def _check_targets(self, targets: torch.Tensor) -> None:
+        nu = self.model.nu
+        if tuple(targets.shape) not in ((self.num_envs, nu), (self.num_envs, self.substeps, nu)):
+            raise ValueError(f"targets must have shape {(self.num_envs, nu)} or {(self.num_envs, self.substeps, nu)}, "
+                             f"got {tuple(targets.shape)}")
 
     @abc.abstractmethod
     def forward(self) -> None:

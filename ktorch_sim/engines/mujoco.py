@@ -51,7 +51,7 @@ class MujocoEngine(Engine):
                         for name in self.batched_fields}
         self._dirty = np.zeros(n, dtype=bool)
         self._unstable = torch.zeros(n, dtype=torch.bool)  # set when MuJoCo auto-reset a blown-up world
-        self._targets = np.zeros((n, self.model.nu), dtype=np.float64)
+        self._targets = np.zeros((n, self.substeps, self.model.nu), dtype=np.float64)
         self._reset_qpos = np.zeros((n, self.model.nq), dtype=np.float64)
         self._reset_qvel = np.zeros((n, self.model.nv), dtype=np.float64)
         self._reset_mask = np.zeros(n, dtype=bool)
@@ -69,9 +69,10 @@ class MujocoEngine(Engine):
     # --- stepping -------------------------------------------------------------------------
 
     def step(self, targets: torch.Tensor) -> None:
-        """Hold ``targets`` [N, nu] in ``ctrl`` for ``substeps`` physics steps in every world."""
-        self._check_batch("targets", targets, (self.model.nu,))
-        np.copyto(self._targets, targets.detach().cpu().numpy())
+        """Step every world ``substeps`` times with ``targets`` [N, nu] or [N, substeps, nu] in ``ctrl``."""
+        self._check_targets(targets)
+        values = targets.detach().cpu().numpy()
+        np.copyto(self._targets, values[:, None, :] if values.ndim == 2 else values)
         self._run(self._step_world)
 
     def forward(self) -> None:
@@ -90,9 +91,9 @@ class MujocoEngine(Engine):
 
     def _step_world(self, i: int) -> None:
         m, d = self._models[i], self._datas[i]
-        d.ctrl[:] = self._targets[i]
         d.xfrc_applied[:] = self._np["xfrc_applied"][i]
-        for _ in range(self.substeps):
+        for ctrl in self._targets[i]:
+            d.ctrl[:] = ctrl
             mujoco.mj_step(m, d)
         self._gather(i)
 

@@ -79,7 +79,13 @@ def _kernels():  # noqa: ANN202 - returns Warp kernels, defined lazily so import
             if i < qvel_out.shape[1]:
                 qvel_out[w, i] = qvel_in[w, i]
 
-    return geom_contact_kernel, masked_state_kernel
+    @wp.kernel
+    def substep_ctrl_kernel(sequence: wp.array3d(dtype=float), substep: int, ctrl: wp.array2d(dtype=float)) -> None:
+        """ctrl = the targets of one substep."""
+        w, u = wp.tid()
+        ctrl[w, u] = sequence[w, substep, u]
+
+    return geom_contact_kernel, masked_state_kernel, substep_ctrl_kernel
 
 
 # Overflow bits that mean lost contacts or constraints. The solver's ITERATIONS and
@@ -106,7 +112,7 @@ class WarpEngine(Engine):
         self._mjw = mjw
         self._wp_device = "cpu" if self.device.type == "cpu" else f"cuda:{self.device.index or 0}"
         self._torch_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        self._contact_kernel, self._state_kernel = _kernels()
+        self._contact_kernel, self._state_kernel, self._ctrl_kernel = _kernels()
         n = self.num_envs
         with self._scope():
             self._m = mjw.put_model(self.model, batch_sizes={f: n for f in self.batched_fields})
@@ -115,6 +121,7 @@ class WarpEngine(Engine):
             mujoco.mj_forward(self.model, host)
             self._d = mjw.put_data(self.model, host, nworld=n, nconmax=config.nconmax, njmax=config.njmax)
             self._geom_contact = wp.zeros((n, self.model.ngeom), dtype=float)
+            self._targets = wp.zeros((n, self.substeps, self.model.nu), dtype=float)
             self._reset_mask = wp.zeros(n, dtype=bool)
             self._reset_qpos = wp.zeros((n, self.model.nq), dtype=float)
             self._reset_qvel = wp.zeros((n, self.model.nv), dtype=float)
@@ -125,6 +132,7 @@ class WarpEngine(Engine):
         self.state = PhysicsState(geom_contact=wp.to_torch(self._geom_contact), **views)
         self._overflow = wp.to_torch(d.overflow)
         self._hard_overflow = _hard_overflow_bits()
+        self._targets_t = wp.to_torch(self._targets)
         self._reset_mask_t = wp.to_torch(self._reset_mask)
         self._reset_qpos_t = wp.to_torch(self._reset_qpos)
         self._reset_qvel_t = wp.to_torch(self._reset_qvel)
@@ -166,7 +174,9 @@ class WarpEngine(Engine):
                         inputs=[self._d.nacon, c.worldid, c.geom, c.dist], outputs=[self._geom_contact])
 
     def _step_body(self) -> None:
-        for _ in range(self.substeps):
+        for k in range(self.substeps):
+            self._wp.launch(self._ctrl_kernel, dim=(self.num_envs, self.model.nu), inputs=[self._targets, k],
+                            outputs=[self._d.ctrl])
             self._mjw.step(self._m, self._d)
         self._update_contacts()
 
@@ -185,10 +195,10 @@ class WarpEngine(Engine):
     # --- the contract ---------------------------------------------------------------------
 
     def step(self, targets: torch.Tensor) -> None:
-        """Hold ``targets`` [N, nu] in ``ctrl`` for ``substeps`` physics steps in every world."""
-        self._check_batch("targets", targets, (self.model.nu,))
+        """Step every world ``substeps`` times with ``targets`` [N, nu] or [N, substeps, nu] in ``ctrl``."""
+        self._check_targets(targets)
         with self._scope():
-            self.state.ctrl.copy_(targets)
+            self._targets_t.copy_(targets.unsqueeze(1) if targets.dim() == 2 else targets)
             self._launch("step", self._step_body)
 
     def forward(self) -> None:
