@@ -79,3 +79,31 @@ def test_pd_requires_joint_transmission_with_unit_gear():
 def test_unknown_actuator_name_is_a_clear_error():
     with pytest.raises(ValueError, match="dof_nose_ctrl"):
         actuator_ids(load_kbot_model(), ["dof_nose_ctrl"])
+
+
+def test_position_actuators_configure_scaled_gains_and_explicit_action_order():
+    from ktorch_sim.actuators import PositionActuators
+
+    model = load_kbot_model()
+    meta = kbot_metadata()
+    policy_order = [j.name for j in meta.in_policy_order()]
+    act = PositionActuators.create(model, meta, joint_names=policy_order, kp_scale=1.4, kd_scale=1.4,
+                                   torque_limit_scale=1.5)
+    act.configure(model)
+    first = policy_order[0]  # dof_right_shoulder_pitch_03 (nn_id 0)
+    idx = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{first}_ctrl")
+    assert model.actuator_gainprm[idx, 0] == pytest.approx(100.0 * 1.4)
+    assert model.actuator_biasprm[idx, 2] == pytest.approx(-8.284 * 1.4)
+    assert model.actuator_forcerange[idx, 1] == pytest.approx(42.0 * 1.5)
+    action = torch.arange(20, dtype=torch.float32)[None, :]  # action i for policy joint i
+    ctrl = act.ctrl(action, act.init_state(1, torch.device("cpu")), torch.Generator())
+    for i, name in enumerate(policy_order):
+        assert ctrl[0, mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{name}_ctrl")] == i
+
+
+def test_torque_actuators_pass_actions_through():
+    from ktorch_sim.actuators import TorqueActuators
+
+    act = TorqueActuators.create(load_kbot_model())
+    action = torch.randn(3, 20)
+    torch.testing.assert_close(act.ctrl(action, {}, torch.Generator()), action)
