@@ -1,0 +1,170 @@
+"""The batched environment: step order, masked auto-reset, TensorDict layout, both engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ktorch_sim.actuators import PositionActuators
+from ktorch_sim.components.base import Observation, PhysicsRandomizer, Reset, Reward, Termination
+from ktorch_sim.env import Env, EnvSpec
+from ktorch_sim.robots import kbot_metadata, load_kbot_model
+from tests.conftest import ENGINE_SPECS
+
+N = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaseZ(Observation):
+    def observe(self, ctx, state):
+        return ctx.physics.qpos[:, 2:3].clone()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepsObs(Observation):
+    def observe(self, ctx, state):
+        return ctx.episode_steps[:, None].float()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailAfter(Termination):
+    """World i fails after ``steps[i]`` control steps (0: never)."""
+    steps: tuple[int, ...]
+
+    def check(self, ctx):
+        limit = torch.tensor(self.steps, device=ctx.device)
+        return torch.where((limit > 0) & (ctx.episode_steps >= limit), -1, 0).to(torch.int8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TruncateAfter(Termination):
+    steps: int
+
+    def check(self, ctx):
+        return torch.where(ctx.episode_steps >= self.steps, 1, 0).to(torch.int8)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpisodeStepReward(Reward):
+    def get_reward(self, ctx, state):
+        return ctx.episode_steps.float()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepsPenalty(Reward):
+    def get_reward(self, ctx, state):
+        return ctx.episode_steps.float()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RaiseBase(Reset):
+    dz: float
+
+    def apply(self, qpos, qvel, mask, ctx):
+        qpos[:, 2] += torch.where(mask, self.dz, 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CountingRandomizer(PhysicsRandomizer):
+    """Writes 1 + (number of resets so far) * 0 ... : torso mass = default * U(0.5, 1.5)."""
+
+    @property
+    def fields(self):
+        return ("body_mass",)
+
+    def apply(self, engine, mask, ctx):
+        default = engine.default_model_field("body_mass").to(ctx.device)
+        scale = 0.5 + torch.rand(ctx.num_envs, 1, generator=ctx.generator, device=ctx.device)
+        engine.set_model_field("body_mass", default * scale, mask)
+
+
+def make_env(spec_engine, **spec_kwargs) -> Env:
+    model = load_kbot_model()
+    kind, device = spec_engine
+    actuators = PositionActuators.create(model, kbot_metadata(), kp_scale=1.4, kd_scale=1.4, torque_limit_scale=1.5)
+    spec = EnvSpec(actuators=actuators, **spec_kwargs)
+    from ktorch_sim.engines import EngineConfig
+
+    return Env(model, spec, EngineConfig(num_envs=N, dt=0.004, ctrl_dt=0.02, device=device), engine=kind, seed=0)
+
+
+def _home_action(env: Env) -> torch.Tensor:
+    return env._initial_qpos[7:].expand(env.num_envs, -1).clone()
+
+
+def test_step_layout_and_auto_reset_order(engine_spec):
+    env = make_env(engine_spec, observations=[BaseZ(), StepsObs()],
+                   terminations=[FailAfter(steps=(2, 0, 3, 0)), TruncateAfter(steps=5)],
+                   rewards=[EpisodeStepReward(scale=2.0), StepsPenalty(scale=0.5)])
+    td = env.reset()
+    assert set(td.keys()) == {"observation", "command"}
+    history = [env.step(_home_action(env)) for _ in range(5)]
+    first, second = history[0], history[1]
+    assert first["action"].shape == (N, 20)
+    for key in ("reward", "done", "terminated", "truncated"):
+        assert first["next", key].shape == (N, 1)
+    # reward terms: the episode step count after the step, x2 for the reward, x(-0.5) for the penalty
+    torch.testing.assert_close(first["next", "reward_terms", "episode_step_reward"], torch.full((N,), 2.0))
+    torch.testing.assert_close(first["next", "reward_terms", "steps_penalty"], torch.full((N,), -0.5))
+    torch.testing.assert_close(first["next", "reward"][:, 0], torch.full((N,), 1.5))
+    # world 0 fails at its 2nd step; its next observation is already the reset one (0 steps)
+    assert second["next", "terminated"][:, 0].tolist() == [True, False, False, False]
+    assert second["next", "observation", "steps_obs"][:, 0].tolist() == [0.0, 2.0, 2.0, 2.0]
+    # the next step's root observation is the previous step's next observation
+    torch.testing.assert_close(history[2]["observation", "steps_obs"], second["next", "observation", "steps_obs"])
+    # truncation at 5 steps for worlds that never failed; world 0 restarted at step 2 so it is at 3
+    last = history[4]
+    assert last["next", "truncated"][:, 0].tolist() == [False, True, False, True]
+    assert last["next", "terminated"][:, 0].tolist() == [False, False, False, False]
+    assert last["next", "done"][:, 0].tolist() == [False, True, False, True]
+    metrics = env.pop_metrics()
+    assert metrics["episodes"].item() == 5 and metrics["failures"].item() == 3  # 0 (x2: steps 2, 4), 2 (step 3)
+    assert metrics["termination/truncate_after"].item() == 2
+
+
+def test_resets_apply_only_to_done_worlds(engine_spec):
+    env = make_env(engine_spec, observations=[BaseZ()], terminations=[FailAfter(steps=(1, 0, 0, 0))],
+                   rewards=[EpisodeStepReward()], resets=[RaiseBase(dz=0.5)])
+    env.reset()
+    home_z = float(env._initial_qpos[2])
+    out = env.step(_home_action(env))
+    z = out["next", "observation", "base_z"][:, 0]
+    assert abs(float(z[0]) - (home_z + 0.5)) < 1e-5  # reset again: raised
+    assert float(z[1]) < float(z[0]) - 1e-3  # raised at the first reset, falling since: not reset again
+
+
+def test_randomizers_are_redrawn_for_reset_worlds_only(engine_spec):
+    env = make_env(engine_spec, observations=[BaseZ()], terminations=[FailAfter(steps=(1, 0, 0, 0))],
+                   rewards=[EpisodeStepReward()], randomizers=[CountingRandomizer()])
+    mass_before = env.engine.model_field("body_mass").clone()
+    env.step(_home_action(env))
+    mass_after = env.engine.model_field("body_mass")
+    assert not torch.equal(mass_after[0], mass_before[0])
+    torch.testing.assert_close(mass_after[1:], mass_before[1:], atol=0, rtol=0)
+    default = env.engine.default_model_field("body_mass").to(mass_after.device)
+    ratio = (mass_after[:, 1:] / default[1:]).cpu().numpy()
+    assert np.all((ratio >= 0.5) & (ratio <= 1.5))  # relative to the defaults: never compounds
+
+
+def test_both_engines_give_the_same_episode():
+    rewards = {}
+    for spec in ENGINE_SPECS:
+        env = make_env(spec, observations=[BaseZ()], terminations=[TruncateAfter(steps=1000)],
+                       rewards=[EpisodeStepReward()])
+        env.reset()
+        zs = [env.step(_home_action(env))["next", "observation", "base_z"][:, 0].cpu() for _ in range(25)]
+        rewards[spec] = torch.stack(zs)
+    ref = rewards[ENGINE_SPECS[0]]
+    for spec, z in rewards.items():
+        torch.testing.assert_close(z, ref, atol=5e-3, rtol=0, msg=f"{spec}")
+
+
+def test_noisy_observations_are_emitted_next_to_clean_ones():
+    env = make_env(("mujoco", "cpu"), observations=[BaseZ(noise=0.1, bias=0.2)], terminations=[TruncateAfter(steps=100)],
+                   rewards=[EpisodeStepReward()])
+    td = env.reset()
+    obs = td["observation"]
+    assert set(obs.keys()) == {"base_z", "noisy_base_z"}
+    assert not torch.equal(obs["base_z"], obs["noisy_base_z"])
