@@ -20,7 +20,7 @@ REQUIRED_FIELDS = {
     "kind", "engine", "device", "num_envs", "substeps", "control_steps", "control_steps_per_s",
     "physics_steps_per_s", "baseline", "baseline_physics_steps_per_s", "ratio_to_baseline", "seconds",
     "commit", "cpu", "gpu", "torch", "mujoco", "warp", "mujoco_warp", "dt", "ctrl_dt", "iterations",
-    "ls_iterations", "repeats", "bad_worlds",
+    "ls_iterations", "repeats", "bad_worlds", "cpu_per_wall", "baseline_cpu_per_wall", "loadavg_1min",
 }
 
 

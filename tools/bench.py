@@ -169,14 +169,27 @@ def synchronizer(device: str) -> Callable[[], None]:
     return sync
 
 
-def timed(prepare: Callable[[], None], run: Callable[[], None], sync: Callable[[], None]) -> float:
-    """Wall seconds of ``run()`` after an untimed ``prepare()``, synchronized on both ends."""
+@dataclasses.dataclass(frozen=True)
+class RunTime:
+    """Wall and process CPU seconds of one timed run."""
+
+    wall: float
+    cpu: float
+
+    @property
+    def cpu_per_wall(self) -> float:
+        """Busy cores of this process during the run; well below the thread count means contention."""
+        return self.cpu / self.wall
+
+
+def timed(prepare: Callable[[], None], run: Callable[[], None], sync: Callable[[], None]) -> RunTime:
+    """Time ``run()`` after an untimed ``prepare()``, synchronized on both ends."""
     prepare()
     sync()
-    start = time.perf_counter()
+    cpu, start = time.process_time(), time.perf_counter()
     run()
     sync()
-    return time.perf_counter() - start
+    return RunTime(wall=time.perf_counter() - start, cpu=time.process_time() - cpu)
 
 
 # --- raw baselines --------------------------------------------------------------------------
@@ -356,12 +369,19 @@ class EngineRunner:
 
 
 def best_of(repeats: int, runners: Sequence[tuple[Callable[[], None], Callable[[], None]]],
-            sync: Callable[[], None]) -> list[float]:
-    """Best seconds of each (prepare, run) pair over ``repeats`` rounds, the pairs interleaved."""
-    best = [float("inf")] * len(runners)
-    for _ in range(repeats):
-        for i, (prepare, run) in enumerate(runners):
-            best[i] = min(best[i], timed(prepare, run, sync))
+            sync: Callable[[], None]) -> list[RunTime]:
+    """Fastest run of each (prepare, run) pair over ``repeats`` rounds.
+
+    The pairs are interleaved and their order alternates from round to round, so a burst of
+    load from other processes hits the baseline and the engine alike.
+    """
+    best: list[RunTime | None] = [None] * len(runners)
+    for r in range(repeats):
+        order = range(len(runners)) if r % 2 == 0 else reversed(range(len(runners)))
+        for i in order:
+            t = timed(*runners[i], sync)
+            if best[i] is None or t.wall < best[i].wall:
+                best[i] = t
     return best
 
 
@@ -382,7 +402,7 @@ def measure_physics_one(engine: str, device: str, num_envs: int, settings: Physi
     baseline = make_baseline(engine, model, settings, work, device)
     runner = EngineRunner(engine, model, settings, work, device)
     try:
-        base_s, eng_s = best_of(settings.repeats, [(baseline.restart, baseline.run), (runner.restart, runner.run)],
+        base_t, eng_t = best_of(settings.repeats, [(baseline.restart, baseline.run), (runner.restart, runner.run)],
                                 sync)
         base_z, bad = runner.base_z_mean(), runner.bad_worlds()
         baseline_z = baseline.base_z_mean()
@@ -390,6 +410,7 @@ def measure_physics_one(engine: str, device: str, num_envs: int, settings: Physi
         runner.close()
         baseline.close()
     substeps, steps = settings.substeps, settings.control_steps
+    eng_s, base_s = eng_t.wall, base_t.wall
     control_rate = num_envs * steps / eng_s
     baseline_rate = num_envs * steps * substeps / base_s
     if min(eng_s, base_s) < MIN_SECONDS:
@@ -401,6 +422,8 @@ def measure_physics_one(engine: str, device: str, num_envs: int, settings: Physi
         "physics_steps_per_s": control_rate * substeps, "baseline": baseline.name,
         "baseline_physics_steps_per_s": baseline_rate, "ratio_to_baseline": control_rate * substeps / baseline_rate,
         "seconds": eng_s, "baseline_seconds": base_s, "base_z_mean": base_z, "baseline_base_z_mean": baseline_z,
+        "cpu_per_wall": eng_t.cpu_per_wall, "baseline_cpu_per_wall": base_t.cpu_per_wall,
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "bad_worlds": bad, **dataclasses.asdict(settings), "native_threads": settings.native_threads,
     }
 
@@ -478,7 +501,6 @@ def environment_info(devices: Sequence[str]) -> dict:
         "gpu": torch.cuda.get_device_name() if cuda else None, "torch": torch.__version__,
         "mujoco": mujoco.__version__, "mujoco_warp": version("mujoco-warp"), "warp": version("warp-lang"),
         "python": platform.python_version(), "torch_threads": torch.get_num_threads(),
-        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -490,7 +512,8 @@ TABLE_COLUMNS = (  # (header, key, format)
     ("ctrl steps/s", "control_steps_per_s", "{:,.0f}"),
     ("phys steps/s", "physics_steps_per_s", "{:,.0f}"), ("baseline", "baseline", "{}"),
     ("baseline phys/s", "baseline_physics_steps_per_s", "{:,.0f}"), ("ratio", "ratio_to_baseline", "{:.2f}"),
-    ("bad", "bad_worlds", "{}"),
+    ("cores", "cpu_per_wall", "{:.2f}"), ("base cores", "baseline_cpu_per_wall", "{:.2f}"),
+    ("load", "loadavg_1min", "{:.1f}"), ("bad", "bad_worlds", "{}"),
 )
 
 
