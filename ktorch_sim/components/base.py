@@ -41,8 +41,13 @@ class EnvContext:
         commands: current command values by command name, each (N, D).
         observations: the clean observations the policy saw before this step, by name.
         curriculum_level: the curriculum level in [0, 1], shape (N,).
-        episode_steps: control steps taken since each world's last reset, int64 (N,).
+        episode_steps: control steps taken since each world's last reset, int64 (N,); the env
+            counts the current step, so it is 1 when terminations and rewards see an episode's
+            first step, and 0 in the observations right after a reset.
         generator: the environment's random generator (on the env's device).
+        extras: per-step values the environment shares with components: ``terminated`` and
+            ``truncated`` (bool (N,), set before rewards run) and ``joint_zero_offset``
+            (per-episode encoder offsets, (N, nu) in actuator order).
     """
 
     physics: PhysicsState
@@ -127,16 +132,20 @@ def name_to_id(model: mujoco.MjModel, obj: mujoco.mjtObj, name: str) -> int:
 
 def joint_qpos_indices(model: mujoco.MjModel, joint_names: Sequence[str] | None = None) -> list[int]:
     """qpos addresses of hinge/slide joints by name (all non-free joints when ``joint_names`` is None)."""
-    ids = [name_to_id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in joint_names] if joint_names is not None else \
-        [j for j in range(model.njnt) if model.jnt_type[j] not in (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_BALL)]
-    return [int(model.jnt_qposadr[j]) for j in ids]
+    return [int(model.jnt_qposadr[j]) for j in _joint_ids(model, joint_names)]
 
 
 def joint_dof_indices(model: mujoco.MjModel, joint_names: Sequence[str] | None = None) -> list[int]:
     """qvel addresses of hinge/slide joints by name (all non-free joints when ``joint_names`` is None)."""
-    ids = [name_to_id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in joint_names] if joint_names is not None else \
-        [j for j in range(model.njnt) if model.jnt_type[j] not in (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_BALL)]
-    return [int(model.jnt_dofadr[j]) for j in ids]
+    return [int(model.jnt_dofadr[j]) for j in _joint_ids(model, joint_names)]
+
+
+def _joint_ids(model: mujoco.MjModel, joint_names: Sequence[str] | None) -> list[int]:
+    """Joint ids by name, or every hinge/slide joint (free and ball joints are not actuated joints)."""
+    if joint_names is not None:
+        return [name_to_id(model, mujoco.mjtObj.mjOBJ_JOINT, n) for n in joint_names]
+    scalar = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
+    return [j for j in range(model.njnt) if int(model.jnt_type[j]) in scalar]
 
 
 def sensor_slice(model: mujoco.MjModel, sensor_name: str) -> slice:
