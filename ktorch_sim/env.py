@@ -38,7 +38,8 @@ from ktorch_sim.components.base import (
     Reward,
     Termination,
 )
-from ktorch_sim.components.noise import as_bias, as_noise, is_active
+from ktorch_sim.components.noise import is_active
+from ktorch_sim.components.observations import init_bias_state, noisy, reset_bias
 from ktorch_sim.engines import Engine, EngineConfig, make_engine
 from ktorch_sim.engines.base import FIELDS_NEEDING_SET_CONST
 from ktorch_sim.sim2real import ControlPipeline, Sim2RealConfig
@@ -110,6 +111,7 @@ class Env:
                                joint_zero_offset=self._pipeline.zero_offset)
         for component in self._stateful_components():
             self._states[self._key(component)] = component.init_state(self.ctx)
+            self._sync_commands()  # later commands may read earlier ones (a gait clock reads velocity)
         self._reset_worlds(torch.ones(n, dtype=torch.bool, device=dev))
 
     # --- public API -----------------------------------------------------------------------
@@ -156,6 +158,7 @@ class Env:
         reward, terms = self._rewards()
         for command in self.spec.commands:
             command.update(self._states[self._key(command)], ctx)
+            self._sync_commands()
         done = terminated | truncated
         self._record_episode_metrics(reward, done, terminated, bad)
 
@@ -220,37 +223,34 @@ class Env:
         self._episode_return.masked_fill_(mask, 0.0)
         for component in self._stateful_components():
             component.reset(self._states[self._key(component)], mask, ctx)
+            self._sync_commands()
         self.spec.actuators.reset(self._actuator_state, mask, self.generator)
         self._pipeline.reset(mask, ctx.curriculum_level, self.generator)
         for obs in self.spec.observations:
             if obs.name in self._obs_bias:
-                bias = self._obs_bias[obs.name]
-                fresh = as_bias(obs.bias).sample(tuple(bias.shape), self.generator, self.device)
-                bias.copy_(torch.where(mask[:, None], fresh, bias))
+                reset_bias(obs, self._obs_bias[obs.name], mask, ctx)
 
     def _observe(self) -> TensorDict:
         ctx = self.ctx
-        ctx.commands = {c.name: self._states[self._key(c)]["value"] for c in self.spec.commands}
-        clean, noisy = {}, {}
+        self._sync_commands()
+        clean, noisy_obs = {}, {}
         for obs in self.spec.observations:
             value = obs.observe(ctx, self._states[self._key(obs)])
             clean[obs.name] = value
             if is_active(obs.noise) or is_active(obs.bias):
-                noisy[f"noisy_{obs.name}"] = self._noisy(obs, value)
+                bias = self._obs_bias.get(obs.name)
+                if bias is None:  # first observation: draw every world's per-episode bias
+                    bias = self._obs_bias[obs.name] = init_bias_state(obs, value.shape, ctx)
+                noisy_obs[f"noisy_{obs.name}"] = noisy(obs, value, bias, ctx)
         ctx.observations = clean
         n = [self.num_envs]
-        return TensorDict({"observation": TensorDict({**clean, **noisy}, batch_size=n),
+        return TensorDict({"observation": TensorDict({**clean, **noisy_obs}, batch_size=n),
                            "command": TensorDict(dict(ctx.commands), batch_size=n)}, batch_size=n)
 
-    def _noisy(self, obs: Observation, clean: torch.Tensor) -> torch.Tensor:
-        value = clean
-        if is_active(obs.bias):
-            bias = self._obs_bias.get(obs.name)
-            if bias is None:  # first observation: draw every world's per-episode bias
-                bias = as_bias(obs.bias).sample(tuple(clean.shape), self.generator, self.device)
-                self._obs_bias[obs.name] = bias
-            value = as_bias(obs.bias).apply(value, bias)
-        return as_noise(obs.noise)(value, self.generator)
+    def _sync_commands(self) -> None:
+        """Point ``ctx.commands`` at each command's current value (commands may rebind it)."""
+        self.ctx.commands = {c.name: self._states[self._key(c)]["value"] for c in self.spec.commands
+                             if self._key(c) in self._states}
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -275,8 +275,8 @@ class Env:
         return [*s.observations, *s.commands, *s.rewards, *s.terminations, *s.events]
 
     @staticmethod
-    def _key(component: object) -> str:
-        return f"{type(component).__module__}.{component.name}"  # type: ignore[attr-defined]
+    def _key(component: object) -> tuple[type, str]:
+        return (type(component), component.name)  # type: ignore[attr-defined]
 
     def _initial_qpos_array(self, qpos: np.ndarray | None) -> np.ndarray:
         """The reset pose: the spec's, else the model's ``home`` keyframe, else ``qpos0``."""

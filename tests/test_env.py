@@ -165,6 +165,8 @@ def test_noisy_observations_are_emitted_next_to_clean_ones():
     env = make_env(("mujoco", "cpu"), observations=[BaseZ(noise=0.1, bias=0.2)], terminations=[TruncateAfter(steps=100)],
                    rewards=[EpisodeStepReward()])
     td = env.reset()
-    obs = td["observation"]
-    assert set(obs.keys()) == {"base_z", "noisy_base_z"}
+    assert set(td["observation"].keys()) == {"base_z", "noisy_base_z"}
+    torch.testing.assert_close(td["observation", "noisy_base_z"], td["observation", "base_z"])  # level 0: clean
+    env.set_curriculum_level(1.0)
+    obs = env.reset()["observation"]
     assert not torch.equal(obs["base_z"], obs["noisy_base_z"])

@@ -90,6 +90,7 @@ class Component:
         """Re-initialise the state rows where ``mask`` [N] is true, in place (no-op by default)."""
 
 
+@functools.cache
 def snake_case(name: str) -> str:
     """``JointPositionObservation`` -> ``joint_position_observation``."""
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()

@@ -55,6 +55,8 @@ class MujocoEngine(Engine):
         self._reset_qpos = np.zeros((n, self.model.nq), dtype=np.float64)
         self._reset_qvel = np.zeros((n, self.model.nv), dtype=np.float64)
         self._reset_mask = np.zeros(n, dtype=bool)
+        # qpos/qvel as last copied out of MjData: a difference means a component wrote the tensors
+        self._published = {k: np.zeros_like(self._np[k]) for k in ("qpos", "qvel")}
 
         threads = config.num_threads or os.cpu_count() or 1
         self._num_threads = max(1, min(threads, n))
@@ -73,11 +75,25 @@ class MujocoEngine(Engine):
         self._check_targets(targets)
         values = targets.detach().cpu().numpy()
         np.copyto(self._targets, values[:, None, :] if values.ndim == 2 else values)
+        self._push_state_writes()
         self._run(self._step_world)
 
     def forward(self) -> None:
         """Run ``mj_forward`` in every world and refresh the state buffers."""
+        self._push_state_writes()
         self._run(self._forward_world)
+
+    def _push_state_writes(self) -> None:
+        """Copy qpos/qvel rows that components changed in the tensors (e.g. velocity pushes) into MjData.
+
+        The torch buffers are float32 copies of MjData's float64 state, so only rows that differ
+        from what the engine last published are written back; untouched worlds keep their
+        full-precision state.
+        """
+        for name in ("qpos", "qvel"):
+            current, published = self._np[name], self._published[name]
+            for i in np.flatnonzero(np.any(current != published, axis=1)):
+                getattr(self._datas[i], name)[:] = current[i]
 
     def _write_state(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
         mask_np = mask.detach().cpu().numpy()
@@ -108,6 +124,8 @@ class MujocoEngine(Engine):
         d, out = self._datas[i], self._np
         for name in _COPIED_FIELDS:
             out[name][i] = getattr(d, name)
+        self._published["qpos"][i] = out["qpos"][i]
+        self._published["qvel"][i] = out["qvel"][i]
         out["time"][i] = d.time
         if any(d.warning[w].number for w in _INSTABILITY_WARNINGS):
             self._unstable[i] = True

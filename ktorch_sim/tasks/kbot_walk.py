@@ -1,0 +1,162 @@
+"""``kbot_walk``: K-Bot following velocity commands, in the style of ksim's K-Bot example.
+
+The policy tracks body-frame (vx, vy, wz) commands drawn at random (20 % of them "stand
+still") with a sinusoidal gait clock for the feet. The actor sees what the robot's sensors
+give (joint encoders, IMU gyro, IMU-derived gravity with lag and a per-episode tilt bias) plus
+the commands; the critic additionally sees privileged state (base velocity, height, foot
+contact and positions, actuator forces). Sim-to-real: K-Bot example gains (kp, kd x1.4,
+torque limit x1.5), action noise, 3-10 ms latency, 5 % dropped actions, 3 deg encoder
+offsets, force pushes on the base, friction/armature/mass/CoM randomization, all scaled by an
+episode-length curriculum.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mujoco
+
+import ktorch_sim.components as kc
+from ktorch_sim.actuators import Actuators, PositionActuators
+from ktorch_sim.robot_metadata import RobotMetadata
+from ktorch_sim.robots import kbot_metadata, load_kbot_model
+from ktorch_sim.task import RLConfig, RLTask, config_field
+from ktorch_sim.tasks.kbot_stand import ARM_JOINTS
+
+FEET = ("LFootBushing_GPF_1517_12", "RFootBushing_GPF_1517_12")
+LEFT_FOOT_GEOMS = ("left_foot_collision_0", "left_foot_collision_1")
+RIGHT_FOOT_GEOMS = ("right_foot_collision_0", "right_foot_collision_1")
+COMMAND = "velocity_command"
+
+
+@dataclass(kw_only=True)
+class KbotWalkConfig(RLConfig):
+    """Settings of the walking task (ksim's K-Bot example values)."""
+
+    dt: float = config_field(0.004, "Physics timestep, seconds (ksim K-Bot: 0.004).")
+    action_latency_range: tuple[float, float] = config_field((0.003, 0.01), "Per-episode action latency range, s.")
+    drop_action_prob: float = config_field(0.05, "Probability that an action dimension is dropped per step.")
+    zero_offset_mag: float = config_field(math.radians(3.0), "Half-width of per-episode joint zero offsets, rad.")
+    kp_scale: float = config_field(1.4, "Multiplier on the metadata kp.")
+    kd_scale: float = config_field(1.4, "Multiplier on the metadata kd.")
+    torque_limit_scale: float = config_field(1.5, "Multiplier on the metadata soft torque limit.")
+    action_noise: float = config_field(0.02, "Std of per-step action noise, rad.")
+    max_forward_speed: float = config_field(1.0, "Largest commanded forward speed, m/s.")
+    max_lateral_speed: float = config_field(0.3, "Largest commanded sideways speed, m/s.")
+    max_yaw_rate: float = config_field(1.0, "Largest commanded yaw rate, rad/s.")
+    gait_period: float = config_field(0.8, "Period of the sinusoidal gait clock, s.")
+    max_foot_height: float = config_field(0.08, "Swing height of the gait command, m.")
+    base_height_target: float = config_field(0.72, "Target base height above the feet, m (home pose: 0.72).")
+    episode_length_seconds: float = config_field(24.0, "Time limit of an episode (a truncation), s.")
+
+
+class KbotWalkTask(RLTask[KbotWalkConfig]):
+    """K-Bot velocity-command walking; see the module docstring."""
+
+    def get_mujoco_model(self) -> mujoco.MjModel:
+        """K-Bot on a flat floor."""
+        return load_kbot_model()
+
+    def get_mujoco_model_metadata(self, model: mujoco.MjModel) -> RobotMetadata:
+        """Joint metadata with actions in the deployed policy's joint order."""
+        return kbot_metadata().in_policy_order()
+
+    def get_actuators(self, model: mujoco.MjModel, metadata: RobotMetadata | None = None) -> Actuators:
+        """PD position control at the K-Bot example's gain scales, with action noise."""
+        c = self.config
+        return PositionActuators.create(model, metadata or kbot_metadata().in_policy_order(), kp_scale=c.kp_scale,
+                                        kd_scale=c.kd_scale, torque_limit_scale=c.torque_limit_scale,
+                                        action_noise=c.action_noise)
+
+    def get_physics_randomizers(self, model: mujoco.MjModel) -> Sequence[kc.PhysicsRandomizer]:
+        """Friction, armature, mass and centre of mass."""
+        return (
+            kc.StaticFrictionRandomizer(scale_lower=0.5, scale_upper=2.0),
+            kc.ArmatureRandomizer(scale_lower=0.95, scale_upper=1.05),
+            kc.FootFrictionRandomizer.from_geom_names(model, scale_lower=0.5, scale_upper=1.5),
+            kc.AllBodiesMassMultiplicationRandomizer(scale_lower=0.95, scale_upper=1.05),
+            kc.AllBodiesCOMRandomizer(scale=0.01),
+        )
+
+    def get_events(self, model: mujoco.MjModel) -> Sequence[kc.Event]:
+        """Force pushes on the base: up to 200 N and 10 N m for 0.1-0.5 s, every 2-6 s."""
+        return (kc.ForcePushEvent.from_body_name(model, "base", max_force=200.0, max_torque=10.0,
+                                                 duration_range=(0.1, 0.5), interval_range=(2.0, 6.0)),)
+
+    def get_resets(self, model: mujoco.MjModel) -> Sequence[kc.Reset]:
+        """Joints around the home pose, random joint and base velocities, random heading."""
+        home = dict(zip(kbot_metadata().joint_names, kbot_metadata().home))
+        return (
+            kc.RandomJointPositionReset.create(model, zeros=home, scale=0.1),
+            kc.RandomJointVelocityReset(scale=0.5),
+            kc.RandomBaseVelocityXYReset(scale=0.2),
+            kc.RandomHeadingReset(),
+        )
+
+    def get_observations(self, model: mujoco.MjModel) -> Sequence[kc.Observation]:
+        """Sensor-like actor inputs (noisy) and privileged critic inputs."""
+        return (
+            kc.JointPositionObservation(noise=math.radians(2)),
+            kc.JointVelocityObservation(noise=math.radians(10)),
+            kc.ProjectedGravityObservation.create(model, framequat_name="imu_site_quat", lag_range=(0.0, 0.5),
+                                                  imu_bias=math.radians(4), noise=math.radians(3)),
+            kc.SensorObservation.create(model, sensor_name="imu_gyro", noise=math.radians(10)),
+            kc.BaseLinearVelocityObservation(in_robot_frame=True),
+            kc.BaseAngularVelocityObservation(),
+            kc.BaseHeightObservation.create(model, base_body_name="base", foot_left_body_name=FEET[0],
+                                            foot_right_body_name=FEET[1]),
+            kc.FeetContactObservation.create(model, foot_left_geom_names=LEFT_FOOT_GEOMS,
+                                             foot_right_geom_names=RIGHT_FOOT_GEOMS, floor_geom_names="floor"),
+            kc.FeetPositionObservation.create(model, foot_left_body_name=FEET[0], foot_right_body_name=FEET[1]),
+            kc.ActuatorForceObservation(),
+        )
+
+    def get_commands(self, model: mujoco.MjModel) -> Sequence[kc.Command]:
+        """Velocity targets (re-drawn about every 5 s) and the gait clock."""
+        c = self.config
+        return (
+            kc.VelocityCommand(x_range=(-0.5 * c.max_forward_speed, c.max_forward_speed),
+                               y_range=(-c.max_lateral_speed, c.max_lateral_speed),
+                               yaw_range=(-c.max_yaw_rate, c.max_yaw_rate), zero_prob=0.2,
+                               switch_prob=c.ctrl_dt / 5.0),
+            kc.SinusoidalGaitCommand(gait_period=c.gait_period, ctrl_dt=c.ctrl_dt, max_height=c.max_foot_height,
+                                     height_offset=0.06, command_name=COMMAND, moving_threshold=0.05),
+        )
+
+    def get_rewards(self, model: mujoco.MjModel) -> Sequence[kc.Reward]:
+        """Velocity tracking and gait shaping, survival and posture, smoothness penalties."""
+        c = self.config
+        meta = kbot_metadata()
+        home = dict(zip(meta.joint_names, meta.home))
+        return (
+            kc.LinearVelocityReward(cmd=COMMAND, scale=1.0),
+            kc.AngularVelocityReward(cmd=COMMAND, index=2, scale=0.5),
+            kc.OffAxisVelocityReward(scale=0.2),
+            kc.StayAliveReward(balance=10.0, scale=1.0),
+            kc.UprightReward(scale=0.5),
+            kc.BaseHeightReward.create(model, height_target=c.base_height_target, foot_body_names=FEET, scale=0.5),
+            kc.FeetAirTimeReward(ctrl_dt=c.ctrl_dt, threshold=0.3, linvel_cmd=COMMAND, scale=1.0),
+            kc.SinusoidalGaitReward(ctrl_dt=c.ctrl_dt, max_height=c.max_foot_height, scale=0.5),
+            kc.FeetSlipPenalty.create(model, foot_body_names=FEET, scale=0.1),
+            kc.ActionSmoothnessPenalty(scale=0.01),
+            kc.JointVelocityPenalty(scale=0.001),
+            kc.AvoidLimitsPenalty.create(model, scale=0.01),
+            kc.ActuatorRelativeForcePenalty.create(model, scale=0.01),
+            kc.JointDeviationPenalty.create(model, joint_names=ARM_JOINTS,
+                                            joint_targets=[home[j] for j in ARM_JOINTS], scale=0.1),
+        )
+
+    def get_terminations(self, model: mujoco.MjModel) -> Sequence[kc.Termination]:
+        """Fallen (base below 0.4 m), tipped beyond 45 deg, or out of time."""
+        return (
+            kc.MinimumHeightTermination(min_height=0.4),
+            kc.NotUprightTermination(max_radians=math.radians(45)),
+            kc.EpisodeLengthTermination(max_length_sec=self.config.episode_length_seconds),
+        )
+
+    def get_curriculum(self, model: mujoco.MjModel) -> kc.Curriculum:
+        """Raise disturbances as episodes get longer (seconds of survival)."""
+        return kc.EpisodeLengthCurriculum(num_levels=10, increase_threshold=10.0, decrease_threshold=5.0,
+                                          min_level_steps=5)
