@@ -1,0 +1,81 @@
+"""Collecting a rollout: T control steps of N worlds into a preallocated [N, T] TensorDict.
+
+The buffer is allocated once, from the layout of the first step, on the environment's device;
+every later step is copied into its time slot in place. The recurrent carry is zeroed where an
+episode ended, exactly as :meth:`PPOTask.get_ppo_variables` replays it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from ktorch_sim.env import Env
+from ktorch_sim.ppo_task import PPOTask
+
+STORED_NEXT_KEYS = ("reward", "done", "terminated", "truncated", "bad_physics", "reward_terms")
+
+
+def reset_carry(carry: Any, done: torch.Tensor) -> Any:
+    """Zero every carry tensor's rows where ``done`` [N] (recursively through tuples)."""
+    if isinstance(carry, (tuple, list)):
+        return type(carry)(reset_carry(c, done) for c in carry)
+    if carry is None or carry.numel() == 0:
+        return carry
+    return carry * (~done).view(-1, *([1] * (carry.dim() - 1))).to(carry.dtype)
+
+
+def index_carry(carry: Any, index: torch.Tensor) -> Any:
+    """Rows ``index`` of every carry tensor."""
+    if isinstance(carry, (tuple, list)):
+        return type(carry)(index_carry(c, index) for c in carry)
+    return carry[index]
+
+
+class RolloutCollector:
+    """Steps the env with the policy and fills the [N, T] buffer in place."""
+
+    def __init__(self, env: Env, task: PPOTask, num_steps: int, generator: torch.Generator) -> None:
+        """Prepare for rollouts of ``num_steps`` control steps."""
+        self.env = env
+        self.task = task
+        self.num_steps = num_steps
+        self.generator = generator
+        self.buffer: TensorDict | None = None
+        self.current: TensorDict | None = None  # observation/command for the next action
+
+    @torch.no_grad()
+    def collect(self, model: torch.nn.Module, carry: Any) -> tuple[TensorDict, Any, Any, torch.Tensor]:
+        """Run one rollout from ``carry``.
+
+        Returns the buffer [N, T] (``observation``, ``command``, ``action``, ``log_prob``,
+        ``value``, ``next_value`` and under ``next`` the step outcomes), the carry at the rollout
+        start, the carry after it (for the next rollout), and V(s_T) [N].
+        """
+        if self.current is None:
+            self.current = self.env.reset()
+        start_carry = carry
+        for t in range(self.num_steps):
+            obs, cmd = self.current["observation"], self.current["command"]
+            action, carry, extras = self.task.sample_action(model, carry, obs, cmd, self.generator)
+            out = self.env.step(action)
+            step = TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
+                               "next": out["next"].select(*STORED_NEXT_KEYS)}, batch_size=[self.env.num_envs])
+            if self.buffer is None:
+                self.buffer = _allocate(step, self.num_steps)
+            self.buffer[:, t] = step
+            carry = reset_carry(carry, out["next", "done"][:, 0])
+            self.current = out["next"].select("observation", "command")
+        _, _, last = self.task.sample_action(model, carry, self.current["observation"], self.current["command"],
+                                             self.generator)
+        values = self.buffer["value"]
+        next_value = torch.cat([values[:, 1:], last["value"][:, None]], dim=1)
+        self.buffer.set("next_value", next_value)
+        return self.buffer, start_carry, carry, last["value"]
+
+
+def _allocate(step: TensorDict, num_steps: int) -> TensorDict:
+    """An [N, T] buffer with the layout of one [N] step, on its device."""
+    return step.unsqueeze(1).expand(step.batch_size[0], num_steps).clone()

@@ -1,0 +1,149 @@
+"""``PPOTask``: an :class:`RLTask` with an actor-critic policy, ksim's PPO hooks in torch.
+
+A ksim user overrides the same hooks as in the K-Scale humanoid benchmark notebook:
+``get_model``, ``get_optimizer``, ``run_actor``/``run_critic`` (observations and commands to a
+distribution / value, with a recurrent carry), ``get_ppo_variables`` (a whole [B, T]
+trajectory at once, with the carry reset where episodes ended) and ``sample_action``. The
+defaults here build the GRU mixture-of-Gaussians actor-critic from the ``model`` config and
+feed the actor the noisy observations and the critic the clean ones (asymmetric actor-critic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from ktorch_sim.task import ConfigT, RLTask
+
+Carry = Any
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """Sizes a policy needs, measured from the environment."""
+
+    num_actor_inputs: int
+    num_critic_inputs: int
+    num_actions: int
+    action_bias: torch.Tensor  # the home pose in action order: the actor's mean offset
+
+
+@dataclass
+class PPOVariables:
+    """What the PPO loss needs from the model for a [B, T] trajectory.
+
+    Attributes:
+        log_probs: log pi(a_t | history), summed over action dimensions, [B, T].
+        values: V(s_t), [B, T].
+        entropy: policy entropy summed over action dimensions, [B, T].
+        action_std: mean standard deviation of the action distribution (for logging).
+    """
+
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    entropy: torch.Tensor
+    action_std: torch.Tensor
+
+
+class PPOTask(RLTask[ConfigT]):
+    """RLTask plus the actor-critic hooks PPO trains through; see the module docstring."""
+
+    model_config: Any = None  # set by the trainer from the config's [model] section
+
+    # --- what each network sees -------------------------------------------------------------
+
+    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
+        """Observations the actor reads (default: all); their ``noisy_`` versions are used when present."""
+        return [n for n in observation_names if not n.startswith("noisy_")]
+
+    def get_critic_observation_names(self, observation_names: Sequence[str]) -> list[str]:
+        """Observations the critic reads, clean (default: all)."""
+        return [n for n in observation_names if not n.startswith("noisy_")]
+
+    def actor_inputs(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
+        """The actor's input vector [..., D]: chosen observations (noisy if available), then commands."""
+        names = self.get_actor_observation_names(list(observations.keys()))
+        parts = [observations.get(f"noisy_{n}", observations[n]) for n in names]
+        return _concat(parts + [commands[k] for k in sorted(commands.keys())])
+
+    def critic_inputs(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
+        """The critic's input vector [..., D]: chosen clean observations, then commands."""
+        names = self.get_critic_observation_names(list(observations.keys()))
+        return _concat([observations[n] for n in names] + [commands[k] for k in sorted(commands.keys())])
+
+    # --- the model ----------------------------------------------------------------------------
+
+    def get_model(self, spec: PolicySpec) -> torch.nn.Module:
+        """The actor-critic (default: GRU mixture of Gaussians, or MLP, per the ``model`` config)."""
+        from ktorch_sim.policies import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
+
+        m = self.model_config
+        if m is None or m.policy == "gru":
+            kw = {} if m is None else dict(hidden_size=m.hidden_size, depth=m.depth)
+            actor_kw = {} if m is None else dict(num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std,
+                                                 var_scale=m.var_scale)
+            return ActorCritic(
+                GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw, **actor_kw),
+                GRUCritic(spec.num_critic_inputs, **kw))
+        return ActorCritic(
+            MLPActor(spec.num_actor_inputs, spec.num_actions, hidden_sizes=tuple(m.mlp_hidden),
+                     mean_bias=spec.action_bias),
+            MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden)))
+
+    def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """AdamW with the ``ppo`` config's learning rate and weight decay (set by the trainer)."""
+        lr, wd = getattr(self, "_lr", 3e-4), getattr(self, "_weight_decay", 1e-5)
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+
+    def get_initial_model_carry(self, model: torch.nn.Module, batch_size: int) -> Carry:
+        """Zero recurrent state for ``batch_size`` fresh episodes."""
+        return model.initial_carry(batch_size, next(model.parameters()).device)
+
+    # --- running the model (the notebook's hooks) ---------------------------------------------
+
+    def run_actor(self, model: torch.nn.Module, observations: TensorDict, commands: TensorDict,
+                  carry: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """The action distribution for one step, and the next actor carry."""
+        return model.actor(self.actor_inputs(observations, commands), carry)
+
+    def run_critic(self, model: torch.nn.Module, observations: TensorDict, commands: TensorDict,
+                   carry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value [B, 1] for one step, and the next critic carry."""
+        return model.critic(self.critic_inputs(observations, commands), carry)
+
+    def sample_action(self, model: torch.nn.Module, carry: Carry, observations: TensorDict, commands: TensorDict,
+                      generator: torch.Generator | None = None, argmax: bool = False
+                      ) -> tuple[torch.Tensor, Carry, dict[str, torch.Tensor]]:
+        """Action [B, A], next carry, and ``log_prob`` [B] / ``value`` [B] for the rollout."""
+        actor_carry, critic_carry = carry
+        dist, actor_carry = self.run_actor(model, observations, commands, actor_carry)
+        value, critic_carry = self.run_critic(model, observations, commands, critic_carry)
+        action = dist.mode() if argmax else dist.sample(generator)
+        extras = {"log_prob": dist.log_prob(action).sum(-1), "value": value[..., 0]}
+        return action, (actor_carry, critic_carry), extras
+
+    def get_ppo_variables(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry
+                          ) -> tuple[PPOVariables, Carry]:
+        """Log-probs, values and entropy for a [B, T] trajectory, replayed from ``carry``.
+
+        The carry is zeroed before step t when step t-1 ended an episode (``done``), exactly as
+        during the rollout.
+        """
+        done = trajectory["next", "done"][..., 0]
+        resets = torch.zeros_like(done)
+        resets[:, 1:] = done[:, :-1]
+        obs, cmd = trajectory["observation"], trajectory["command"]
+        actor_carry, critic_carry = carry
+        dist, actor_carry = model.actor.forward_sequence(self.actor_inputs(obs, cmd), actor_carry, resets)
+        values, critic_carry = model.critic.forward_sequence(self.critic_inputs(obs, cmd), critic_carry, resets)
+        variables = PPOVariables(log_probs=dist.log_prob(trajectory["action"]).sum(-1), values=values[..., 0],
+                                 entropy=dist.entropy().sum(-1), action_std=dist.stddev.mean().detach())
+        return variables, (actor_carry, critic_carry)
+
+
+def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([p.to(torch.float32) for p in parts], dim=-1)
