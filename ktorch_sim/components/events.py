@@ -31,6 +31,7 @@ import mujoco
 import torch
 
 from ktorch_sim.components.base import ComponentState, EnvContext, Event, masked_assign, name_to_id, uniform
+from ktorch_sim.components.resets import constant
 
 __all__ = [
     "AngularPushEvent",
@@ -111,8 +112,8 @@ class PushEvent(_IntervalEvent):
         """Add the kick to ``qvel[:, 0:6]`` of the worlds whose timer fired."""
         fired = self._tick(state, ctx)
         n = ctx.num_envs
-        scales = torch.tensor([self.x_force, self.y_force, self.z_force, self.x_angular_force,
-                               self.y_angular_force, self.z_angular_force], device=ctx.device)
+        scales = constant((self.x_force, self.y_force, self.z_force, self.x_angular_force, self.y_angular_force,
+                           self.z_angular_force), ctx.device)
         magnitude = uniform(self.force_range[0], self.force_range[1], (n, 6), ctx.generator, ctx.device)
         sign = torch.where(torch.rand((n, 6), generator=ctx.generator, device=ctx.device) < 0.5, -1.0, 1.0)
         low, high = self.curriculum_range

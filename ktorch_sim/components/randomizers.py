@@ -9,8 +9,8 @@ friction ...) and keeps the rest of each world's current row, so randomizers tha
 entries of one field compose; two randomizers writing the same entries are an error
 (:func:`check_randomizers`).
 
-After randomizers that change mass, inertia, centre of mass, armature or ``qpos0`` (see
-:data:`FIELDS_NEEDING_RECOMPUTE`, :func:`needs_recompute`) the environment must call
+After randomizers that change mass, inertia, centre of mass, armature, ``qpos0`` or collision
+geometry (see :data:`FIELDS_NEEDING_RECOMPUTE`, :func:`needs_recompute`) the environment must call
 ``engine.recompute_constants()`` (MuJoCo's ``mj_setConst``) before stepping.
 
 Difference from ksim (quirk #7): ksim draws each world's model once for the whole run; here the
@@ -21,6 +21,7 @@ environment resamples at every episode reset. Where ksim reuses one random key f
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ import mujoco
 import torch
 
 from ktorch_sim.components.base import EnvContext, PhysicsRandomizer, index_tensor, name_to_id, uniform
-from ktorch_sim.components.resets import axis_angle_quat, quat_mul
+from ktorch_sim.components.resets import axis_angle_quat, constant, quat_mul
 from ktorch_sim.engines.base import FIELDS_NEEDING_SET_CONST
 
 # Joint types a reset or randomizer treats as actuated joints (never the free or ball joint).
@@ -57,8 +58,10 @@ __all__ = [
     "randomized_fields",
 ]
 
-# Fields after whose change MuJoCo's derived constants must be recomputed (engine.recompute_constants()).
-FIELDS_NEEDING_RECOMPUTE: frozenset[str] = FIELDS_NEEDING_SET_CONST
+# Fields after whose change the engine must recompute derived constants (engine.recompute_constants()):
+# the engine's mass/inertia/qpos0 set, plus geom shapes and placements, because native MuJoCo's mj_setConst
+# also rebuilds each body's collision BVH (used by its mid-phase) from them; without it a grown geom is missed.
+FIELDS_NEEDING_RECOMPUTE: frozenset[str] = FIELDS_NEEDING_SET_CONST | {"geom_size", "geom_pos", "geom_quat"}
 
 # K-Bot's four foot collision capsules (they have geom priority 1, so their friction wins over the floor's).
 KBOT_FOOT_GEOMS: tuple[str, ...] = ("left_foot_collision_0", "left_foot_collision_1", "right_foot_collision_0",
@@ -117,9 +120,15 @@ def _body_id(model: mujoco.MjModel, name: str) -> int:
     return name_to_id(model, mujoco.mjtObj.mjOBJ_BODY, name)
 
 
+_DEFAULTS: weakref.WeakKeyDictionary[object, dict[str, torch.Tensor]] = weakref.WeakKeyDictionary()
+
+
 def _default(engine: object, name: str) -> torch.Tensor:
-    """Return the nominal value of a field on the engine's device."""
-    return engine.default_model_field(name).to(engine.device)
+    """Return the nominal value of a field on the engine's device (copied there once per engine)."""
+    cache = _DEFAULTS.setdefault(engine, {})
+    if name not in cache:
+        cache[name] = engine.default_model_field(name).to(engine.device)
+    return cache[name]
 
 
 def _write(engine: object, name: str, mask: torch.Tensor, index: tuple[object, ...], values: torch.Tensor) -> None:
@@ -573,7 +582,9 @@ class CollisionBodyRandomizer(PhysicsRandomizer):
     recomputes at run time, so this randomizer writes them too (``geom_rbound``: ``r + h`` for a
     capsule, ``sqrt(r^2 + h^2)`` for a cylinder, ``r`` for a sphere; ``geom_aabb``: half-sizes
     ``(r, r, r + h)``, ``(r, r, h)`` or ``(r, r, r)`` about the geom centre). ksim changes only
-    size and position, so a grown geom could be missed by the broad phase; fixed here.
+    size and position, so a grown geom could be missed by the broad phase; fixed here. Native
+    MuJoCo also culls contacts with a per-body BVH that only ``mj_setConst`` rebuilds, so this
+    randomizer needs ``recompute_constants`` (see :data:`FIELDS_NEEDING_RECOMPUTE`).
     """
 
     geom_ids: tuple[int, ...]
@@ -615,10 +626,10 @@ class CollisionBodyRandomizer(PhysicsRandomizer):
         size = _default(engine, "geom_size")[geoms].expand(n, k, 3).clone()
         radius = size[..., 0] * uniform(1 - self.radius_scale, 1 + self.radius_scale, (n, k), gen, dev)
         half = size[..., 1] * uniform(1 - self.length_scale, 1 + self.length_scale, (n, k), gen, dev)
-        types = torch.tensor(self.geom_types, device=dev).expand(n, k)
+        types = constant(self.geom_types, dev).expand(n, k)
         half = torch.where(types == _SPHERE, size[..., 1], half)  # a sphere has no length
         size[..., 0], size[..., 1] = radius, half
-        jitter = torch.tensor([self.position_jitter_x, self.position_jitter_y, self.position_jitter_z], device=dev)
+        jitter = constant((self.position_jitter_x, self.position_jitter_y, self.position_jitter_z), dev)
         pos = _default(engine, "geom_pos")[geoms] + uniform(-1.0, 1.0, (n, k, 3), gen, dev) * jitter
         rbound = torch.where(types == _CAPSULE, radius + half,
                              torch.where(types == _CYLINDER, torch.sqrt(radius ** 2 + half ** 2), radius))

@@ -16,6 +16,7 @@ angular velocity (rad/s).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -62,6 +63,16 @@ def axis_angle_quat(angle: torch.Tensor, axis: int) -> torch.Tensor:
     q[..., 0] = torch.cos(0.5 * angle)
     q[..., 1 + axis] = torch.sin(0.5 * angle)
     return q
+
+
+@functools.cache
+def _cached_constant(values: tuple, device: str) -> torch.Tensor:
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
+def constant(values: tuple, device: torch.device) -> torch.Tensor:
+    """Return ``values`` (a nested tuple) as a float32 tensor on ``device``, built once and then reused."""
+    return _cached_constant(values, str(device))
 
 
 def _write_rows(target: torch.Tensor, cols: slice | torch.Tensor, mask: torch.Tensor, values: torch.Tensor) -> None:
@@ -136,15 +147,13 @@ class RandomJointPositionReset(Reset):
         current = qpos[:, cols]
         centre = current
         if self.zeros is not None:
-            zeros = torch.tensor(self.zeros, dtype=qpos.dtype, device=qpos.device)
+            zeros = constant(tuple(self.zeros), qpos.device)
             centre = torch.where(torch.isnan(zeros), current, zeros)
         noise = _symmetric(self.scale, tuple(current.shape), ctx)
         if self.scale_by_curriculum:
             noise = noise * _level(ctx)
-        low = torch.tensor(mins if mins is not None else [-math.inf] * len(indices), dtype=qpos.dtype,
-                           device=qpos.device)
-        high = torch.tensor(maxs if maxs is not None else [math.inf] * len(indices), dtype=qpos.dtype,
-                            device=qpos.device)
+        low = constant(tuple(mins) if mins is not None else (-math.inf,) * len(indices), qpos.device)
+        high = constant(tuple(maxs) if maxs is not None else (math.inf,) * len(indices), qpos.device)
         _write_rows(qpos, cols, mask, torch.minimum(torch.maximum(centre + noise, low), high))
 
 
@@ -295,11 +304,11 @@ class PlaneXYPositionReset(Reset):
 def _sample_xy(x_range: float, y_range: float, bounds: tuple[float, float, float, float] | None, n: int,
                ctx: EnvContext) -> torch.Tensor:
     """(N, 2) uniform points in the (±x_range, ±y_range) box, clipped to ``bounds``."""
-    half = torch.tensor([x_range, y_range], device=ctx.device)
+    half = constant((x_range, y_range), ctx.device)
     xy = (2.0 * torch.rand((n, 2), generator=ctx.generator, device=ctx.device) - 1.0) * half
     if bounds is not None:
-        low = torch.tensor([bounds[0], bounds[2]], device=ctx.device)
-        high = torch.tensor([bounds[1], bounds[3]], device=ctx.device)
+        low = constant((bounds[0], bounds[2]), ctx.device)
+        high = constant((bounds[1], bounds[3]), ctx.device)
         xy = torch.minimum(torch.maximum(xy, low), high)
     return xy
 
@@ -335,14 +344,14 @@ class HFieldXYPositionReset(Reset):
     def apply(self, qpos: torch.Tensor, qvel: torch.Tensor, mask: torch.Tensor, ctx: EnvContext) -> None:
         """Write x, y and the terrain-following z of the masked rows."""
         xy = _sample_xy(self.x_range, self.y_range, self.padded_bounds, qpos.shape[0], ctx)
-        xy = xy + torch.tensor(self.origin[:2], device=ctx.device)
+        xy = xy + constant(self.origin[:2], ctx.device)
         z = self.ground_height(xy) + self.robot_base_height
         _write_rows(qpos, slice(0, 2), mask, xy)
         _write_rows(qpos, slice(2, 3), mask, z.unsqueeze(-1))
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
         """Terrain height (N,) in m at world points ``xy`` (N, 2), bilinear between grid points."""
-        grid = torch.tensor(self.hfield_data, dtype=torch.float32, device=xy.device)
+        grid = constant(self.hfield_data, xy.device)
         nrow, ncol = grid.shape
         rx, ry, elevation = self.size[0], self.size[1], self.size[2]
         col = ((xy[:, 0] - self.origin[0] + rx) / (2 * rx) * (ncol - 1)).clamp(0, ncol - 1)
