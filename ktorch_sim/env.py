@@ -101,7 +101,7 @@ class Env:
         self._pipeline = ControlPipeline(spec.sim2real, n, self.model.nu, self.engine.substeps, self.engine.dt, dev,
                                          position_control=_is_position_control(spec.actuators))
         self._actuator_state = spec.actuators.init_state(n, dev)
-        self._states: dict[str, ComponentState] = {}
+        self._states: dict[int, ComponentState] = {}
         self._obs_bias: dict[str, torch.Tensor] = {}
         self._episode_return = torch.zeros(n, device=dev)
         self._metric_sums: dict[str, torch.Tensor] = {}
@@ -275,8 +275,9 @@ class Env:
         return [*s.observations, *s.commands, *s.rewards, *s.terminations, *s.events]
 
     @staticmethod
-    def _key(component: object) -> tuple[type, str]:
-        return (type(component), component.name)  # type: ignore[attr-defined]
+    def _key(component: object) -> int:
+        """State key: the component object itself (two pushes of one class keep separate timers)."""
+        return id(component)
 
     def _initial_qpos_array(self, qpos: np.ndarray | None) -> np.ndarray:
         """The reset pose: the spec's, else the model's ``home`` keyframe, else ``qpos0``."""

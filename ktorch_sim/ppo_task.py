@@ -53,6 +53,8 @@ class PPOTask(RLTask[ConfigT]):
     """RLTask plus the actor-critic hooks PPO trains through; see the module docstring."""
 
     model_config: Any = None  # set by the trainer from the config's [model] section
+    normalizers: torch.nn.ModuleDict | None = None  # {"actor", "critic"} RunningNormalizers when enabled
+    update_normalizers: bool = False  # the rollout sets this while collecting
 
     # --- what each network sees -------------------------------------------------------------
 
@@ -68,12 +70,20 @@ class PPOTask(RLTask[ConfigT]):
         """The actor's input vector [..., D]: chosen observations (noisy if available), then commands."""
         names = self.get_actor_observation_names(list(observations.keys()))
         parts = [observations.get(f"noisy_{n}", observations[n]) for n in names]
-        return _concat(parts + [commands[k] for k in sorted(commands.keys())])
+        return self._normalized("actor", _concat(parts + [commands[k] for k in sorted(commands.keys())]))
 
     def critic_inputs(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
         """The critic's input vector [..., D]: chosen clean observations, then commands."""
         names = self.get_critic_observation_names(list(observations.keys()))
-        return _concat([observations[n] for n in names] + [commands[k] for k in sorted(commands.keys())])
+        x = _concat([observations[n] for n in names] + [commands[k] for k in sorted(commands.keys())])
+        return self._normalized("critic", x)
+
+    def _normalized(self, which: str, x: torch.Tensor) -> torch.Tensor:
+        if self.normalizers is None:
+            return x
+        if self.update_normalizers:
+            self.normalizers[which].update(x)
+        return self.normalizers[which](x)
 
     # --- the model ----------------------------------------------------------------------------
 

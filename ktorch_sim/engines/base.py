@@ -39,7 +39,8 @@ CONES = {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCon
 
 # Model fields whose derived constants MuJoCo must recompute (mj_setConst) after a change.
 FIELDS_NEEDING_SET_CONST = frozenset(
-    {"body_mass", "body_inertia", "body_ipos", "body_iquat", "body_pos", "body_quat", "dof_armature", "qpos0"}
+    {"body_mass", "body_inertia", "body_ipos", "body_iquat", "body_pos", "body_quat", "dof_armature", "qpos0",
+     "geom_size", "geom_pos", "geom_quat"}  # geometry: MuJoCo's bounding volumes are rebuilt by mj_setConst
 )
 # Derived fields that mj_setConst writes; batched alongside the fields above.
 DERIVED_CONST_FIELDS = ("body_subtreemass", "body_invweight0", "dof_invweight0", "actuator_acc0")

@@ -21,7 +21,8 @@ import ktorch_sim.components as kc
 from ktorch_sim.actuators import Actuators, PositionActuators
 from ktorch_sim.robot_metadata import RobotMetadata
 from ktorch_sim.robots import kbot_metadata, load_kbot_model
-from ktorch_sim.task import RLConfig, RLTask, config_field
+from ktorch_sim.ppo_task import PPOTask
+from ktorch_sim.task import RLConfig, config_field
 
 ARM_JOINTS = tuple(f"dof_{side}_{joint}" for side in ("right", "left")
                    for joint in ("shoulder_pitch_03", "shoulder_roll_03", "shoulder_yaw_02", "elbow_02", "wrist_00"))
@@ -39,8 +40,16 @@ class KbotStandConfig(RLConfig):
     episode_length_seconds: float = config_field(20.0, "Time limit of an episode (a truncation, not a failure).")
 
 
-class KbotStandTask(RLTask[KbotStandConfig]):
+class KbotStandTask(PPOTask[KbotStandConfig]):
     """K-Bot balancing in place; see the module docstring."""
+
+    config_class = KbotStandConfig
+    ACTOR_OBSERVATIONS = ("timestep_observation", "joint_position_observation", "joint_velocity_observation",
+                          "projected_gravity_observation", "sensor_observation_imu_acc", "sensor_observation_imu_gyro")
+
+    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
+        """The notebook's actor inputs: time, joints, projected gravity and the IMU (noisy)."""
+        return [n for n in self.ACTOR_OBSERVATIONS if n in observation_names]
 
     def get_mujoco_model(self) -> mujoco.MjModel:
         """K-Bot on a flat floor."""

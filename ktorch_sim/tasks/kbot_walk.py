@@ -22,7 +22,8 @@ import ktorch_sim.components as kc
 from ktorch_sim.actuators import Actuators, PositionActuators
 from ktorch_sim.robot_metadata import RobotMetadata
 from ktorch_sim.robots import kbot_metadata, load_kbot_model
-from ktorch_sim.task import RLConfig, RLTask, config_field
+from ktorch_sim.ppo_task import PPOTask
+from ktorch_sim.task import RLConfig, config_field
 from ktorch_sim.tasks.kbot_stand import ARM_JOINTS
 
 FEET = ("LFootBushing_GPF_1517_12", "RFootBushing_GPF_1517_12")
@@ -52,8 +53,16 @@ class KbotWalkConfig(RLConfig):
     episode_length_seconds: float = config_field(24.0, "Time limit of an episode (a truncation), s.")
 
 
-class KbotWalkTask(RLTask[KbotWalkConfig]):
+class KbotWalkTask(PPOTask[KbotWalkConfig]):
     """K-Bot velocity-command walking; see the module docstring."""
+
+    config_class = KbotWalkConfig
+    ACTOR_OBSERVATIONS = ("joint_position_observation", "joint_velocity_observation", "projected_gravity_observation",
+                          "sensor_observation_imu_gyro")
+
+    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
+        """What the real robot can measure (noisy): joint encoders, IMU gyro and gravity; plus commands."""
+        return [n for n in self.ACTOR_OBSERVATIONS if n in observation_names]
 
     def get_mujoco_model(self) -> mujoco.MjModel:
         """K-Bot on a flat floor."""

@@ -1,0 +1,38 @@
+"""Running mean/std normalization of policy inputs (optional; ksim has none, rsl_rl does)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RunningNormalizer(nn.Module):
+    """``(x - mean) / sqrt(var + eps)`` with statistics updated from rollout data only.
+
+    The statistics are buffers, so they are saved with the model's state dict and restored on
+    resume. Updates use the parallel (Chan et al.) merge of batch moments: no host sync.
+    """
+
+    def __init__(self, size: int, eps: float = 1e-5, clip: float = 10.0) -> None:
+        """Statistics for inputs of width ``size``."""
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(size))
+        self.register_buffer("var", torch.ones(size))
+        self.register_buffer("count", torch.tensor(1e-4))
+        self.eps = eps
+        self.clip = clip
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge the moments of a batch ``x`` [..., size] into the running statistics."""
+        x = x.reshape(-1, x.shape[-1])
+        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean += delta * n / total
+        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
+        self.count.copy_(total)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalize and clip to +-``clip``."""
+        return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)

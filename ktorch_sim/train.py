@@ -1,0 +1,59 @@
+"""``python -m ktorch_sim.train --cfg configs/kbot_walk.toml [--set key=value ...] [--resume RUN_DIR]``.
+
+Trains a task with PPO, logging to wandb (online, offline or disabled) and to the run
+directory's ``metrics.jsonl``, with atomic checkpoints. Ctrl-C (or SIGTERM) finishes the
+current iteration, saves a checkpoint and exits cleanly; ``--resume RUN_DIR`` continues it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ktorch_sim.checkpoint import CheckpointError
+from ktorch_sim.config import ConfigError, config_help, load_config
+from ktorch_sim.logging import RunDirError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``--help`` also lists every config field with its default)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m ktorch_sim.train", description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(argv))
+    parser.add_argument("--cfg", type=Path, default=None, help="TOML config file (default: all defaults, kbot_walk)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set ppo.learning_rate=1e-3 (repeatable)")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its latest checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    return parser.parse_args(argv)
+
+
+def _epilog(argv: list[str] | None) -> str | None:
+    args = sys.argv[1:] if argv is None else argv
+    if "-h" not in args and "--help" not in args:
+        return None
+    return "config fields (TOML section.key, type, default):\n" + config_help()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run training; bad input exits with status 2 and one line on stderr."""
+    args = parse_args(argv)
+    try:
+        config = load_config(args.cfg, args.overrides)
+        if args.resume is not None and not args.resume.is_dir():
+            raise CheckpointError(f"--resume {args.resume}: no such run directory")
+        from ktorch_sim.trainer import Trainer
+
+        trainer = Trainer(config, resume=args.resume)
+    except (ConfigError, CheckpointError, RunDirError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    run_dir = trainer.train(progress=not args.no_progress)
+    print(f"run directory: {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
