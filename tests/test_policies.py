@@ -1,0 +1,376 @@
+"""Policies: mixture-of-Gaussians and Gaussian distributions, the GRU stack, and the actor/critic networks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from ktorch_sim.policies import (
+    ActorCritic,
+    DiagGaussian,
+    GRUActor,
+    GRUCritic,
+    GRUStack,
+    MixtureOfGaussians,
+    MLPActor,
+    MLPCritic,
+)
+
+HALF_LOG_2PIE = 0.5 * math.log(2.0 * math.pi * math.e)
+
+
+def _normal_pdf(x: float, mu: float, sigma: float) -> float:
+    return math.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * math.sqrt(2.0 * math.pi))
+
+
+def _mog(means, stds, weights, batch=()) -> MixtureOfGaussians:
+    """A one-dimension-per-row mixture from per-component lists, expanded to ``batch + [A, K]``."""
+    means_t = torch.tensor(means, dtype=torch.float64)
+    stds_t = torch.tensor(stds, dtype=torch.float64)
+    logits_t = torch.tensor(weights, dtype=torch.float64).log()
+    shape = tuple(batch) + tuple(means_t.shape)
+    return MixtureOfGaussians(means_t.expand(shape), stds_t.expand(shape), logits_t.expand(shape))
+
+
+# ----------------------------------------------------------------------------------------------- distributions
+
+
+def test_diag_gaussian_matches_torch_normal():
+    mean = torch.tensor([[0.3, -1.0, 2.0]], dtype=torch.float64)
+    std = torch.tensor([[0.5, 1.5, 0.1]], dtype=torch.float64)
+    action = torch.tensor([[0.1, 0.0, 2.3]], dtype=torch.float64)
+    dist, ref = DiagGaussian(mean, std), torch.distributions.Normal(mean, std)
+    torch.testing.assert_close(dist.log_prob(action), ref.log_prob(action), rtol=0, atol=1e-12)
+    torch.testing.assert_close(dist.entropy(), ref.entropy(), rtol=0, atol=1e-12)
+    assert torch.equal(dist.mode(), mean) and torch.equal(dist.mean, mean) and torch.equal(dist.stddev, std)
+    samples = DiagGaussian(mean.expand(20000, 3), std.expand(20000, 3)).sample(torch.Generator().manual_seed(0))
+    torch.testing.assert_close(samples.mean(0), mean[0], rtol=0, atol=4 * 1.5 / math.sqrt(20000))
+    torch.testing.assert_close(samples.std(0), std[0], rtol=0.03, atol=0)
+
+
+def test_mog_log_prob_k1_equals_normal():
+    means = torch.tensor([[0.2], [-1.0]], dtype=torch.float64)
+    stds = torch.tensor([[0.3], [2.0]], dtype=torch.float64)
+    dist = MixtureOfGaussians(means, stds, torch.randn(2, 1, dtype=torch.float64))
+    action = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    expected = torch.distributions.Normal(means[:, 0], stds[:, 0]).log_prob(action)
+    assert dist.log_prob(action).shape == (2,)
+    torch.testing.assert_close(dist.log_prob(action), expected, rtol=0, atol=1e-12)
+
+
+def test_mog_log_prob_k2_equals_log_weighted_sum():
+    dist = _mog([[-1.0, 2.0], [0.0, 0.5]], [[0.5, 1.0], [1.0, 0.2]], [[0.3, 0.7], [0.9, 0.1]])
+    action = [0.4, 0.45]
+    expected = [
+        math.log(0.3 * _normal_pdf(0.4, -1.0, 0.5) + 0.7 * _normal_pdf(0.4, 2.0, 1.0)),
+        math.log(0.9 * _normal_pdf(0.45, 0.0, 1.0) + 0.1 * _normal_pdf(0.45, 0.5, 0.2)),
+    ]
+    got = dist.log_prob(torch.tensor(action, dtype=torch.float64))
+    torch.testing.assert_close(got, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_mog_log_prob_stable_far_in_the_tail():
+    # Naive exp(log N) underflows to 0 here (log N ~ -1e5); logsumexp keeps it finite and exact.
+    dist = MixtureOfGaussians(torch.tensor([[0.0, 1.0]]), torch.tensor([[0.01, 0.02]]), torch.tensor([[0.0, 0.0]]))
+    x = 5.0
+    comps = [
+        math.log(0.5) - 0.5 * ((x - m) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
+        for m, s in ((0.0, 0.01), (1.0, 0.02))
+    ]
+    top = max(comps)
+    expected = top + math.log(sum(math.exp(c - top) for c in comps))
+    got = dist.log_prob(torch.tensor([x]))
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.tensor([expected]), rtol=1e-6, atol=0)
+
+
+def test_mog_sample_moments_and_mean_stddev_properties():
+    # w = (0.3, 0.7), mu = (-2, 3), sigma = (0.5, 1): mean 1.5, var = 0.3*(0.25+4) + 0.7*(1+9) - 1.5^2 = 6.025.
+    n = 20000
+    dist = _mog([[-2.0, 3.0]], [[0.5, 1.0]], [[0.3, 0.7]], batch=(n,))
+    x = dist.sample(torch.Generator().manual_seed(1))
+    assert x.shape == (n, 1)
+    std = math.sqrt(6.025)
+    torch.testing.assert_close(dist.mean[0], torch.tensor([1.5], dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(dist.stddev[0], torch.tensor([std], dtype=torch.float64), rtol=0, atol=1e-12)
+    assert abs(x.mean().item() - 1.5) < 4 * std / math.sqrt(n)
+    assert abs(x.std().item() - std) < 0.04
+
+
+def test_mog_sample_honours_component_weights_per_dimension():
+    # Components at -10 / +10 (sigma 1) never overlap, so the sign of a sample names its component.
+    n = 20000
+    dist = _mog([[-10.0, 10.0], [-10.0, 10.0]], [[1.0, 1.0], [1.0, 1.0]], [[0.3, 0.7], [0.9, 0.1]], batch=(n,))
+    frac_positive = (dist.sample(torch.Generator().manual_seed(2)) > 0).double().mean(0)
+    tol = 4 * math.sqrt(0.25 / n)
+    torch.testing.assert_close(frac_positive, torch.tensor([0.7, 0.1], dtype=torch.float64), rtol=0, atol=tol)
+
+
+def test_mog_mode_is_mean_of_most_likely_component():
+    means = torch.tensor([[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]])
+    logits = torch.tensor([[[0.1, 2.0, -1.0], [3.0, 0.0, 2.9]]])
+    dist = MixtureOfGaussians(means, torch.ones_like(means), logits)
+    assert torch.equal(dist.mode(), torch.tensor([[2.0, 4.0]]))
+
+
+def test_sampling_is_reproducible_with_a_seeded_generator():
+    means, stds, logits = torch.randn(64, 20, 5), torch.rand(64, 20, 5) + 0.1, torch.randn(64, 20, 5)
+    dist = MixtureOfGaussians(means, stds, logits)
+    a = dist.sample(torch.Generator().manual_seed(7))
+    b = dist.sample(torch.Generator().manual_seed(7))
+    c = dist.sample(torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    g = DiagGaussian(means[..., 0], stds[..., 0])
+    assert torch.equal(g.sample(torch.Generator().manual_seed(3)), g.sample(torch.Generator().manual_seed(3)))
+
+
+def test_mog_entropy_k1_is_exact_with_unit_log_std_gradient():
+    log_std = torch.tensor([[-1.0], [0.0], [0.7]], dtype=torch.float64, requires_grad=True)
+    means = torch.zeros(3, 1, dtype=torch.float64, requires_grad=True)
+    dist = MixtureOfGaussians(means, log_std.exp(), torch.zeros(3, 1, dtype=torch.float64))
+    ent = dist.entropy()
+    torch.testing.assert_close(ent, HALF_LOG_2PIE + log_std[:, 0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(ent, torch.distributions.Normal(0.0, log_std[:, 0].exp()).entropy(), rtol=0, atol=1e-12)
+    ent.sum().backward()
+    torch.testing.assert_close(log_std.grad, torch.ones(3, 1, dtype=torch.float64), rtol=0, atol=1e-12)
+    torch.testing.assert_close(dist.entropy_pairwise_kl(), ent.detach(), rtol=0, atol=1e-12)
+
+
+def _mc_entropy(dist: MixtureOfGaussians, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Monte-Carlo estimate of the true entropy per dimension and its standard error."""
+    big = MixtureOfGaussians(*(t.expand((n,) + t.shape) for t in (dist.means, dist.stds, dist.logits)))
+    nll = -big.log_prob(big.sample(torch.Generator().manual_seed(seed)))
+    return nll.mean(0), nll.std(0) / math.sqrt(n)
+
+
+def test_mog_entropy_bounds_the_true_entropy():
+    # Row 0: identical components (true H = H_k, bound overshoots by H(w) = log 2).
+    # Row 1: well-separated components (bound is tight). Row 2: partial overlap, unequal weights.
+    dist = _mog(
+        [[0.0, 0.0], [-20.0, 20.0], [0.0, 1.0]],
+        [[1.0, 1.0], [1.0, 2.0], [0.6, 0.9]],
+        [[0.5, 0.5], [0.4, 0.6], [0.2, 0.8]],
+    )
+    mc, se = _mc_entropy(dist, 200000, seed=4)
+    bound, pairwise = dist.entropy(), dist.entropy_pairwise_kl()
+    assert (bound >= mc - 4 * se).all() and (pairwise >= mc - 4 * se).all() and (pairwise <= bound + 1e-12).all()
+    torch.testing.assert_close(bound[0], torch.tensor(HALF_LOG_2PIE + math.log(2.0), dtype=torch.float64))
+    torch.testing.assert_close(pairwise[0], torch.tensor(HALF_LOG_2PIE, dtype=torch.float64))
+    mixing = -(0.4 * math.log(0.4) + 0.6 * math.log(0.6))
+    expected_row1 = mixing + HALF_LOG_2PIE + 0.6 * math.log(2.0)
+    torch.testing.assert_close(bound[1], torch.tensor(expected_row1, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert abs(bound[1].item() - mc[1].item()) < 4 * se[1].item()
+
+
+def test_mog_entropy_gradients_are_real():
+    torch.manual_seed(0)
+    means = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    stds = (torch.rand(3, 4, dtype=torch.float64) + 0.2).requires_grad_()
+    logits = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s, lg: MixtureOfGaussians(means, s, lg).entropy(), (stds, logits))
+    assert torch.autograd.gradcheck(
+        lambda m, s, lg: MixtureOfGaussians(m, s, lg).entropy_pairwise_kl(), (means, stds, logits)
+    )
+    grads = torch.autograd.grad(MixtureOfGaussians(means, stds, logits).entropy().sum(), (stds, logits))
+    assert all((g.abs() > 1e-6).all() for g in grads)
+    g_means = torch.autograd.grad(MixtureOfGaussians(means, stds, logits).entropy_pairwise_kl().sum(), means)[0]
+    assert (g_means.abs() > 1e-8).any()
+
+
+def test_mog_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"\[\.\.\., A, K\]"):
+        MixtureOfGaussians(torch.zeros(2, 3), torch.ones(2, 4), torch.zeros(2, 3))
+
+
+# ----------------------------------------------------------------------------------------------- GRU stack
+
+
+def _step_loop(gru: GRUStack, x: torch.Tensor, carry: torch.Tensor, resets: torch.Tensor):
+    outs = []
+    for t in range(x.shape[1]):
+        carry = torch.where(resets[:, t, None, None], gru.initial_carry(x.shape[0]), carry)
+        out, carry = gru.step(x[:, t], carry)
+        outs.append(out)
+    return torch.stack(outs, 1), carry
+
+
+def test_gru_sequence_equals_step_loop_with_resets():
+    torch.manual_seed(0)
+    gru = GRUStack(7, 16, 3)
+    b, t = 4, 12
+    x, carry0 = torch.randn(b, t, 7), torch.randn(b, 3, 16)
+    resets = torch.zeros(b, t, dtype=torch.bool)
+    resets[0, 5] = resets[1, 0] = resets[2, 3] = resets[2, 9] = resets[3, 11] = True
+    out, carry = gru.sequence(x, carry0, resets)
+    ref_out, ref_carry = _step_loop(gru, x, carry0, resets)
+    assert out.shape == (b, t, 16) and carry.shape == (b, 3, 16)
+    torch.testing.assert_close(out, ref_out, rtol=0, atol=1e-6)
+    torch.testing.assert_close(carry, ref_carry, rtol=0, atol=1e-6)
+    assert torch.equal(out[:, -1], carry[:, -1])
+    # Without the resets the outputs differ, so the test above does exercise them.
+    assert not torch.allclose(gru.sequence(x, carry0, torch.zeros_like(resets))[0], out, atol=1e-3)
+
+
+def test_gru_reset_erases_the_past():
+    torch.manual_seed(1)
+    gru = GRUStack(5, 8, 2)
+    x = torch.randn(2, 10, 5)
+    resets = torch.zeros(2, 10, dtype=torch.bool)
+    resets[:, 4] = True
+    out, carry = gru.sequence(x, torch.randn(2, 2, 8), resets)
+    fresh_out, _ = gru.step(x[:, 4], gru.initial_carry(2))
+    torch.testing.assert_close(out[:, 4], fresh_out, rtol=0, atol=1e-6)
+    # A different history before the reset changes nothing from the reset onwards.
+    x2 = x.clone()
+    x2[:, :4] = torch.randn(2, 4, 5)
+    out2, carry2 = gru.sequence(x2, torch.randn(2, 2, 8), resets)
+    torch.testing.assert_close(out2[:, 4:], out[:, 4:], rtol=0, atol=1e-6)
+    torch.testing.assert_close(carry2, carry, rtol=0, atol=1e-6)
+    assert not torch.allclose(out2[:, :4], out[:, :4], atol=1e-3)
+
+
+def test_gru_rejects_bad_carry_shape():
+    gru = GRUStack(5, 8, 2)
+    with pytest.raises(ValueError, match="carry must be"):
+        gru.step(torch.zeros(3, 5), torch.zeros(3, 8))
+
+
+# ----------------------------------------------------------------------------------------------- actor / critic
+
+
+def test_default_actor_parameter_count():
+    # The notebook's actor: 51 inputs, 20 joints, hidden 128, depth 5, 5 mixtures.
+    #   input projection  51*128 + 128                     =   6,656
+    #   5 GRU cells       5 * (2 * 3*128*128 + 2 * 3*128)  = 495,360
+    #   output            128*300 + 300 (20 * 3 * 5 = 300) =  38,700
+    actor = GRUActor(51, 20, hidden_size=128, depth=5, num_mixtures=5)
+    n = sum(p.numel() for p in actor.parameters())
+    print(f"default GRUActor parameters: {n}")
+    assert n == 6656 + 495360 + 38700 == 540716
+    assert sum(b.numel() for b in actor.buffers()) == 20  # mean_bias, not trained
+
+
+def test_actor_means_biased_and_stds_bounded_at_init():
+    torch.manual_seed(0)
+    bias = torch.linspace(-1.0, 1.0, 6)
+    actor = GRUActor(
+        9, 6, hidden_size=32, depth=2, num_mixtures=3, min_std=0.05, max_std=0.9, var_scale=0.5, mean_bias=bias
+    )
+    unbiased = GRUActor(9, 6, hidden_size=32, depth=2, num_mixtures=3, min_std=0.05, max_std=0.9, var_scale=0.5)
+    unbiased.load_state_dict({**actor.state_dict(), "mean_bias": torch.zeros(6)})
+    obs, carry = torch.randn(16, 9), actor.initial_carry(16)
+    dist, next_carry = actor(obs, carry)
+    ref, _ = unbiased(obs, carry)
+    assert dist.means.shape == (16, 6, 3) and next_carry.shape == (16, 2, 32)
+    torch.testing.assert_close(dist.means, ref.means + bias[:, None], rtol=0, atol=1e-6)
+    assert (dist.means - bias[:, None]).abs().max() < 0.1  # small output layer: the policy starts at the home pose
+    assert (dist.stds >= 0.05 * 0.5 - 1e-7).all() and (dist.stds <= 0.9).all()
+    # Raw std ~ 0 at init: (softplus(0) + 0.05) * 0.5 = 0.3716, and near-uniform mixture weights.
+    torch.testing.assert_close(dist.stds, torch.full_like(dist.stds, (math.log(2.0) + 0.05) * 0.5), rtol=0, atol=0.02)
+    torch.testing.assert_close(dist.weights, torch.full_like(dist.weights, 1 / 3), rtol=0, atol=0.02)
+    # A large var_scale hits the ceiling.
+    actor.var_scale = 10.0
+    assert torch.equal(actor(obs, carry)[0].stds, torch.full((16, 6, 3), 0.9))
+
+
+def test_actor_forward_sequence_equals_forward_loop():
+    torch.manual_seed(2)
+    actor = GRUActor(9, 4, hidden_size=16, depth=3, num_mixtures=2)
+    critic = GRUCritic(11, hidden_size=16, depth=2)
+    b, t = 3, 6
+    obs_a, obs_c = torch.randn(b, t, 9), torch.randn(b, t, 11)
+    resets = torch.zeros(b, t, dtype=torch.bool)
+    resets[1, 2] = True
+    dist, a_carry = actor.forward_sequence(obs_a, actor.initial_carry(b), resets)
+    values, c_carry = critic.forward_sequence(obs_c, critic.initial_carry(b), resets)
+    assert dist.means.shape == (b, t, 4, 2) and values.shape == (b, t, 1)
+    ac, cc = actor.initial_carry(b), critic.initial_carry(b)
+    for step in range(t):
+        keep = (~resets[:, step]).float()[:, None, None]
+        d, ac = actor(obs_a[:, step], ac * keep)
+        v, cc = critic(obs_c[:, step], cc * keep)
+        for got, want in ((dist.means, d.means), (dist.stds, d.stds), (dist.logits, d.logits), (values, v)):
+            torch.testing.assert_close(got[:, step], want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(a_carry, ac, rtol=0, atol=1e-6)
+    torch.testing.assert_close(c_carry, cc, rtol=0, atol=1e-6)
+
+
+def test_mlp_actor_critic_interface():
+    actor = MLPActor(9, 4, hidden_sizes=(32, 16), init_std=0.5, mean_bias=[0.1, 0.2, 0.3, 0.4])
+    critic = MLPCritic(12, hidden_sizes=(32,))
+    ac = ActorCritic(actor, critic)
+    a_carry, c_carry = ac.initial_carry(5)
+    assert a_carry.shape == (5, 0) and c_carry.shape == (5, 0)
+    torch.testing.assert_close(actor.log_std.detach(), torch.full((4,), math.log(0.5)))
+    dist, carry = actor(torch.randn(5, 9), a_carry)
+    assert carry is a_carry and torch.equal(dist.stddev, torch.full((5, 4), 0.5))
+    assert (dist.mean - torch.tensor([0.1, 0.2, 0.3, 0.4])).abs().max() < 0.1
+    seq, _ = actor.forward_sequence(torch.randn(5, 7, 9), a_carry, torch.zeros(5, 7, dtype=torch.bool))
+    values, _ = critic.forward_sequence(torch.randn(5, 7, 12), c_carry, torch.zeros(5, 7, dtype=torch.bool))
+    assert seq.mean.shape == (5, 7, 4) and values.shape == (5, 7, 1)
+
+
+def test_actor_critic_initial_carry_shapes():
+    ac = ActorCritic(GRUActor(9, 4, hidden_size=16, depth=3), GRUCritic(11, hidden_size=8, depth=2))
+    a, c = ac.initial_carry(6)
+    assert a.shape == (6, 3, 16) and c.shape == (6, 2, 8) and not a.any() and not c.any()
+
+
+def test_mean_bias_length_is_checked():
+    with pytest.raises(ValueError, match="mean_bias has 3 entries"):
+        GRUActor(9, 4, mean_bias=[0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("kind", ["gru", "mlp"])
+def test_gradients_reach_every_parameter_in_a_ppo_like_loss(kind):
+    torch.manual_seed(3)
+    if kind == "gru":
+        ac = ActorCritic(GRUActor(9, 4, hidden_size=16, depth=3, num_mixtures=3), GRUCritic(11, 16, 2))
+    else:
+        ac = ActorCritic(MLPActor(9, 4, hidden_sizes=(16, 16)), MLPCritic(11, hidden_sizes=(16,)))
+    b, t = 4, 8
+    obs_a, obs_c = torch.randn(b, t, 9), torch.randn(b, t, 11)
+    resets = torch.rand(b, t) < 0.2
+    a0, c0 = ac.initial_carry(b)
+    with torch.no_grad():
+        old, _ = ac.actor.forward_sequence(obs_a, a0, resets)
+        actions = old.sample(torch.Generator().manual_seed(0))
+        old_log_prob = old.log_prob(actions).sum(-1)
+    dist, _ = ac.actor.forward_sequence(obs_a, a0, resets)
+    values, _ = ac.critic.forward_sequence(obs_c, c0, resets)
+    adv, target = torch.randn(b, t), torch.randn(b, t)
+    ratio = (dist.log_prob(actions).sum(-1) - old_log_prob).exp()
+    loss_policy = -torch.min(ratio * adv, ratio.clamp(0.8, 1.2) * adv).mean()
+    loss = loss_policy + 0.5 * (values[..., 0] - target).square().mean() - 0.01 * dist.entropy().sum(-1).mean()
+    loss.backward()
+    for name, p in ac.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_tensordict_modules_run_on_a_tensordict():
+    torch.manual_seed(4)
+    actor, critic = GRUActor(9, 4, hidden_size=16, depth=2, num_mixtures=3), GRUCritic(11, 16, 2)
+    b = 5
+    td = TensorDict(
+        {
+            "actor_obs": torch.randn(b, 9),
+            "actor_carry": actor.initial_carry(b),
+            "critic_obs": torch.randn(b, 11),
+            "critic_carry": critic.initial_carry(b),
+        },
+        batch_size=[b],
+    )
+    actor.as_tensordict_module()(td)
+    critic.as_tensordict_module()(td)
+    dist, carry = actor(td["actor_obs"], td["actor_carry"])
+    assert td["loc"].shape == (b, 4, 3) and td["state_value"].shape == (b, 1)
+    for key, want in (("loc", dist.means), ("scale", dist.stds), ("logits", dist.logits), ("next_actor_carry", carry)):
+        assert torch.equal(td[key], want), key
+    assert torch.equal(td["state_value"], critic(td["critic_obs"], td["critic_carry"])[0])
+    module = MLPActor(9, 4, hidden_sizes=(8,)).as_tensordict_module()
+    assert list(module.parameters()) and set(module.out_keys) == {"loc", "scale", "next_actor_carry"}
+    out = module(TensorDict({"actor_obs": torch.randn(b, 9), "actor_carry": torch.zeros(b, 0)}, batch_size=[b]))
+    assert out["loc"].shape == (b, 4) and out["next_actor_carry"].shape == (b, 0)
