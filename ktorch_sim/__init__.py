@@ -12,10 +12,22 @@ from ktorch_sim.actuators import (
     configure_pd_actuators,
     pd_torque,
 )
+from ktorch_sim.checkpoint import CheckpointError, CheckpointManager, load_checkpoint, save_checkpoint
 from ktorch_sim.components import *  # noqa: F403
 from ktorch_sim.components import __all__ as _components
+from ktorch_sim.config import (
+    CheckpointConfig,
+    ConfigError,
+    LoggingConfig,
+    ModelConfig,
+    PPOConfig,
+    TrainConfig,
+    config_help,
+    load_config,
+)
 from ktorch_sim.engines import ENGINE_KINDS, Engine, EngineConfig, MujocoEngine, PhysicsState, make_engine
 from ktorch_sim.env import Env, EnvSpec
+from ktorch_sim.ppo_task import PolicySpec, PPOTask, PPOVariables
 from ktorch_sim.robot_metadata import JointMetadata, MotorMetadata, RobotMetadata, load_robot_metadata
 from ktorch_sim.robots import kbot_home_qpos, kbot_metadata, load_kbot_model, load_kbot_pd_model
 from ktorch_sim.sim2real import ControlPipeline, Sim2RealConfig
@@ -25,6 +37,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENGINE_KINDS",
+    "CheckpointConfig",
+    "CheckpointError",
+    "CheckpointManager",
+    "ConfigError",
+    "LoggingConfig",
+    "ModelConfig",
+    "PPOConfig",
+    "PPOTask",
+    "PPOVariables",
+    "PolicySpec",
+    "TrainConfig",
+    "config_help",
+    "load_checkpoint",
+    "load_config",
+    "save_checkpoint",
     "Actuators",
     "ControlPipeline",
     "Engine",

@@ -56,6 +56,14 @@ class PPOTask(RLTask[ConfigT]):
     normalizers: torch.nn.ModuleDict | None = None  # {"actor", "critic"} RunningNormalizers when enabled
     update_normalizers: bool = False  # the rollout sets this while collecting
 
+    @classmethod
+    def launch(cls, config: ConfigT, resume: Any = None, progress: bool = True, **sections: Any) -> Any:
+        """Train this task from Python, as ksim's ``Task.launch(config)``; returns the run directory.
+
+        See :func:`_launch` for how ``ppo``/``model``/``logging``/``checkpoint`` sections are formed.
+        """
+        return _launch(cls, config, resume=resume, progress=progress, **sections)
+
     # --- what each network sees -------------------------------------------------------------
 
     def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
@@ -157,3 +165,28 @@ class PPOTask(RLTask[ConfigT]):
 
 def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.to(torch.float32) for p in parts], dim=-1)
+
+
+def _launch(task_cls: type[PPOTask], config: Any, resume: Any = None, progress: bool = True, **sections: Any) -> Any:
+    """Train ``task_cls`` with ``config`` from Python, as ksim's ``Task.launch(config)``.
+
+    ``config`` is the task's config (an RLConfig subclass). Training sections (``ppo``,
+    ``model``, ``logging``, ``checkpoint``) may be passed as dataclasses; any of their fields
+    that ``config`` itself defines (a ksim config that subclasses PPOConfig carries
+    ``learning_rate``, ``batch_size`` ...) are taken from ``config``. Returns the run directory.
+    """
+    import dataclasses
+
+    from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, PPOConfig, TrainConfig, validate
+    from ktorch_sim.trainer import Trainer
+
+    built = {}
+    for name, cls in (("ppo", PPOConfig), ("model", ModelConfig), ("logging", LoggingConfig),
+                      ("checkpoint", CheckpointConfig)):
+        section = sections.get(name) or cls()
+        shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)}
+        built[name] = dataclasses.replace(section, **shared) if name not in sections else section
+    train_config = TrainConfig(task_name=f"{task_cls.__module__}:{task_cls.__qualname__}", task=config, **built)
+    validate(train_config)
+    return Trainer(train_config, resume=resume, task=task_cls(config)).train(progress=progress)
+

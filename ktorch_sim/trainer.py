@@ -35,7 +35,7 @@ from ktorch_sim.logging import RunLogger, make_run_dir
 from ktorch_sim.ppo_task import PolicySpec, PPOTask
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
-COMPATIBLE_KEYS = ("task_name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
+COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
                    "model.mlp_hidden", "ppo.normalize_observations")
 
 
@@ -222,7 +222,7 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"no checkpoint to resume in {self.run_dir}; start a new run without --resume")
         state = load_checkpoint(path, map_location=self.device)
-        check_compatible(state["config"], to_dict(self.config), COMPATIBLE_KEYS)
+        check_compatible(state["config"], to_dict(self.config), COMPATIBLE_KEYS, path=path)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.task.normalizers is not None and state.get("normalizer") is not None:

@@ -100,6 +100,8 @@ class CartpoleConfig(RLConfig):
 class CartpoleTask(PPOTask[CartpoleConfig]):
     """Balance a pole on a cart with a force on the cart."""
 
+    config_class = CartpoleConfig
+
     def get_mujoco_model(self) -> mujoco.MjModel:
         return mujoco.MjModel.from_xml_string(CARTPOLE_XML)
 

@@ -170,7 +170,8 @@ class PPO:
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
-                                         normalize_advantages=config.normalize_advantages)
+                                         normalize_advantages=config.normalize_advantages,
+                                         log_clip_value=config.log_clip_value)
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
         self.base_lr = config.learning_rate
@@ -215,7 +216,8 @@ class PPO:
                             targets, variables.entropy, valid, self.loss_config)
         total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
         if self.kl.kl_coef > 0:
-            log_ratio = torch.clamp(variables.log_probs - traj["log_prob"], -5.0, 5.0)
+            clip = self.loss_config.log_clip_value
+            log_ratio = torch.clamp(variables.log_probs - traj["log_prob"], -clip, clip)
             kl_penalty = self.kl.kl_coef * masked_mean(torch.exp(log_ratio) - 1.0 - log_ratio, valid)
             total = total + kl_penalty
         self.optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,70 @@
+"""``python -m ktorch_sim.train``: trains, writes metrics and checkpoints, resumes exactly, rejects bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ktorch_sim.trainer import Trainer
+from tests.test_learning import cartpole_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--set", "task.name=tests.cartpole:CartpoleTask", "--set", "task.num_envs=8", "--set", "ppo.batch_size=4",
+        "--set", "ppo.rollout_length_seconds=0.2", "--set", "model.hidden_size=16", "--set", "model.depth=1",
+        "--set", "logging.wandb_mode=disabled", "--no-progress"]
+
+
+def _train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ktorch_sim.train", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_trains_then_resumes(tmp_path):
+    first = _train(*TINY, "--set", f"logging.run_dir={tmp_path}", "--set", "ppo.max_steps=160")
+    assert first.returncode == 0, first.stderr
+    run_dir = Path(first.stdout.strip().splitlines()[-1].removeprefix("run directory: "))
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2] and lines[-1]["env_steps"] == 160
+    assert (run_dir / "config.toml").is_file() and (run_dir / "checkpoints" / "latest").is_file()
+
+    again = _train(*TINY, "--set", f"logging.run_dir={tmp_path}", "--set", "ppo.max_steps=320", "--resume", str(run_dir))
+    assert again.returncode == 0, again.stderr
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2, 3, 4] and lines[-1]["env_steps"] == 320
+
+
+def test_cli_bad_key_is_one_clear_error(tmp_path):
+    out = _train(*TINY, "--set", f"logging.run_dir={tmp_path}", "--set", "ppo.learnig_rate=1e-3")
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert "ppo.learnig_rate" in out.stderr and "ppo.learning_rate" in out.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written for a bad config"
+
+
+def test_cli_help_lists_config_fields():
+    out = _train("--help")
+    assert out.returncode == 0
+    for key in ("ppo.learning_rate", "model.hidden_size", "task.num_envs", "logging.wandb_mode"):
+        assert key in out.stdout, key
+
+
+def test_resume_restores_counters_model_optimizer_and_curriculum(tmp_path):
+    config = cartpole_config(str(tmp_path))
+    first = Trainer(config)
+    for _ in range(2):
+        first.iterate()
+    first.save()
+    first.logger.close()
+    resumed = Trainer(config, resume=first.run_dir)
+    assert (resumed.iteration, resumed.env_steps) == (2, first.env_steps)
+    for a, b in zip(first.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    opt_a, opt_b = first.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
+    torch.testing.assert_close(opt_a[0]["exp_avg"], opt_b[0]["exp_avg"], atol=0, rtol=0)
+    assert resumed.curriculum_state["level"].item() == first.curriculum_state["level"].item()
+    assert torch.equal(resumed.generator.get_state(), first.generator.get_state())
+    resumed.logger.close()
