@@ -173,6 +173,8 @@ class CPUConfig:
 
     max_num_envs: int = config_field(32, "Cap on task.num_envs when task.engine resolves to native MuJoCo on the "
                                          "CPU, unless task.num_envs is given with --set (0: no cap).")
+    max_steps: int = config_field(16000, "ppo.max_steps used on the CPU engine when ppo.max_steps is 0 (unlimited), "
+                                         "so the default run is a short demo on a laptop (0: keep unlimited).")
 
 
 def _default_task_config() -> RLConfig:
@@ -442,10 +444,13 @@ def _cap_cpu_num_envs(data: dict[str, Any], config_cls: type[RLConfig], overridd
     num_envs = task.get("num_envs", defaults.get("num_envs"))
     engine, device = task.get("engine", defaults.get("engine")), task.get("device", defaults.get("device"))
     well_typed = all(isinstance(v, int) and not isinstance(v, bool) for v in (cap, num_envs))
-    if "task.num_envs" in overridden or not well_typed:
-        return  # explicit, or ill-typed (reported when the section is built)
-    if cap > 0 and num_envs > cap and engine_runs_on_cpu(engine, device):
+    explicit = "task.num_envs" in overridden or not well_typed  # ill-typed: reported when the section is built
+    if not explicit and cap > 0 and num_envs > cap and engine_runs_on_cpu(engine, device):
         task["num_envs"] = cap
+    ppo, cpu_steps = data.setdefault("ppo", {}), data.get("cpu", {}).get("max_steps", cpu_defaults["max_steps"])
+    if ppo.get("max_steps", 0) == 0 and isinstance(cpu_steps, int) and cpu_steps > 0 and \
+            engine_runs_on_cpu(engine, device):
+        ppo["max_steps"] = cpu_steps
 
 
 def engine_runs_on_cpu(engine: Any, device: Any) -> bool:

@@ -9,11 +9,13 @@ import typing
 from pathlib import Path
 
 import pytest
+import torch
 
 from ktorch_sim.config import (
     SECTIONS,
     ConfigError,
     ModelConfig,
+    CPUConfig,
     PPOConfig,
     TrainConfig,
     config_help,
@@ -82,6 +84,10 @@ def test_shipped_configs_are_capped_on_the_cpu_engine(name):
 
 def test_no_file_gives_the_default_task_defaults():
     c = load_config(None)
+    # without a GPU the engine resolves to native MuJoCo: the run gets cpu.max_steps instead of "forever"
+    on_cpu = not torch.cuda.is_available()
+    assert c.ppo.max_steps == (CPUConfig().max_steps if on_cpu else 0)
+    c = dataclasses.replace(c, ppo=dataclasses.replace(c.ppo, max_steps=0))
     assert c == default_config() == TrainConfig()
     assert c.task_name == "kbot_walk" and c.task == KbotWalkConfig()
     assert c.ppo == PPOConfig() and c.ppo.kl_coef == 1e-3 and c.ppo.grad_clip == 1.0
