@@ -21,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m ktorch_sim.train", description=__doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(argv))
-    parser.add_argument("--cfg", type=Path, default=None, help="TOML config file (default: all defaults, kbot_walk)")
+    parser.add_argument("--cfg", type=Path, default=None,
+                        help="TOML config file (default: the run's config with --resume, else kbot_walk defaults)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set ppo.learning_rate=1e-3 (repeatable)")
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -41,9 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run training; bad input exits with status 2 and one line on stderr."""
     args = parse_args(argv)
     try:
-        config = load_config(args.cfg, args.overrides)
         if args.resume is not None and not args.resume.is_dir():
             raise CheckpointError(f"--resume {args.resume}: no such run directory")
+        cfg = args.cfg
+        if cfg is None and args.resume is not None and (args.resume / "config.toml").is_file():
+            cfg = args.resume / "config.toml"  # resume with the run's own resolved config
+        config = load_config(cfg, args.overrides)
         from ktorch_sim.trainer import Trainer
 
         trainer = Trainer(config, resume=args.resume)
