@@ -42,7 +42,6 @@ from ktorch_sim.policies import MixtureOfGaussians
 
 __all__ = [
     "ZEROS",
-    "ActionAccelerationPenalty",
     "Actor",
     "BentArmPenalty",
     "Critic",
@@ -56,7 +55,6 @@ __all__ = [
     "Model",
     "NaiveForwardOrientationReward",
     "NaiveForwardReward",
-    "ScaleByCurriculum",
     "StraightLegPenalty",
     "main",
     "notebook_config",
@@ -92,28 +90,11 @@ ZEROS: list[tuple[str, float]] = [
 ]
 
 # --- rewards ----------------------------------------------------------------------------------------
-# ksim rewards take ``scale_by_curriculum``; ktorch_sim's ``ks.Reward`` has only ``scale``, so this
-# mixin adds the flag. Put it first among the bases: it multiplies the parent's term by the level.
+# ``scale_by_curriculum`` works as in ksim: ks.Reward multiplies the term by the curriculum level.
 
 
 @dataclass(frozen=True, kw_only=True)
-class ScaleByCurriculum(ks.Reward):
-    """Adds ksim's ``scale_by_curriculum``: when set, the term is multiplied by the world's level in [0, 1].
-
-    Used as the first base of a reward class, it wraps the next class's ``get_reward`` so a penalty
-    can start at zero and grow with the curriculum, as ksim's ``scale_by_curriculum=True`` does.
-    """
-
-    scale_by_curriculum: bool = False
-
-    def get_reward(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
-        """Return the parent's (N,) term, times the curriculum level when ``scale_by_curriculum``."""
-        value = super().get_reward(ctx, state)
-        return value * ctx.curriculum_level if self.scale_by_curriculum else value
-
-
-@dataclass(frozen=True, kw_only=True)
-class JointPositionPenalty(ScaleByCurriculum, ks.JointDeviationPenalty):
+class JointPositionPenalty(ks.JointDeviationPenalty):
     """``sum_j (q_j - zero_j)^2`` over the named joints (rad^2), the targets taken from :data:`ZEROS`."""
 
     @classmethod
@@ -165,7 +146,7 @@ def _rotate_into_base(quat: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NaiveForwardReward(ScaleByCurriculum):
+class NaiveForwardReward(ks.Reward):
     """Forward speed: the x component of the base's linear velocity (m/s), clipped to [clip_min, clip_max].
 
     ``qvel[0:3]`` is the free joint's world-frame velocity; with ``in_robot_frame`` it is first
@@ -184,7 +165,7 @@ class NaiveForwardReward(ScaleByCurriculum):
         value = linvel[:, 0]
         if self.clip_min is not None or self.clip_max is not None:
             value = value.clamp(self.clip_min, self.clip_max)
-        return value * ctx.curriculum_level if self.scale_by_curriculum else value
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,11 +180,11 @@ class NaiveForwardOrientationReward(NaiveForwardReward):
         quat = ctx.physics.qpos[:, 3:7]
         forward = _rotate_into_base(quat, torch.tensor([1.0, 0.0, 0.0], device=ctx.device).expand(ctx.num_envs, 3))
         value = forward[:, 0] - torch.linalg.vector_norm(forward[:, 1:], dim=-1)
-        return value * ctx.curriculum_level if self.scale_by_curriculum else value
+        return value
 
 
 @dataclass(frozen=True, kw_only=True)
-class _FiniteDifferencePenalty(ScaleByCurriculum):
+class _FiniteDifferencePenalty(ks.Reward):
     """Mean over elements of ``norm(k-th finite difference over control steps)``; stateful.
 
     Keeps the last ``ORDER`` values of a per-world quantity (joint angles or link positions) in
@@ -249,7 +230,7 @@ class _FiniteDifferencePenalty(ScaleByCurriculum):
         value = (diff.abs() if self.norm == "l1" else diff.square()).flatten(1).mean(-1)
         value = torch.where(ctx.episode_steps >= self.ORDER, value, torch.zeros_like(value))
         history.copy_(torch.cat([now.unsqueeze(1), history[:, :-1]], dim=1))
-        return value * ctx.curriculum_level if self.scale_by_curriculum else value
+        return value
 
 
 def _joint_angles(ctx: EnvContext) -> torch.Tensor:
@@ -324,11 +305,6 @@ class LinkJerkPenalty(_FiniteDifferencePenalty):
     def _difference(self, series: list[torch.Tensor]) -> torch.Tensor:
         s0, s1, s2 = _link_speeds(series)
         return s0 - 2.0 * s1 + s2
-
-
-@dataclass(frozen=True, kw_only=True)
-class ActionAccelerationPenalty(ScaleByCurriculum, ks.ActionAccelerationPenalty):
-    """``ks.ActionAccelerationPenalty`` with ksim's ``scale_by_curriculum`` flag (same name, same term)."""
 
 
 # --- actor-critic model ---------------------------------------------------------------------------------
@@ -570,7 +546,7 @@ class HumanoidWalkingTask(ks.PPOTask[HumanoidWalkingTaskConfig]):
             JointJerkPenalty(scale=-0.01, scale_by_curriculum=True),
             LinkAccelerationPenalty(scale=-0.01, scale_by_curriculum=True),
             LinkJerkPenalty(scale=-0.01, scale_by_curriculum=True),
-            ActionAccelerationPenalty(scale=-0.01, scale_by_curriculum=True),
+            ks.ActionAccelerationPenalty(scale=-0.01, scale_by_curriculum=True),
             # Bespoke rewards.
             BentArmPenalty.create_penalty(physics_model, scale=-0.1),
             StraightLegPenalty.create_penalty(physics_model, scale=-0.1),

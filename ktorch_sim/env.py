@@ -104,6 +104,7 @@ class Env:
         self._states: dict[int, ComponentState] = {}
         self._obs_bias: dict[str, torch.Tensor] = {}
         self._episode_return = torch.zeros(n, device=dev)
+        self._max_distance = torch.zeros(n, device=dev)  # farthest horizontal distance from the origin this episode
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._last_td: TensorDict | None = None
         self.ctx.extras.update(terminated=torch.zeros(n, dtype=torch.bool, device=dev),
@@ -176,8 +177,9 @@ class Env:
     def pop_metrics(self) -> dict[str, torch.Tensor]:
         """Sums over episodes finished since the last call (device scalars), then clear them.
 
-        Keys: ``episodes``, ``episode_return``, ``episode_length`` (sums; divide by
-        ``episodes``), ``failures``, ``bad_physics`` and ``termination/<name>`` counts.
+        Keys: ``episodes``, ``episode_return``, ``episode_length``, ``distance_from_origin``
+        (largest horizontal distance reached; sums, divide by ``episodes``), ``failures``,
+        ``bad_physics`` and ``termination/<name>`` counts.
         """
         metrics = {k: v.clone() for k, v in self._metric_sums.items()}
         for v in self._metric_sums.values():
@@ -202,6 +204,8 @@ class Env:
         terms = {}
         for r in self.spec.rewards:
             value = r.get_reward(self.ctx, self._states[self._key(r)]) * r.signed_scale
+            if r.scale_by_curriculum:
+                value = value * self.ctx.curriculum_level
             terms[r.name] = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
         total = torch.stack(list(terms.values())).sum(0) if terms else torch.zeros(self.num_envs, device=self.device)
         return total, terms
@@ -221,6 +225,7 @@ class Env:
             buffer.masked_fill_(mask[:, None], 0.0)
         ctx.episode_steps.masked_fill_(mask, 0)
         self._episode_return.masked_fill_(mask, 0.0)
+        self._max_distance.masked_fill_(mask, 0.0)
         for component in self._stateful_components():
             component.reset(self._states[self._key(component)], mask, ctx)
             self._sync_commands()
@@ -257,6 +262,8 @@ class Env:
     def _record_episode_metrics(self, reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor,
                                 bad: torch.Tensor) -> None:
         self._episode_return += reward
+        torch.maximum(self._max_distance, self.ctx.physics.qpos[:, :2].norm(dim=-1), out=self._max_distance)
+        self._add_metric("distance_from_origin", (self._max_distance * done).sum())
         self._add_metric("episodes", done.sum())
         self._add_metric("episode_return", (self._episode_return * done).sum())
         self._add_metric("episode_length", (self.ctx.episode_steps * done).sum())

@@ -88,7 +88,8 @@ class Trainer:
                                                  config.checkpoint.save_every_seconds)
             self._restore()
         else:
-            self.run_dir = make_run_dir(config.logging.run_dir, config.logging.run_name, task=config.task_name)
+            task_label = config.task_name.rsplit(":", 1)[-1]  # "pkg.module:MyTask" -> "MyTask"
+            self.run_dir = make_run_dir(config.logging.run_dir, config.logging.run_name, task=task_label)
             self.checkpoints = CheckpointManager(self.run_dir, config.checkpoint.keep_last,
                                                  config.checkpoint.save_every_seconds)
         save_config(config, self.run_dir / "config.toml")
@@ -158,7 +159,9 @@ class Trainer:
         n = episodes.get("episodes", zero)
         nan = torch.full((), float("nan"), device=self.device)
         length = torch.where(n > 0, episodes.get("episode_length", zero) / n.clamp_min(1), nan)
+        distance = torch.where(n > 0, episodes.get("distance_from_origin", zero) / n.clamp_min(1), nan)
         return {"episode_length": length, "episode_length_seconds": length * self.env.ctrl_dt,
+                "distance_from_origin": distance,
                 "deaths_per_episode": torch.where(n > 0, episodes.get("failures", zero) / n.clamp_min(1), nan),
                 "num_steps": torch.tensor(float(self.iteration + 1), device=self.device)}
 

@@ -185,9 +185,11 @@ class Reward(Component):
     ``Penalty`` returns a non-negative magnitude and contributes ``-abs(scale) * value``; a
     ``Reward`` contributes ``scale * value``. So ``AvoidLimitsPenalty(scale=0.1)`` and
     ``AvoidLimitsPenalty(scale=-0.1)`` mean the same, as ksim users write both.
+    With ``scale_by_curriculum`` the contribution is also multiplied by the curriculum level.
     """
 
     scale: float = 1.0
+    scale_by_curriculum: bool = False
 
     def get_reward(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
         """The unscaled term, shape (N,)."""
