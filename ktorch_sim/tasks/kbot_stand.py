@@ -115,10 +115,10 @@ class KbotStandTask(PPOTask[KbotStandConfig]):
         meta = kbot_metadata()
         home = dict(zip(meta.joint_names, meta.home))
         return (
-            kc.StayAliveReward(scale=1.0),
+            kc.StayAliveReward(balance=10.0, scale=1.0),  # ours: 0.1 per step alive, -1 on a fall
             kc.UprightReward(scale=0.5),
-            kc.AngularVelocityPenalty(index=("x", "y"), scale=-0.1),
-            kc.LinearVelocityPenalty(index=("z",), scale=-0.1),
+            kc.AngularVelocityPenalty(index=("x", "y"), scale=-0.01),  # ours: the notebook's 0.1 outweighs
+            kc.LinearVelocityPenalty(index=("z",), scale=-0.01),  # staying alive for a flailing random policy
             kc.AvoidLimitsPenalty.create(model, scale=-0.01),
             kc.ActionInBoundsPenalty.create(model, scale=-0.01),  # ours
             kc.ActionNearPositionPenalty.create(model, joint_threshold=math.radians(30), scale=-0.01),  # ours
