@@ -212,6 +212,11 @@ class Env:
 
     def _reset_worlds(self, mask: torch.Tensor) -> None:
         ctx = self.ctx
+        if mask.device.type == "cpu" and not bool(mask.any()):
+            # Nothing to reset. On the CPU this check costs no device sync, and it skips every
+            # component's masked no-op; the forward pass still runs, as after any reset.
+            self.engine.forward()
+            return
         for randomizer in self.spec.randomizers:
             randomizer.apply(self.engine, mask, ctx)
         if self.spec.randomizers and self._needs_set_const:
