@@ -68,3 +68,40 @@ def test_resume_restores_counters_model_optimizer_and_curriculum(tmp_path):
     assert resumed.curriculum_state["level"].item() == first.curriculum_state["level"].item()
     assert torch.equal(resumed.generator.get_state(), first.generator.get_state())
     resumed.logger.close()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "ktorch_sim.train", *TINY, "--set", f"logging.run_dir={tmp_path}",
+                             "--set", "ppo.max_steps=100000000"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(tmp_path.glob("*/metrics.jsonl")):
+        time.sleep(0.5)
+    metrics = list(tmp_path.glob("*/metrics.jsonl"))
+    assert metrics, "training never logged an iteration"
+    while time.monotonic() < deadline and not metrics[0].read_text().strip():
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    run_dir = metrics[0].parent
+    iterations = [json.loads(x)["iteration"] for x in metrics[0].read_text().splitlines()]
+    latest = (run_dir / "checkpoints" / "latest").read_text().strip()
+    assert latest == f"ckpt_{iterations[-1]:08d}.pt", (latest, iterations)
+
+
+def test_running_normalizer_merges_batches_exactly():
+    from ktorch_sim.algorithms.normalizer import RunningNormalizer
+
+    gen = torch.Generator().manual_seed(0)
+    data = 3.0 + 2.0 * torch.randn(1000, 4, generator=gen)
+    norm = RunningNormalizer(4)
+    for chunk in data.split(137):
+        norm.update(chunk)
+    torch.testing.assert_close(norm.mean, data.mean(0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(norm.var, data.var(0, unbiased=False), atol=1e-3, rtol=1e-3)
+    out = norm(data)
+    torch.testing.assert_close(out.mean(0), torch.zeros(4), atol=1e-3, rtol=0)
