@@ -55,6 +55,7 @@ class MujocoEngine(Engine):
         self._reset_qpos = np.zeros((n, self.model.nq), dtype=np.float64)
         self._reset_qvel = np.zeros((n, self.model.nv), dtype=np.float64)
         self._reset_mask = np.zeros(n, dtype=bool)
+        self._held = True  # this step's targets are constant over its substeps
         # qpos/qvel as last copied out of MjData: a difference means a component wrote the tensors
         self._published = {k: np.zeros_like(self._np[k]) for k in ("qpos", "qvel")}
 
@@ -75,6 +76,8 @@ class MujocoEngine(Engine):
         self._check_targets(targets)
         values = targets.detach().cpu().numpy()
         np.copyto(self._targets, values[:, None, :] if values.ndim == 2 else values)
+        # Worlds whose target is the same in every substep take one mj_step(nstep=substeps) call.
+        self._held = values.ndim == 2 or bool(np.all(values == values[:, :1]))
         self._push_state_writes()
         self._run(self._step_world)
 
@@ -108,9 +111,13 @@ class MujocoEngine(Engine):
     def _step_world(self, i: int) -> None:
         m, d = self._models[i], self._datas[i]
         d.xfrc_applied[:] = self._np["xfrc_applied"][i]
-        for ctrl in self._targets[i]:
-            d.ctrl[:] = ctrl
-            mujoco.mj_step(m, d)
+        if self._held:
+            d.ctrl[:] = self._targets[i, 0]
+            mujoco.mj_step(m, d, self.substeps)
+        else:
+            for ctrl in self._targets[i]:
+                d.ctrl[:] = ctrl
+                mujoco.mj_step(m, d)
         self._gather(i)
 
     def _forward_world(self, i: int) -> None:
