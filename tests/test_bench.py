@@ -36,7 +36,8 @@ def bench():
 
 def test_main_prints_one_json_line_per_configuration(bench, capsys):
     argv = ["--engines", "mujoco,warp", "--devices", "cpu", "--num-envs", "2", "--steps", "2",
-            "--repeats", "1", "--warmup", "1", "--dt", "0.004", "--ctrl-dt", "0.02", "--json"]
+            "--repeats", "1", "--warmup", "1", "--episode-steps", "1", "--dt", "0.004", "--ctrl-dt", "0.02",
+            "--json"]
     assert bench.main(argv) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     rows = [json.loads(line) for line in lines]
@@ -45,6 +46,7 @@ def test_main_prints_one_json_line_per_configuration(bench, capsys):
         assert REQUIRED_FIELDS <= row.keys(), REQUIRED_FIELDS - row.keys()
         assert row["kind"] == "physics"
         assert row["substeps"] == 5 and row["control_steps"] == 2 and row["repeats"] == 1
+        assert row["episode_steps"] == 1
         for key in ("control_steps_per_s", "physics_steps_per_s", "baseline_physics_steps_per_s",
                     "ratio_to_baseline", "seconds"):
             assert math.isfinite(row[key]) and row[key] > 0, (key, row[key])
@@ -52,10 +54,15 @@ def test_main_prints_one_json_line_per_configuration(bench, capsys):
         assert row["ratio_to_baseline"] == pytest.approx(row["physics_steps_per_s"]
                                                          / row["baseline_physics_steps_per_s"])
         assert row["bad_worlds"] == 0
-        # Same start state and targets on both sides: after 10 physics steps the base heights agree.
+        # Same start state and targets on both sides: after an episode of 5 physics steps the base heights agree.
         assert row["base_z_mean"] == pytest.approx(row["baseline_base_z_mean"], abs=1e-3)
         assert row["torch"] == torch.__version__ and row["commit"]
     assert rows[0]["baseline"] == "mujoco.rollout" and rows[1]["baseline"] == "mujoco_warp graph"
+
+
+def test_timed_runs_are_cut_into_episodes(bench):
+    assert bench.PhysicsSettings(control_steps=120, episode_steps=50).episodes == [50, 50, 20]
+    assert bench.PhysicsSettings(control_steps=40, episode_steps=50).episodes == [40]
 
 
 def test_table_output_and_steps_per_world_count(bench):

@@ -15,10 +15,13 @@ and :class:`~ktorch_sim.engines.warp.WarpEngine` against the raw engine doing th
 
 Both sides use the same model (K-Bot with PD actuators), the same dt/ctrl_dt/solver settings,
 the same start state (the ``home`` keyframe, zero velocity) and the same PD targets (home joint
-angles plus a fixed small per-world offset, held for the whole run). Compilation, graph capture
-and a warm-up are excluded; the clock stops after a device synchronize; every number is the
-best of ``--repeats`` timed runs, baseline and engine interleaved so both see the same machine
-load.
+angles plus a fixed small per-world offset, held constant). Held home targets keep K-Bot
+standing for only ~1.3 s before it tips forward (then its torso, which has no collision geoms,
+sinks through the floor), so a timed run is split into episodes of at most ``--episode-steps``
+control steps (default 50 = 1 s) with an untimed restart at the home pose before each: the
+workload stays a standing robot with its feet in contact. Compilation, graph capture and a
+warm-up are excluded; the clock stops after a device synchronize; every number is the best of
+``--repeats`` timed runs, baseline and engine interleaved so both see the same machine load.
 
     python tools/bench.py --engines mujoco,warp --devices cpu --num-envs 16,64,256 --steps 50
 """
@@ -36,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import mujoco
 import numpy as np
@@ -66,6 +70,7 @@ class PhysicsSettings:
         iterations: constraint solver iterations.
         ls_iterations: solver line-search iterations.
         control_steps: timed control steps per run.
+        episode_steps: most control steps between two (untimed) restarts at the start state.
         repeats: timed runs per measurement; the fastest counts.
         warmup_steps: untimed control steps before timing (Warp compile and capture happen here).
         threads: native MuJoCo worker threads (engine and rollout); 0 = one per CPU core.
@@ -80,6 +85,7 @@ class PhysicsSettings:
     iterations: int = 8
     ls_iterations: int = 8
     control_steps: int = 50
+    episode_steps: int = 50
     repeats: int = 3
     warmup_steps: int = 2
     threads: int = 0
@@ -99,6 +105,12 @@ class PhysicsSettings:
         return EngineConfig(dt=self.dt, ctrl_dt=self.ctrl_dt).substeps
 
     @property
+    def episodes(self) -> list[int]:
+        """Control steps of each episode of a timed run: ``control_steps`` cut into ``episode_steps``."""
+        full, rest = divmod(self.control_steps, self.episode_steps)
+        return [self.episode_steps] * full + ([rest] if rest else [])
+
+    @property
     def native_threads(self) -> int:
         """Thread count of native MuJoCo: ``threads``, or one per CPU core when 0."""
         return self.threads or os.cpu_count() or 1
@@ -116,14 +128,6 @@ class Workload:
     def num_envs(self) -> int:
         """Number of worlds."""
         return self.qpos.shape[0]
-
-
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    """Best wall time of a timed run and a sanity figure of the state it ended in."""
-
-    seconds: float
-    base_z_mean: float  # mean floating-base height at the end (m); ~0.7 while K-Bot stands
 
 
 # --- model and workload ---------------------------------------------------------------------
@@ -156,6 +160,24 @@ def make_workload(model: mujoco.MjModel, num_envs: int, seed: int = 0) -> Worklo
 # --- timing helpers -------------------------------------------------------------------------
 
 
+class Runner(Protocol):
+    """What the timing loop needs from a baseline or an engine."""
+
+    name: str
+
+    def restart(self) -> None:
+        """Put every world back at the start state (untimed)."""
+
+    def run(self, control_steps: int) -> None:
+        """Advance every world ``control_steps`` control steps (timed)."""
+
+    def base_z_mean(self) -> float:
+        """Mean floating-base height now (m): a sanity figure, ~0.7 while K-Bot stands."""
+
+    def close(self) -> None:
+        """Release threads and buffers."""
+
+
 def synchronizer(device: str) -> Callable[[], None]:
     """Return a function that waits until all queued torch and Warp work on ``device`` has finished."""
     if torch.device(device).type != "cuda":
@@ -171,7 +193,7 @@ def synchronizer(device: str) -> Callable[[], None]:
 
 @dataclasses.dataclass(frozen=True)
 class RunTime:
-    """Wall and process CPU seconds of one timed run."""
+    """Wall and process CPU seconds of one timed run (summed over its episodes)."""
 
     wall: float
     cpu: float
@@ -181,41 +203,65 @@ class RunTime:
         """Busy cores of this process during the run; well below the thread count means contention."""
         return self.cpu / self.wall
 
+    def __add__(self, other: RunTime) -> RunTime:
+        return RunTime(self.wall + other.wall, self.cpu + other.cpu)
 
-def timed(prepare: Callable[[], None], run: Callable[[], None], sync: Callable[[], None]) -> RunTime:
-    """Time ``run()`` after an untimed ``prepare()``, synchronized on both ends."""
-    prepare()
-    sync()
-    cpu, start = time.process_time(), time.perf_counter()
-    run()
-    sync()
-    return RunTime(wall=time.perf_counter() - start, cpu=time.process_time() - cpu)
+
+def timed_run(runner: Runner, episodes: Sequence[int], sync: Callable[[], None]) -> RunTime:
+    """Time ``runner`` over ``episodes`` (control steps each), restarting untimed before each one."""
+    total = RunTime(0.0, 0.0)
+    for steps in episodes:
+        runner.restart()
+        sync()
+        cpu, start = time.process_time(), time.perf_counter()
+        runner.run(steps)
+        sync()
+        total = total + RunTime(wall=time.perf_counter() - start, cpu=time.process_time() - cpu)
+    return total
+
+
+def best_of(repeats: int, runners: Sequence[Runner], episodes: Sequence[int],
+            sync: Callable[[], None]) -> list[RunTime]:
+    """Fastest timed run of each runner over ``repeats`` rounds.
+
+    The runners are interleaved and their order alternates from round to round, so a burst of
+    load from other processes hits the baseline and the engine alike.
+    """
+    best: list[RunTime | None] = [None] * len(runners)
+    for r in range(repeats):
+        order = range(len(runners)) if r % 2 == 0 else reversed(range(len(runners)))
+        for i in order:
+            t = timed_run(runners[i], episodes, sync)
+            if best[i] is None or t.wall < best[i].wall:
+                best[i] = t
+    return best
 
 
 # --- raw baselines --------------------------------------------------------------------------
 
 
 class RolloutBaseline:
-    """Native MuJoCo through ``mujoco.rollout``: N worlds x nstep physics steps, one call per batch.
+    """Native MuJoCo through ``mujoco.rollout``: one call rolls every world out for a whole episode.
 
-    The persistent thread pool, per-thread MjData, initial states, the full control sequence and
-    the output buffers are built once; a timed run is only the rollout call(s). Worlds are
-    split into batches only when the state/sensor outputs would exceed
-    :data:`ROLLOUT_OUTPUT_BYTES`; inside a call rollout picks its own chunk size.
+    The persistent thread pool, per-thread MjData, start states and, per episode length, the
+    control sequence and output buffers are built once, outside the clock. Worlds are split into
+    several calls only when the state/sensor outputs would exceed :data:`ROLLOUT_OUTPUT_BYTES`;
+    inside a call rollout picks its own chunk size.
     """
 
     name = BASELINES["mujoco"]
 
     def __init__(self, model: mujoco.MjModel, settings: PhysicsSettings, work: Workload) -> None:
-        """Prepare everything for ``settings.control_steps * substeps`` steps of N worlds."""
+        """Prepare start states, threads and the buffers of every episode length of ``settings``."""
         from mujoco import rollout
 
         self.model = configured_model(model, settings)
+        self.substeps = settings.substeps
+        self._targets = work.targets.astype(np.float64)
         m, n = self.model, work.num_envs
-        self.nstep = settings.substeps * settings.control_steps
         spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
-        nstate = mujoco.mj_stateSize(m, spec)
-        self._init = np.zeros((n, nstate))
+        self._nstate = mujoco.mj_stateSize(m, spec)
+        self._init = np.zeros((n, self._nstate))
         data = mujoco.MjData(m)
         for i in range(n):
             mujoco.mj_resetData(m, data)
@@ -223,34 +269,34 @@ class RolloutBaseline:
             mujoco.mj_forward(m, data)
             mujoco.mj_getState(m, data, self._init[i], spec)
         self._warmstart = np.zeros((n, m.nv))
-        self._control = np.repeat(work.targets.astype(np.float64)[:, None, :], self.nstep, axis=1)
-        per_world = self.nstep * (nstate + m.nsensordata) * 8
-        batch = max(1, min(n, ROLLOUT_OUTPUT_BYTES // per_world))
-        self._batches = [(a, min(a + batch, n)) for a in range(0, n, batch)]
-        self._state = np.zeros((batch, self.nstep, nstate))
-        self._sensordata = np.zeros((batch, self.nstep, m.nsensordata))
-        self._qz = 1 + 2  # FULLPHYSICS state: time, then qpos
-        self._threads = settings.native_threads
-        self._datas = [mujoco.MjData(m) for _ in range(self._threads)]
-        self._pool = rollout.Rollout(nthread=self._threads)
-        self._final_z: list[np.ndarray] = []
+        self._datas = [mujoco.MjData(m) for _ in range(settings.native_threads)]
+        self._pool = rollout.Rollout(nthread=settings.native_threads)
+        self._buffers = {steps: self._episode_buffers(steps) for steps in set(settings.episodes)}
+        self._final_z = np.zeros(n)
+
+    def _episode_buffers(self, control_steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+        """Control input, state and sensor outputs, and world batches for one episode length."""
+        m, n, nstep = self.model, len(self._init), control_steps * self.substeps
+        control = np.repeat(self._targets[:, None, :], nstep, axis=1)
+        batch = max(1, min(n, ROLLOUT_OUTPUT_BYTES // (nstep * (self._nstate + m.nsensordata) * 8)))
+        batches = [(a, min(a + batch, n)) for a in range(0, n, batch)]
+        return control, np.zeros((batch, nstep, self._nstate)), np.zeros((batch, nstep, m.nsensordata)), batches
 
     def restart(self) -> None:
         """Nothing to do: every rollout call starts from the stored start states."""
 
-    def run(self) -> None:
-        """Roll out every world from its start state for ``nstep`` physics steps."""
-        self._final_z = []
-        for a, b in self._batches:
+    def run(self, control_steps: int) -> None:
+        """Roll out every world from its start state for ``control_steps * substeps`` physics steps."""
+        control, state, sensordata, batches = self._buffers[control_steps]
+        for a, b in batches:
             k = b - a
-            self._pool.rollout(self.model, self._datas, self._init[a:b], self._control[a:b],
-                               initial_warmstart=self._warmstart[a:b], state=self._state[:k],
-                               sensordata=self._sensordata[:k])
-            self._final_z.append(self._state[:k, -1, self._qz].copy())
+            self._pool.rollout(self.model, self._datas, self._init[a:b], control[a:b],
+                               initial_warmstart=self._warmstart[a:b], state=state[:k], sensordata=sensordata[:k])
+            self._final_z[a:b] = state[:k, -1, 1 + 2]  # FULLPHYSICS state: time, then qpos
 
     def base_z_mean(self) -> float:
-        """Mean base height at the last step of the last run."""
-        return float(np.concatenate(self._final_z).mean())
+        """Mean base height at the end of the last episode."""
+        return float(self._final_z.mean())
 
     def close(self) -> None:
         """Stop rollout's thread pool."""
@@ -260,8 +306,8 @@ class RolloutBaseline:
 class WarpGraphBaseline:
     """Raw MuJoCo Warp: ``put_model``/``put_data`` and a captured graph of ``substeps`` x ``step``.
 
-    A timed run writes the targets into ``ctrl`` once and replays the graph ``control_steps``
-    times, exactly the physics work of ``WarpEngine.step`` without the engine around it.
+    The targets are written into ``ctrl`` once; an episode replays the graph once per control
+    step, exactly the physics work of ``WarpEngine.step`` without the engine around it.
     """
 
     name = BASELINES["warp"]
@@ -276,7 +322,7 @@ class WarpGraphBaseline:
 
         self._wp, self._mjw = wp, mjw
         self.device = "cpu" if torch.device(device).type == "cpu" else f"cuda:{torch.device(device).index or 0}"
-        self.control_steps, self.substeps = settings.control_steps, settings.substeps
+        self.substeps = settings.substeps
         mjm = configured_model(model, settings)
         host = mujoco.MjData(mjm)
         host.qpos[:], host.qvel[:] = work.qpos[0], work.qvel[0]
@@ -306,10 +352,10 @@ class WarpGraphBaseline:
         for name, view in self._views.items():
             view.copy_(self._start[name])
 
-    def run(self) -> None:
+    def run(self, control_steps: int) -> None:
         """Replay the captured control step ``control_steps`` times."""
         with self._wp.ScopedDevice(self.device):
-            for _ in range(self.control_steps):
+            for _ in range(control_steps):
                 self._wp.capture_launch(self.graph)
 
     def base_z_mean(self) -> float:
@@ -324,30 +370,29 @@ class WarpGraphBaseline:
 
 
 class EngineRunner:
-    """``engine.step(targets)`` in a loop, after reset to the start state and a warm-up."""
+    """``engine.step(targets)`` in a loop; restart = ``engine.reset`` of every world to the start state."""
 
     def __init__(self, kind: str, model: mujoco.MjModel, settings: PhysicsSettings, work: Workload,
                  device: str) -> None:
         """Build the engine and run the warm-up (Warp compiles and captures its graphs here)."""
         self.engine: Engine = make_engine(kind, model, settings.engine_config(work.num_envs, device))
-        self.control_steps = settings.control_steps
+        self.name = type(self.engine).__name__
         self._mask = torch.ones(work.num_envs, dtype=torch.bool, device=device)
         self._qpos = torch.from_numpy(work.qpos).to(device)
         self._qvel = torch.from_numpy(work.qvel).to(device)
         self._targets = torch.from_numpy(work.targets).to(device)
         self.restart()
-        for _ in range(settings.warmup_steps):
-            self.engine.step(self._targets)
+        self.run(settings.warmup_steps)
         self.restart()
 
     def restart(self) -> None:
         """Reset every world to the start state."""
         self.engine.reset(self._mask, self._qpos, self._qvel)
 
-    def run(self) -> None:
+    def run(self, control_steps: int) -> None:
         """Step ``control_steps`` control steps with the fixed targets."""
         step, targets = self.engine.step, self._targets
-        for _ in range(self.control_steps):
+        for _ in range(control_steps):
             step(targets)
 
     def base_z_mean(self) -> float:
@@ -368,23 +413,6 @@ class EngineRunner:
 # --- the physics benchmark ------------------------------------------------------------------
 
 
-def best_of(repeats: int, runners: Sequence[tuple[Callable[[], None], Callable[[], None]]],
-            sync: Callable[[], None]) -> list[RunTime]:
-    """Fastest run of each (prepare, run) pair over ``repeats`` rounds.
-
-    The pairs are interleaved and their order alternates from round to round, so a burst of
-    load from other processes hits the baseline and the engine alike.
-    """
-    best: list[RunTime | None] = [None] * len(runners)
-    for r in range(repeats):
-        order = range(len(runners)) if r % 2 == 0 else reversed(range(len(runners)))
-        for i in order:
-            t = timed(*runners[i], sync)
-            if best[i] is None or t.wall < best[i].wall:
-                best[i] = t
-    return best
-
-
 def make_baseline(engine: str, model: mujoco.MjModel, settings: PhysicsSettings, work: Workload,
                   device: str) -> RolloutBaseline | WarpGraphBaseline:
     """Prepare the raw engine that ``engine`` wraps for the same workload."""
@@ -400,29 +428,32 @@ def measure_physics_one(engine: str, device: str, num_envs: int, settings: Physi
     work = make_workload(model, num_envs, settings.seed)
     sync = synchronizer(device)
     baseline = make_baseline(engine, model, settings, work, device)
-    runner = EngineRunner(engine, model, settings, work, device)
     try:
-        base_t, eng_t = best_of(settings.repeats, [(baseline.restart, baseline.run), (runner.restart, runner.run)],
-                                sync)
-        base_z, bad = runner.base_z_mean(), runner.bad_worlds()
-        baseline_z = baseline.base_z_mean()
+        runner = EngineRunner(engine, model, settings, work, device)
+    except BaseException:
+        baseline.close()
+        raise
+    try:
+        base_t, eng_t = best_of(settings.repeats, [baseline, runner], settings.episodes, sync)
+        base_z, bad, baseline_z = runner.base_z_mean(), runner.bad_worlds(), baseline.base_z_mean()
     finally:
         runner.close()
         baseline.close()
     substeps, steps = settings.substeps, settings.control_steps
-    eng_s, base_s = eng_t.wall, base_t.wall
-    control_rate = num_envs * steps / eng_s
-    baseline_rate = num_envs * steps * substeps / base_s
-    if min(eng_s, base_s) < MIN_SECONDS:
-        print(f"bench: warning: {engine}/{device}/N={num_envs}: a timed run took {min(eng_s, base_s):.2f} s "
-              f"(< {MIN_SECONDS} s); raise --steps for a trustworthy number", file=sys.stderr)
+    control_rate = num_envs * steps / eng_t.wall
+    baseline_rate = num_envs * steps * substeps / base_t.wall
+    if min(eng_t.wall, base_t.wall) < MIN_SECONDS:
+        print(f"bench: warning: {engine}/{device}/N={num_envs}: a timed run took "
+              f"{min(eng_t.wall, base_t.wall):.2f} s (< {MIN_SECONDS} s); raise --steps for a trustworthy number",
+              file=sys.stderr)
     return {
         "kind": "physics", "engine": engine, "device": device, "num_envs": num_envs, "substeps": substeps,
         "control_steps": steps, "control_steps_per_s": control_rate,
         "physics_steps_per_s": control_rate * substeps, "baseline": baseline.name,
         "baseline_physics_steps_per_s": baseline_rate, "ratio_to_baseline": control_rate * substeps / baseline_rate,
-        "seconds": eng_s, "baseline_seconds": base_s, "base_z_mean": base_z, "baseline_base_z_mean": baseline_z,
-        "cpu_per_wall": eng_t.cpu_per_wall, "baseline_cpu_per_wall": base_t.cpu_per_wall,
+        "seconds": eng_t.wall, "baseline_seconds": base_t.wall, "base_z_mean": base_z,
+        "baseline_base_z_mean": baseline_z, "cpu_per_wall": eng_t.cpu_per_wall,
+        "baseline_cpu_per_wall": base_t.cpu_per_wall,
         "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "bad_worlds": bad, **dataclasses.asdict(settings), "native_threads": settings.native_threads,
     }
@@ -513,7 +544,7 @@ TABLE_COLUMNS = (  # (header, key, format)
     ("phys steps/s", "physics_steps_per_s", "{:,.0f}"), ("baseline", "baseline", "{}"),
     ("baseline phys/s", "baseline_physics_steps_per_s", "{:,.0f}"), ("ratio", "ratio_to_baseline", "{:.2f}"),
     ("cores", "cpu_per_wall", "{:.2f}"), ("base cores", "baseline_cpu_per_wall", "{:.2f}"),
-    ("load", "loadavg_1min", "{:.1f}"), ("bad", "bad_worlds", "{}"),
+    ("load", "loadavg_1min", "{:.1f}"), ("base z", "base_z_mean", "{:.2f}"), ("bad", "bad_worlds", "{}"),
 )
 
 
@@ -582,6 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-envs", type=_positive_ints, default="16,64,256", help="comma-separated world counts")
     p.add_argument("--steps", type=_positive_ints, default="50",
                    help="timed control steps per run: one value, or one per --num-envs entry")
+    p.add_argument("--episode-steps", type=_positive(int), default=50,
+                   help="most control steps between untimed restarts at the home pose (K-Bot tips over after ~1.3 s)")
     p.add_argument("--dt", type=_positive(float), default=0.002, help="physics timestep (s)")
     p.add_argument("--ctrl-dt", type=_positive(float), default=0.02, help="control period (s)")
     p.add_argument("--iterations", type=_positive(int), default=8, help="solver iterations")
@@ -609,8 +642,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     try:
         args.settings = PhysicsSettings(dt=args.dt, ctrl_dt=args.ctrl_dt, iterations=args.iterations,
                                         ls_iterations=args.ls_iterations, control_steps=args.steps[0],
-                                        repeats=args.repeats, warmup_steps=args.warmup, threads=args.threads,
-                                        nconmax=args.nconmax, njmax=args.njmax)
+                                        episode_steps=args.episode_steps, repeats=args.repeats,
+                                        warmup_steps=args.warmup, threads=args.threads, nconmax=args.nconmax,
+                                        njmax=args.njmax)
         args.settings.engine_config(1, "cpu")
     except ValueError as err:
         parser.error(str(err))
@@ -631,7 +665,8 @@ def run_physics(args: argparse.Namespace) -> list[dict]:
               f"gpu {first.get('gpu')}  torch {first.get('torch')}  mujoco {first.get('mujoco')}  "
               f"warp {first.get('warp')}  mujoco_warp {first.get('mujoco_warp')}")
         print(f"dt {args.dt}  ctrl_dt {args.ctrl_dt}  iterations {args.iterations}/{args.ls_iterations}  "
-              f"steps {','.join(map(str, args.steps))}  repeats {args.repeats} (best)  "
+              f"steps {','.join(map(str, args.steps))} in episodes of <= {args.episode_steps}  "
+              f"repeats {args.repeats} (best)  "
               f"native threads {args.settings.native_threads}")
         print(format_table(rows))
     return rows
