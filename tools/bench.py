@@ -2,9 +2,8 @@
 
 Each benchmark kind is one ``measure_<kind>(...)`` function that returns a list of flat dicts
 (one per configuration); :func:`main` parses the command line, runs the requested kind and
-prints the dicts as JSON lines (``--json``) or as a table. Only the ``physics`` kind exists
-so far; env steps/s and training steps/s belong next to it as ``measure_env`` and
-``measure_train`` (add them to :data:`KINDS`).
+prints the dicts as JSON lines (``--json``) or as a table. ``env`` (env steps/s of a task next
+to the physics-only rate) and ``train`` (PPO iterations) live in ``tools/bench_training.py``.
 
 ``physics`` measures ``engine.step(targets)`` of :class:`~ktorch_sim.engines.MujocoEngine`
 and :class:`~ktorch_sim.engines.warp.WarpEngine` against the raw engine doing the same work
@@ -624,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=_non_negative_int, default=2, help="untimed control steps before timing")
     p.add_argument("--nconmax", type=_positive(int), default=16, help="Warp contacts per world")
     p.add_argument("--njmax", type=_positive(int), default=128, help="Warp constraint rows per world")
+    p.add_argument("--tasks", type=lambda t: t.split(","), default=["kbot_walk"],
+                   help="env/train kinds: comma-separated tasks (kbot_walk, kbot_stand); --steps is the timed "
+                        "env steps (env) or the rollout length (train), --repeats the timed runs or iterations")
     p.add_argument("--json", action="store_true", help="print one JSON object per configuration per line")
     return p
 
@@ -672,8 +674,30 @@ def run_physics(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
-# Benchmark kinds: name -> runner(args) -> rows. Add "env" and "train" here.
-KINDS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {"physics": run_physics}
+def _run_task_kind(kind: str, args: argparse.Namespace) -> list[dict]:
+    """Run the ``env`` or ``train`` kind (tools/bench_training.py) on the tasks in ``--tasks``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_training import run_kind
+
+    rows = run_kind(kind, args.tasks, args.engines, args.devices, args.num_envs, args.steps[0], args.repeats)
+    info = environment_info(args.devices)
+    for row in rows:
+        row.update(info)
+        if args.json:
+            print(json.dumps(row), flush=True)
+    if not args.json:
+        for row in rows:
+            print("  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
+                            if k not in info))
+    return rows
+
+
+# Benchmark kinds: name -> runner(args) -> rows.
+KINDS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
+    "physics": run_physics,
+    "env": lambda args: _run_task_kind("env", args),  # env steps/s next to physics-only, per task
+    "train": lambda args: _run_task_kind("train", args),  # PPO iterations: collection + update
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,111 @@
+"""Environment and training throughput for ``tools/bench.py`` (kinds ``env`` and ``train``).
+
+``env``: env steps/s of a task (physics + every component, random actions around the home pose)
+next to the physics-only rate of the same run (the engine's step and forward alone, the physics
+work one env step does), and the components' cost as a share of the physics time.
+
+``train``: end-to-end PPO iterations of a task (rollout collection + update): env steps/s
+overall and for collection alone, and the seconds per phase.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+
+import torch
+
+TASK_CONFIGS = {"kbot_walk": "configs/kbot_walk.toml", "kbot_stand": "configs/kbot_stand.toml"}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_env(task: str, engine: str, device: str, num_envs: int, steps: int, repeats: int) -> dict:
+    """Env steps/s of ``task`` and the physics-only rate of the same engine and worlds."""
+    from ktorch_sim.config import resolve_task
+
+    task_cls, config_cls = resolve_task(task)
+    if device == "cpu":
+        torch.set_num_threads(1)  # as the trainer does next to the native engine's threads
+    env = task_cls(config_cls(num_envs=num_envs, engine=engine, device=device)).make_env()
+    env.set_curriculum_level(1.0)  # full noise, pushes and randomization
+    env.reset()
+    gen = torch.Generator(device=env.device).manual_seed(0)
+    home = env._initial_qpos[7:]
+    actions = [home + 0.05 * torch.randn(num_envs, env.num_actions, generator=gen, device=env.device)
+               for _ in range(steps)]
+    targets = env.engine.state.ctrl.clone()
+    for action in actions[:3]:
+        env.step(action)
+
+    def time_env() -> float:
+        _sync(env.device)
+        start = time.perf_counter()
+        for action in actions:
+            env.step(action)
+        _sync(env.device)
+        return time.perf_counter() - start
+
+    def time_physics() -> float:
+        _sync(env.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            env.engine.step(targets)
+            env.engine.forward()
+        _sync(env.device)
+        return time.perf_counter() - start
+
+    env_t = min(time_env() for _ in range(repeats))
+    phys_t = min(time_physics() for _ in range(repeats))
+    return {"kind": "env", "task": task, "engine": type(env.engine).__name__, "device": device,
+            "num_envs": num_envs, "steps": steps, "env_steps_per_s": num_envs * steps / env_t,
+            "physics_only_env_steps_per_s": num_envs * steps / phys_t,
+            "components_over_physics": (env_t - phys_t) / phys_t, "components_share": (env_t - phys_t) / env_t}
+
+
+def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_steps: int, iterations: int) -> dict:
+    """Seconds per phase and env steps/s of PPO iterations on ``task`` (after one warm-up iteration)."""
+    from ktorch_sim.config import load_config
+    from ktorch_sim.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        probe = load_config(TASK_CONFIGS[task], [f"task.engine={engine}", f"task.device={device}"])
+        overrides = [f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",
+                     f"ppo.rollout_length_seconds={rollout_steps * probe.task.ctrl_dt}",
+                     f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}", "logging.wandb_mode=disabled",
+                     f"logging.run_dir={run_dir}", "checkpoint.save_every_seconds=1e9"]
+        trainer = Trainer(load_config(TASK_CONFIGS[task], overrides))
+        trainer.iterate()
+        rows = [trainer.iterate() for _ in range(iterations)]
+        trainer.logger.close()
+    collect = sum(r["time/collect_s"] for r in rows)
+    update = sum(r["time/update_s"] for r in rows)
+    steps = num_envs * rollout_steps * iterations
+    cfg = trainer.config
+    return {"kind": "train", "task": task, "engine": type(trainer.env.engine).__name__, "device": device,
+            "num_envs": num_envs, "rollout_steps": rollout_steps, "iterations": iterations,
+            "policy": f"{cfg.model.policy} h{cfg.model.hidden_size}x{cfg.model.depth} K{cfg.model.num_mixtures}",
+            "num_passes": cfg.ppo.num_passes, "batch_size": cfg.ppo.batch_size,
+            "train_env_steps_per_s": steps / (collect + update), "collect_env_steps_per_s": steps / collect,
+            "collect_s_per_iteration": collect / iterations, "update_s_per_iteration": update / iterations}
+
+
+def run_kind(kind: str, tasks: Sequence[str], engines: Sequence[str], devices: Sequence[str],
+             num_envs: Sequence[int], steps: int, repeats: int) -> list[dict]:
+    """Every (task, engine, device, N) combination of one kind; the native engine is CPU-only."""
+    rows = []
+    for task in tasks:
+        for engine in engines:
+            for device in devices:
+                if engine == "mujoco" and device != "cpu":
+                    continue
+                for n in num_envs:
+                    if kind == "env":
+                        rows.append(measure_env(task, engine, device, n, steps, repeats))
+                    else:
+                        rows.append(measure_train(task, engine, device, n, steps, max(1, repeats)))
+    return rows
