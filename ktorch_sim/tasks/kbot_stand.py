@@ -18,52 +18,24 @@ from dataclasses import dataclass
 import mujoco
 
 import ktorch_sim.components as kc
-from ktorch_sim.actuators import Actuators, PositionActuators
-from ktorch_sim.robot_metadata import RobotMetadata
-from ktorch_sim.robots import kbot_metadata, load_kbot_model
-from ktorch_sim.ppo_task import PPOTask
-from ktorch_sim.task import RLConfig, config_field
-
-ARM_JOINTS = tuple(f"dof_{side}_{joint}" for side in ("right", "left")
-                   for joint in ("shoulder_pitch_03", "shoulder_roll_03", "shoulder_yaw_02", "elbow_02", "wrist_00"))
-HIP_ROLL_JOINTS = ("dof_left_hip_roll_03", "dof_right_hip_roll_03")
+from ktorch_sim.task import config_field
+from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotConfig, KbotTask, home_pose
 
 
 @dataclass(kw_only=True)
-class KbotStandConfig(RLConfig):
+class KbotStandConfig(KbotConfig):
     """Settings of the standing task (the notebook's launch settings where it has them)."""
 
     dt: float = config_field(0.002, "Physics timestep, seconds (notebook: 0.002).")
-    kp_scale: float = config_field(1.0, "Multiplier on the metadata kp.")
-    kd_scale: float = config_field(1.0, "Multiplier on the metadata kd.")
-    torque_limit_scale: float = config_field(1.0, "Multiplier on the metadata soft torque limit.")
     episode_length_seconds: float = config_field(20.0, "Time limit of an episode (a truncation, not a failure).")
 
 
-class KbotStandTask(PPOTask[KbotStandConfig]):
+class KbotStandTask(KbotTask[KbotStandConfig]):
     """K-Bot balancing in place; see the module docstring."""
 
     config_class = KbotStandConfig
     ACTOR_OBSERVATIONS = ("timestep_observation", "joint_position_observation", "joint_velocity_observation",
                           "projected_gravity_observation", "sensor_observation_imu_acc", "sensor_observation_imu_gyro")
-
-    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
-        """The notebook's actor inputs: time, joints, projected gravity and the IMU (noisy)."""
-        return [n for n in self.ACTOR_OBSERVATIONS if n in observation_names]
-
-    def get_mujoco_model(self) -> mujoco.MjModel:
-        """K-Bot on a flat floor."""
-        return load_kbot_model()
-
-    def get_mujoco_model_metadata(self, model: mujoco.MjModel) -> RobotMetadata:
-        """K-Bot's joint metadata, with actions in the deployed policy's joint order."""
-        return kbot_metadata().in_policy_order()
-
-    def get_actuators(self, model: mujoco.MjModel, metadata: RobotMetadata | None = None) -> Actuators:
-        """MIT PD position control from the metadata gains."""
-        c = self.config
-        return PositionActuators.create(model, metadata or kbot_metadata().in_policy_order(), kp_scale=c.kp_scale,
-                                        kd_scale=c.kd_scale, torque_limit_scale=c.torque_limit_scale)
 
     def get_physics_randomizers(self, model: mujoco.MjModel) -> Sequence[kc.PhysicsRandomizer]:
         """The notebook's five randomizers."""
@@ -81,7 +53,7 @@ class KbotStandTask(PPOTask[KbotStandConfig]):
 
     def get_resets(self, model: mujoco.MjModel) -> Sequence[kc.Reset]:
         """Joint positions around the home pose, joint velocities, and a random heading."""
-        home = dict(zip(kbot_metadata().joint_names, kbot_metadata().home))
+        home = home_pose()
         return (
             kc.RandomJointPositionReset.create(model, zeros=home, scale=0.1),
             kc.RandomJointVelocityReset(),
@@ -112,8 +84,7 @@ class KbotStandTask(PPOTask[KbotStandConfig]):
 
     def get_rewards(self, model: mujoco.MjModel) -> Sequence[kc.Reward]:
         """Survival and posture, plus normalisation penalties."""
-        meta = kbot_metadata()
-        home = dict(zip(meta.joint_names, meta.home))
+        home = home_pose()
         return (
             kc.StayAliveReward(balance=10.0, scale=1.0),  # ours: 0.1 per step alive, -1 on a fall
             kc.UprightReward(scale=0.5),

@@ -19,12 +19,8 @@ from dataclasses import dataclass
 import mujoco
 
 import ktorch_sim.components as kc
-from ktorch_sim.actuators import Actuators, PositionActuators
-from ktorch_sim.robot_metadata import RobotMetadata
-from ktorch_sim.robots import kbot_metadata, load_kbot_model
-from ktorch_sim.ppo_task import PPOTask
-from ktorch_sim.task import RLConfig, config_field
-from ktorch_sim.tasks.kbot_stand import ARM_JOINTS
+from ktorch_sim.task import config_field
+from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotConfig, KbotTask, home_pose
 
 FEET = ("LFootBushing_GPF_1517_12", "RFootBushing_GPF_1517_12")
 LEFT_FOOT_GEOMS = ("left_foot_collision_0", "left_foot_collision_1")
@@ -33,7 +29,7 @@ COMMAND = "velocity_command"
 
 
 @dataclass(kw_only=True)
-class KbotWalkConfig(RLConfig):
+class KbotWalkConfig(KbotConfig):
     """Settings of the walking task (ksim's K-Bot example values)."""
 
     dt: float = config_field(0.004, "Physics timestep, seconds (ksim K-Bot: 0.004).")
@@ -53,31 +49,12 @@ class KbotWalkConfig(RLConfig):
     episode_length_seconds: float = config_field(24.0, "Time limit of an episode (a truncation), s.")
 
 
-class KbotWalkTask(PPOTask[KbotWalkConfig]):
+class KbotWalkTask(KbotTask[KbotWalkConfig]):
     """K-Bot velocity-command walking; see the module docstring."""
 
     config_class = KbotWalkConfig
     ACTOR_OBSERVATIONS = ("joint_position_observation", "joint_velocity_observation", "projected_gravity_observation",
                           "sensor_observation_imu_gyro")
-
-    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
-        """What the real robot can measure (noisy): joint encoders, IMU gyro and gravity; plus commands."""
-        return [n for n in self.ACTOR_OBSERVATIONS if n in observation_names]
-
-    def get_mujoco_model(self) -> mujoco.MjModel:
-        """K-Bot on a flat floor."""
-        return load_kbot_model()
-
-    def get_mujoco_model_metadata(self, model: mujoco.MjModel) -> RobotMetadata:
-        """Joint metadata with actions in the deployed policy's joint order."""
-        return kbot_metadata().in_policy_order()
-
-    def get_actuators(self, model: mujoco.MjModel, metadata: RobotMetadata | None = None) -> Actuators:
-        """PD position control at the K-Bot example's gain scales, with action noise."""
-        c = self.config
-        return PositionActuators.create(model, metadata or kbot_metadata().in_policy_order(), kp_scale=c.kp_scale,
-                                        kd_scale=c.kd_scale, torque_limit_scale=c.torque_limit_scale,
-                                        action_noise=c.action_noise)
 
     def get_physics_randomizers(self, model: mujoco.MjModel) -> Sequence[kc.PhysicsRandomizer]:
         """Friction, armature, mass and centre of mass."""
@@ -96,7 +73,7 @@ class KbotWalkTask(PPOTask[KbotWalkConfig]):
 
     def get_resets(self, model: mujoco.MjModel) -> Sequence[kc.Reset]:
         """Joints around the home pose, random joint and base velocities, random heading."""
-        home = dict(zip(kbot_metadata().joint_names, kbot_metadata().home))
+        home = home_pose()
         return (
             kc.RandomJointPositionReset.create(model, zeros=home, scale=0.1),
             kc.RandomJointVelocityReset(scale=0.5),
@@ -137,8 +114,7 @@ class KbotWalkTask(PPOTask[KbotWalkConfig]):
     def get_rewards(self, model: mujoco.MjModel) -> Sequence[kc.Reward]:
         """Velocity tracking and gait shaping, survival and posture, smoothness penalties."""
         c = self.config
-        meta = kbot_metadata()
-        home = dict(zip(meta.joint_names, meta.home))
+        home = home_pose()
         return (
             kc.LinearVelocityReward(cmd=COMMAND, scale=1.0),
             kc.AngularVelocityReward(cmd=COMMAND, index=2, scale=0.5),

@@ -1,0 +1,61 @@
+"""What every K-Bot task shares.
+
+The model, its metadata in policy order, PD actuators, and the actor's view of the observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mujoco
+
+from ktorch_sim.actuators import Actuators, PositionActuators
+from ktorch_sim.ppo_task import PPOTask
+from ktorch_sim.robot_metadata import RobotMetadata
+from ktorch_sim.robots import kbot_metadata, load_kbot_model
+from ktorch_sim.task import ConfigT, RLConfig, config_field
+
+ARM_JOINTS = tuple(f"dof_{side}_{joint}" for side in ("right", "left")
+                   for joint in ("shoulder_pitch_03", "shoulder_roll_03", "shoulder_yaw_02", "elbow_02", "wrist_00"))
+
+
+@dataclass(kw_only=True)
+class KbotConfig(RLConfig):
+    """Actuator settings every K-Bot task has."""
+
+    kp_scale: float = config_field(1.0, "Multiplier on the metadata kp.")
+    kd_scale: float = config_field(1.0, "Multiplier on the metadata kd.")
+    torque_limit_scale: float = config_field(1.0, "Multiplier on the metadata soft torque limit.")
+    action_noise: float = config_field(0.0, "Std of per-step action noise, rad.")
+
+
+def home_pose() -> dict[str, float]:
+    """K-Bot's home joint angles by joint name, radians."""
+    meta = kbot_metadata()
+    return dict(zip(meta.joint_names, meta.home, strict=True))
+
+
+class KbotTask(PPOTask[ConfigT]):
+    """A K-Bot PPO task on a flat floor; subclasses list ``ACTOR_OBSERVATIONS`` and the components."""
+
+    ACTOR_OBSERVATIONS: tuple[str, ...] = ()
+
+    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
+        """Only what the real robot measures (noisy versions are used when present), plus commands."""
+        return [n for n in self.ACTOR_OBSERVATIONS if n in observation_names]
+
+    def get_mujoco_model(self) -> mujoco.MjModel:
+        """K-Bot on a flat floor."""
+        return load_kbot_model()
+
+    def get_mujoco_model_metadata(self, model: mujoco.MjModel) -> RobotMetadata:
+        """K-Bot's joint metadata, with actions in the deployed policy's joint order (nn_id)."""
+        return kbot_metadata().in_policy_order()
+
+    def get_actuators(self, model: mujoco.MjModel, metadata: RobotMetadata | None = None) -> Actuators:
+        """MIT PD position control from the metadata gains and the config's scales."""
+        c = self.config
+        return PositionActuators.create(model, metadata or kbot_metadata().in_policy_order(), kp_scale=c.kp_scale,
+                                        kd_scale=c.kd_scale, torque_limit_scale=c.torque_limit_scale,
+                                        action_noise=c.action_noise)
