@@ -224,3 +224,17 @@ def test_per_substep_targets_match_mj_step(engine_spec, kbot_model, home_qpos):
             mujoco.mj_step(m, d)
     np.testing.assert_allclose(engine.state.qpos[0].cpu().numpy(), d.qpos, atol=2e-5)
     np.testing.assert_allclose(engine.state.ctrl[0].cpu().numpy(), seq[2, 0, 4], atol=0)
+
+
+def test_reset_wins_over_a_pending_state_write(engine_spec, kbot_model, home_qpos):
+    """A velocity written by a component and then reset away must not reappear after the reset."""
+    engine = build_engine(engine_spec, kbot_model, num_envs=2)
+    _reset_all(engine, home_qpos)
+    engine.state.qvel[0, 0] = 5.0
+    engine.state.qvel[1, 0] = 3.0
+    mask = torch.tensor([True, False], device=engine.device)
+    engine.reset(mask, torch.tensor(np.tile(home_qpos, (2, 1)), dtype=torch.float32, device=engine.device),
+                 torch.zeros(2, kbot_model.nv, device=engine.device))
+    assert float(engine.state.qvel[0, 0]) == 0.0
+    engine.step(_home_targets(engine, home_qpos))
+    assert abs(float(engine.state.qvel[0, 0])) < 0.5 and float(engine.state.qvel[1, 0]) > 2.0

@@ -1,8 +1,9 @@
 """Environment and training throughput for ``tools/bench.py`` (kinds ``env`` and ``train``).
 
 ``env``: env steps/s of a task (physics + every component, random actions around the home pose)
-next to the physics-only rate of the same run (the engine's step and forward alone, the physics
-work one env step does), and the components' cost as a share of the physics time.
+next to the physics-only rate of the same run (the engine's step and forward alone, with targets
+of the same form the env produces: per-substep when the task models latency; the physics work
+one env step does), and the components' cost relative to the physics time.
 
 ``train``: end-to-end PPO iterations of a task (rollout collection + update): env steps/s
 overall and for collection alone, and the seconds per phase.
@@ -38,9 +39,12 @@ def measure_env(task: str, engine: str, device: str, num_envs: int, steps: int, 
     home = env._initial_qpos[7:]
     actions = [home + 0.05 * torch.randn(num_envs, env.num_actions, generator=gen, device=env.device)
                for _ in range(steps)]
-    targets = env.engine.state.ctrl.clone()
     for action in actions[:3]:
         env.step(action)
+    # The physics-only run gets targets of the same form as the env's: per-substep targets when the
+    # task's sim-to-real pipeline (latency, drops, update rate) is on, so both do the same physics work.
+    ctrl = env.spec.actuators.ctrl(actions[0], env._actuator_state, env.generator)
+    targets = env._pipeline.substep_targets(ctrl, env.ctx.curriculum_level, env.generator).clone()
 
     def time_env() -> float:
         _sync(env.device)

@@ -105,6 +105,9 @@ class MujocoEngine(Engine):
             mujoco.mj_resetData(self._models[i], d)
             d.qpos[:] = qpos[i].detach().cpu().numpy()
             d.qvel[:] = qvel[i].detach().cpu().numpy()
+            for name in ("qpos", "qvel"):  # the reset state wins over pending component writes
+                self._np[name][i] = getattr(d, name)
+                self._published[name][i] = self._np[name][i]
             self._np["xfrc_applied"][i] = 0.0
             self._unstable[i] = False
 
