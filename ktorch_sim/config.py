@@ -42,7 +42,7 @@ from typing import Any, Literal, Union
 
 import torch
 
-from ktorch_sim.task import RLConfig, RLTask
+from ktorch_sim.task import RLConfig, RLTask, config_field
 
 DEFAULT_TASK = "kbot_walk"
 OVERRIDE_SOURCE = "--set"
@@ -68,20 +68,6 @@ class ConfigError(ValueError):
     def at(self, source: str | None) -> ConfigError:
         """Return the same error attributed to ``source`` (a file path or ``--set``)."""
         return ConfigError(self.problem, self.key, source)
-
-
-def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = None) -> Any:  # noqa: A002
-    """Declare a dataclass field with a help text for ``--help`` and optional allowed values.
-
-    Same call as :func:`ktorch_sim.task.config_field` (mutable defaults are copied), plus
-    ``choices``: the loader rejects any other value and suggests the closest allowed one.
-    """
-    metadata: dict[str, Any] = {"help": help}
-    if choices is not None:
-        metadata["choices"] = tuple(choices)
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 # --- the sections ---------------------------------------------------------------------------------

@@ -36,11 +36,18 @@ from ktorch_sim.robot_metadata import RobotMetadata
 from ktorch_sim.sim2real import Sim2RealConfig
 
 
-def config_field(default: Any, help: str) -> Any:  # noqa: A002 - "help" is the field's documentation
-    """A dataclass field with a help text (shown by ``--help``); mutable defaults are copied."""
+def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = None) -> Any:  # noqa: A002
+    """A dataclass field with a help text (shown by ``--help``) and optional allowed values.
+
+    Mutable defaults are copied; with ``choices`` the config loader rejects any other value and
+    suggests the closest allowed one.
+    """
+    metadata: dict[str, Any] = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
     if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(kw_only=True)

@@ -368,20 +368,14 @@ class AllBodiesMassMultiplicationRandomizer(_Scaled):
 
 
 @dataclass(frozen=True, kw_only=True)
-class MassMultiplicationRandomizer(_Scaled):
-    """One body's mass: ``body_mass[b] = nominal * U(0.95, 1.05)`` (kg). Needs recompute.
-
-    ksim's ``from_body_name`` defaults to U(0, 1), which can make the mass (almost) zero; here it
-    uses the class defaults.
-    """
+class _OneBodyMass(_Scaled):
+    """A randomizer of one body's mass, named once at creation. Needs recompute."""
 
     body_id: int
-    scale_lower: float = 0.95
-    scale_upper: float = 1.05
 
     @classmethod
     def from_body_name(cls, model: mujoco.MjModel, body_name: str, scale_lower: float = 0.95,
-                       scale_upper: float = 1.05) -> MassMultiplicationRandomizer:
+                       scale_upper: float = 1.05) -> _OneBodyMass:
         """Resolve the body's name to its id once."""
         return cls(body_id=_body_id(model, body_name), scale_lower=scale_lower, scale_upper=scale_upper)
 
@@ -395,20 +389,38 @@ class MassMultiplicationRandomizer(_Scaled):
         return [("body_mass", (self.body_id,))]
 
     def apply(self, engine: object, mask: torch.Tensor, ctx: EnvContext) -> None:
-        """Draw one factor per world."""
+        """Draw one value per world and write it."""
         nominal = _default(engine, "body_mass")[self.body_id]
-        _write(engine, "body_mass", mask, (self.body_id,), nominal * self._draw((engine.num_envs,), ctx))
+        _write(engine, "body_mass", mask, (self.body_id,), self._mass(nominal, self._draw((engine.num_envs,), ctx)))
+
+    def _mass(self, nominal: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, kw_only=True)
-class MassAdditionRandomizer(_Scaled):
+class MassMultiplicationRandomizer(_OneBodyMass):
+    """One body's mass: ``body_mass[b] = nominal * U(0.95, 1.05)`` (kg). Needs recompute.
+
+    ksim's ``from_body_name`` defaults to U(0, 1), which can make the mass (almost) zero; here it
+    uses the class defaults.
+    """
+
+    scale_lower: float = 0.95
+    scale_upper: float = 1.05
+
+    def _mass(self, nominal: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        return nominal * draw
+
+
+@dataclass(frozen=True, kw_only=True)
+class MassAdditionRandomizer(_OneBodyMass):
     """One body's mass plus a payload: ``body_mass[b] = nominal + U(scale_lower, scale_upper)`` (kg).
 
     The result is clipped to at least 10 % of the nominal mass so a negative draw cannot give a
-    zero or negative mass (ksim does not guard this). Needs recompute.
+    zero or negative mass (ksim does not guard this). ``from_body_name`` defaults to a U(0, 1) kg
+    payload, as ksim. Needs recompute.
     """
 
-    body_id: int
     scale_lower: float = -1.0
     scale_upper: float = 1.0
 
@@ -418,20 +430,8 @@ class MassAdditionRandomizer(_Scaled):
         """Resolve the body's name to its id once (default payload U(0, 1) kg, as ksim)."""
         return cls(body_id=_body_id(model, body_name), scale_lower=scale_lower, scale_upper=scale_upper)
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """``body_mass``."""
-        return ("body_mass",)
-
-    def entries(self, model: mujoco.MjModel) -> list[tuple[str, tuple[int, ...]]]:
-        """Return the one body's mass entry."""
-        return [("body_mass", (self.body_id,))]
-
-    def apply(self, engine: object, mask: torch.Tensor, ctx: EnvContext) -> None:
-        """Draw one payload per world."""
-        nominal = _default(engine, "body_mass")[self.body_id]
-        mass = (nominal + self._draw((engine.num_envs,), ctx)).clamp(min=0.1 * float(nominal))
-        _write(engine, "body_mass", mask, (self.body_id,), mass)
+    def _mass(self, nominal: torch.Tensor, draw: torch.Tensor) -> torch.Tensor:
+        return (nominal + draw).clamp(min=0.1 * float(nominal))
 
 
 @dataclass(frozen=True, kw_only=True)
