@@ -274,7 +274,15 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> Train
     """
     source = str(path) if path is not None else None
     data = _read_toml(Path(path)) if path is not None else {}
-    data = _normalize_task_shorthand(data, source)
+    return config_from_dict(data, overrides, source=source)
+
+
+def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), source: str | None = None) -> TrainConfig:
+    """Build and validate a config from parsed TOML data (or a checkpoint's ``config`` dict).
+
+    The same checks as :func:`load_config`; ``source`` names where ``data`` came from in errors.
+    """
+    data = _normalize_task_shorthand(dict(data), source)
     data.setdefault("task", {})
     overridden = _merge_overrides(data, overrides)
     where = _Where(source, overridden)

@@ -163,6 +163,26 @@ class PPOTask(RLTask[ConfigT]):
         return variables, (actor_carry, critic_carry)
 
 
+def policy_spec(task: PPOTask, env: Any, first: TensorDict) -> PolicySpec:
+    """Measure the policy's sizes from the env's first step ``first`` (its ``observation``/``command``).
+
+    Position actuators bias the actor's means by the start pose of the actuated joints, so an
+    untrained policy holds the robot near home; other actuators get no bias.
+    """
+    from ktorch_sim.actuators import PositionActuators
+    from ktorch_sim.components.base import joint_qpos_indices
+
+    obs, cmd = first["observation"], first["command"]
+    actuators = env.spec.actuators
+    if isinstance(actuators, PositionActuators):
+        bias = env._initial_qpos[joint_qpos_indices(env.model, actuators.joint_names)]
+    else:
+        bias = torch.zeros(env.num_actions, device=env.device)
+    return PolicySpec(num_actor_inputs=task.actor_inputs(obs, cmd).shape[-1],
+                      num_critic_inputs=task.critic_inputs(obs, cmd).shape[-1],
+                      num_actions=env.num_actions, action_bias=bias.detach().clone())
+
+
 def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.to(torch.float32) for p in parts], dim=-1)
 

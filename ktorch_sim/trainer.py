@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ktorch_sim.actuators import PositionActuators
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
 from ktorch_sim.algorithms.ppo import PPO, learning_rate_at
 from ktorch_sim.algorithms.rollout import RolloutCollector
@@ -29,10 +28,9 @@ from ktorch_sim.checkpoint import (
     load_checkpoint,
     restore_rng_state,
 )
-from ktorch_sim.components.base import joint_qpos_indices
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.logging import RunLogger, make_run_dir
-from ktorch_sim.ppo_task import PolicySpec, PPOTask
+from ktorch_sim.ppo_task import PPOTask, policy_spec
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
 COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
@@ -64,7 +62,7 @@ class Trainer:
             # next to them made small policy ops ~20x slower (measured: GRUCell 2.3 ms -> 54 ms).
             torch.set_num_threads(1)
         first = self.env.reset()
-        spec = self._policy_spec(first)
+        spec = policy_spec(task, self.env, first)
         if config.ppo.normalize_observations:
             task.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
                                                     "critic": RunningNormalizer(spec.num_critic_inputs)}).to(self.device)
@@ -240,17 +238,6 @@ class Trainer:
         self.elapsed = float(counters["elapsed_seconds"])
 
     # --- helpers ------------------------------------------------------------------------------
-
-    def _policy_spec(self, first: Any) -> PolicySpec:
-        obs, cmd = first["observation"], first["command"]
-        actuators = self.env.spec.actuators
-        if isinstance(actuators, PositionActuators):  # position targets: bias the means by the home pose
-            bias = self.env._initial_qpos[joint_qpos_indices(self.env.model, actuators.joint_names)]
-        else:
-            bias = torch.zeros(self.env.num_actions, device=self.device)
-        return PolicySpec(num_actor_inputs=self.task.actor_inputs(obs, cmd).shape[-1],
-                          num_critic_inputs=self.task.critic_inputs(obs, cmd).shape[-1],
-                          num_actions=self.env.num_actions, action_bias=bias.detach().clone())
 
     def _total_iterations(self) -> int:
         max_steps = self.config.ppo.max_steps

@@ -63,3 +63,24 @@ def reset_engine(engine: Engine, qpos: np.ndarray, qvel: np.ndarray | None = Non
     qvel_t = torch.zeros(n, engine.model.nv, device=dev) if qvel is None else \
         torch.tensor(np.broadcast_to(qvel, (n, engine.model.nv)), dtype=torch.float32, device=dev)
     engine.reset(torch.ones(n, dtype=torch.bool, device=dev), qpos_t, qvel_t)
+
+
+# A tiny K-Bot walking run (1 iteration, small GRU) that the tool tests load: render, play, export.
+TINY_KBOT_WALK = ["task.num_envs=2", "task.engine=mujoco", "task.device=cpu", "ppo.batch_size=2",
+                  "ppo.rollout_length_seconds=0.1", "ppo.max_steps=10", "model.hidden_size=16", "model.depth=1",
+                  "model.num_mixtures=2", "logging.wandb_mode=disabled"]
+
+
+def train_tiny_run(run_dir: object, task: str = "kbot_walk", extra: tuple[str, ...] = ()) -> object:
+    """Train one tiny iteration of ``task`` into ``run_dir``/<run> and return that run directory."""
+    from ktorch_sim.config import load_config
+    from ktorch_sim.trainer import Trainer
+
+    config = load_config(None, [f"task.name={task}", *TINY_KBOT_WALK, f"logging.run_dir={run_dir}", *extra])
+    return Trainer(config).train(progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_kbot_walk_run(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Run directory of a one-iteration kbot_walk training (GRU MoG policy, native engine)."""
+    return train_tiny_run(tmp_path_factory.mktemp("runs"))
