@@ -128,6 +128,10 @@ class ModelConfig:
     max_std: float = config_field(1.0, "Upper clip of each Gaussian's std.")
     var_scale: float = config_field(1.0, "Scale on the softplus std output.")
     mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and critic.")
+    sequence_method: str = config_field("auto", "GRU training pass with resets: loop (GRUCell per step), packed (cut "
+                                                "at resets, one fused nn.GRU call; cuDNN on CUDA) or auto (packed on "
+                                                "CUDA, loop on CPU). Both are exact.",
+                                        choices=("auto", "loop", "packed"))
 
 
 @dataclass(kw_only=True)

@@ -101,7 +101,7 @@ class PPOTask(RLTask[ConfigT]):
 
         m = self.model_config
         if m is None or m.policy == "gru":
-            kw = {} if m is None else dict(hidden_size=m.hidden_size, depth=m.depth)
+            kw = {} if m is None else dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method)
             actor_kw = {} if m is None else dict(num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std,
                                                  var_scale=m.var_scale)
             return ActorCritic(

@@ -114,6 +114,7 @@ class GRUActor(_PolicyNet):
         max_std: Ceiling on each component's std.
         var_scale: Multiplier on the std.
         mean_bias: Per-joint offset of the means ``[A]`` (a buffer, saved in the state dict); zeros if None.
+        sequence_method: How training passes run the GRU over time (see :class:`GRUStack`).
 
     TensorDict keys: reads ``actor_obs`` [B, in], ``actor_carry`` [B, depth, hidden]; writes ``loc``,
     ``scale``, ``logits`` (each [B, A, K]) and ``next_actor_carry``.
@@ -134,6 +135,7 @@ class GRUActor(_PolicyNet):
         max_std: float = 1.0,
         var_scale: float = 1.0,
         mean_bias: Sequence[float] | torch.Tensor | None = None,
+        sequence_method: str = "auto",
     ) -> None:
         super().__init__()
         self.num_outputs = num_outputs
@@ -141,7 +143,7 @@ class GRUActor(_PolicyNet):
         self.min_std = min_std
         self.max_std = max_std
         self.var_scale = var_scale
-        self.gru = GRUStack(num_inputs, hidden_size, depth)
+        self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method)
         self.output_proj = orthogonal_init(nn.Linear(hidden_size, num_outputs * 3 * num_mixtures), _ACTOR_OUT_GAIN)
         self.mean_bias: torch.Tensor
         self.register_buffer("mean_bias", _mean_bias_buffer(mean_bias, num_outputs))
@@ -186,9 +188,9 @@ class GRUCritic(_PolicyNet):
     in_keys: ClassVar[tuple[str, ...]] = ("critic_obs", "critic_carry")
     out_keys: ClassVar[tuple[str, ...]] = ("state_value", "next_critic_carry")
 
-    def __init__(self, num_inputs: int, hidden_size: int = 128, depth: int = 5) -> None:
+    def __init__(self, num_inputs: int, hidden_size: int = 128, depth: int = 5, sequence_method: str = "auto") -> None:
         super().__init__()
-        self.gru = GRUStack(num_inputs, hidden_size, depth)
+        self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method)
         self.output_proj = orthogonal_init(nn.Linear(hidden_size, 1), _CRITIC_OUT_GAIN)
 
     def initial_carry(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:

@@ -6,9 +6,15 @@ cell's hidden state, shape ``[B, depth, hidden]``.
 
 ``sequence`` replays a rollout for training (truncated BPTT from the carry stored at the rollout start)
 and zeroes the carry where an episode starts, so its output equals stepping with ``step`` and resetting
-the carry on ``done``. It is a Python loop over time of ``nn.GRUCell``: on the CPU this measured faster
-than ``nn.GRU`` (2.95 s against 3.82 s fwd+bwd at [256, 400], H=128, depth 5) and about 50 times faster
-than TorchRL's ``GRUModule`` with mid-sequence resets on its default backend.
+the carry on ``done``. Two exact implementations (``sequence_method``):
+
+- ``loop``: a Python loop over time of ``nn.GRUCell``. On the CPU this measured faster than
+  ``nn.GRU`` (2.95 s against 3.82 s fwd+bwd at [256, 400], H=128, depth 5) and about 50 times
+  faster than TorchRL's ``GRUModule`` with mid-sequence resets on its default backend.
+- ``packed``: the rows are cut at resets and run as one packed multi-layer ``nn.GRU`` call
+  (:mod:`ktorch_sim.policies.segments`), a single cuDNN kernel on CUDA.
+
+``auto`` (the default) picks ``packed`` on CUDA and ``loop`` elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +24,11 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["GRUStack", "orthogonal_init"]
+from ktorch_sim.policies.segments import packed_gru_sequence
+
+__all__ = ["SEQUENCE_METHODS", "GRUStack", "orthogonal_init"]
+
+SEQUENCE_METHODS = ("auto", "loop", "packed")
 
 
 def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -36,18 +46,24 @@ class GRUStack(nn.Module):
         input_size: Features per step.
         hidden_size: Width of the projection and of every GRU cell.
         depth: Number of stacked GRU cells.
+        sequence_method: How :meth:`sequence` runs: ``auto``, ``loop`` or ``packed`` (module docstring).
 
     """
 
-    def __init__(self, input_size: int, hidden_size: int, depth: int) -> None:
+    def __init__(self, input_size: int, hidden_size: int, depth: int, sequence_method: str = "auto") -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"GRUStack depth must be >= 1, got {depth}")
+        if sequence_method not in SEQUENCE_METHODS:
+            raise ValueError(f"sequence_method must be one of {SEQUENCE_METHODS}, got {sequence_method!r}")
+        self.sequence_method = sequence_method
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.depth = depth
         self.input_proj = orthogonal_init(nn.Linear(input_size, hidden_size), gain=math.sqrt(2.0))
         self.cells = nn.ModuleList(nn.GRUCell(hidden_size, hidden_size) for _ in range(depth))
+        # Shape-only template for the packed path; kept out of the module tree (no own weights are used).
+        self._packed_template = [nn.GRU(hidden_size, hidden_size, num_layers=depth, batch_first=True)]
 
     def initial_carry(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """Zero carry, ``[batch_size, depth, hidden]``, on ``device`` (default: the parameters' device)."""
@@ -92,6 +108,9 @@ class GRUStack(nn.Module):
         if x.dim() != 3 or resets.shape != x.shape[:2]:
             raise ValueError(f"x must be [B, T, in] and resets [B, T]; got {tuple(x.shape)} and {tuple(resets.shape)}")
         z = self.input_proj(x)
+        method = self.sequence_method
+        if method == "packed" or (method == "auto" and z.is_cuda):
+            return packed_gru_sequence(self._template_on(z.device), self.cells, z, carry0, resets)
         hidden = list(carry0.unbind(1))
         outputs = []
         for t in range(x.shape[1]):
@@ -99,3 +118,10 @@ class GRUStack(nn.Module):
             hidden = self._cells(z[:, t], [h.masked_fill(reset, 0.0) for h in hidden])
             outputs.append(hidden[-1])
         return torch.stack(outputs, dim=1), torch.stack(hidden, dim=1)
+
+    def _template_on(self, device: torch.device) -> nn.GRU:
+        """Return the packed path's template GRU on ``device`` (its own tensors only give shapes)."""
+        template = self._packed_template[0]
+        if template.weight_ih_l0.device != device:
+            template = self._packed_template[0] = template.to(device)
+        return template
