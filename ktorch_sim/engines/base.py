@@ -287,6 +287,14 @@ class Engine(abc.ABC):
     def recompute_constants(self) -> None:
         """Recompute derived model constants (MuJoCo's mj_setConst) after field changes."""
 
+    def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (contacts [N] int32, constraint rows [N] int32) of every world after the last step.
+
+        What :mod:`ktorch_sim.buffer_sizing` reads to size Warp's ``nconmax``/``njmax`` from
+        measured peaks. Computed on the device without a host sync where the state lives there.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not report buffer usage")
+
     # --- helpers --------------------------------------------------------------------------
 
     def _check_field(self, name: str) -> None:

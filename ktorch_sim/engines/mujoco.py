@@ -195,6 +195,12 @@ class MujocoEngine(Engine):
                 buffer[i] = torch.from_numpy(np.asarray(getattr(self._models[i], name)))
         self._dirty[:] = False
 
+    def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``ncon`` and ``nefc`` of every world's MjData, int32 [N] (MuJoCo allocates them dynamically)."""
+        contacts = torch.tensor([d.ncon for d in self._datas], dtype=torch.int32)
+        rows = torch.tensor([d.nefc for d in self._datas], dtype=torch.int32)
+        return contacts, rows
+
     def close(self) -> None:
         """Stop the worker threads."""
         if getattr(self, "_pool", None) is not None:

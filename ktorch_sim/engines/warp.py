@@ -249,6 +249,15 @@ class WarpEngine(Engine):
             else:
                 view.copy_(torch.where(mask.view(-1, *[1] * (view.dim() - 1)), values, view))
 
+    def buffer_usage(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Contacts per world (counted from the pooled contact array) and ``nefc`` per world, int32 [N]."""
+        d, wp = self._d, self._wp
+        worldid = wp.to_torch(d.contact.worldid).long()
+        active = torch.arange(worldid.numel(), device=self.device) < wp.to_torch(d.nacon)[0]
+        contacts = torch.zeros(self.num_envs, dtype=torch.int32, device=self.device)
+        contacts.index_add_(0, worldid.clamp(0, self.num_envs - 1), active.to(torch.int32))
+        return contacts, wp.to_torch(d.nefc)
+
     def recompute_constants(self) -> None:
         """``mujoco_warp.set_const`` (all worlds; state restored afterwards)."""
         with self._scope():

@@ -28,6 +28,11 @@ class KbotConfig(RLConfig):
     kd_scale: float = config_field(1.0, "Multiplier on the metadata kd.")
     torque_limit_scale: float = config_field(1.0, "Multiplier on the metadata soft torque limit.")
     action_noise: float = config_field(0.0, "Std of per-step action noise, rad.")
+    # Sized from measured peaks (tools/size_buffers.py; docs/benchmarks.md): at most 8 contacts per
+    # world (4 foot capsules x 2 on the floor) and 53 rows measured; 72 rows is the geometric bound
+    # (8 contacts x 4 pyramid rows + 20 friction-loss dofs + 20 joint limits).
+    nconmax: int = config_field(12, "Warp: contacts allocated per world (pooled); measured peak 8, x1.5.")
+    njmax: int = config_field(80, "Warp: constraint rows allocated per world; measured peak 53, bound 72.")
 
 
 def home_pose() -> dict[str, float]:
