@@ -697,6 +697,7 @@ KINDS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
     "physics": run_physics,
     "env": lambda args: _run_task_kind("env", args),  # env steps/s next to physics-only, per task
     "train": lambda args: _run_task_kind("train", args),  # PPO iterations: collection + update
+    "breakdown": lambda args: _run_task_kind("breakdown", args),  # ms per control step by phase
 }
 
 

@@ -5,6 +5,10 @@ next to the physics-only rate of the same run (the engine's step and forward alo
 of the same form the env produces: per-substep when the task models latency; the physics work
 one env step does), and the components' cost relative to the physics time.
 
+``breakdown``: ms per control step by phase (physics, actuators, events, terminations, rewards,
+commands, resets, observations, policy, other = storage and bookkeeping) while collecting a
+rollout with the policy, from :class:`ktorch_sim.profiling.StepProfiler`.
+
 ``train``: end-to-end PPO iterations of a task (rollout collection + update): env steps/s
 overall and for collection alone, and the seconds per phase.
 """
@@ -110,6 +114,43 @@ def run_kind(kind: str, tasks: Sequence[str], engines: Sequence[str], devices: S
                 for n in num_envs:
                     if kind == "env":
                         rows.append(measure_env(task, engine, device, n, steps, repeats))
+                    elif kind == "breakdown":
+                        rows.append(measure_breakdown(task, engine, device, n, steps))
                     else:
                         rows.append(measure_train(task, engine, device, n, steps, max(1, repeats)))
     return rows
+
+
+def measure_breakdown(task: str, engine: str, device: str, num_envs: int, steps: int) -> dict:
+    """Ms per control step by phase for rollout collection with the task's default policy.
+
+    One rollout of ``steps`` control steps is collected as training does (policy sampling,
+    env step, storage), after one warm-up rollout; see :mod:`ktorch_sim.profiling`.
+    """
+    from ktorch_sim.config import load_config
+    from ktorch_sim.profiling import StepProfiler
+    from ktorch_sim.trainer import Trainer
+
+    overrides = [f"task.name={task}", f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",
+                 "ppo.batch_size=1", "logging.wandb_mode=disabled"]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(TASK_CONFIGS.get(task), [*overrides, f"logging.run_dir={tmp}"])
+        trainer = Trainer(config)
+        collector = trainer.collector
+        collector.num_steps = steps
+        trainer.model.eval()
+
+        def collect() -> None:
+            trainer.carry = collector.collect(trainer.model, trainer.carry)[2]
+
+        collect()  # warm-up: allocation, Warp graph capture
+        profiler = StepProfiler(trainer.device).instrument_env(trainer.env, trainer.task)
+        try:
+            phases = profiler.measure(collect, steps)
+        finally:
+            profiler.close()
+            trainer.logger.close()
+    physics = phases.get("physics", 0.0)
+    return {"kind": "breakdown", "task": task, "engine": engine, "device": device, "num_envs": num_envs,
+            "steps": steps, **{f"ms/{k}": v for k, v in phases.items()},
+            "physics_share": physics / phases["total"], "env_steps_per_s": num_envs * 1e3 / phases["total"]}
