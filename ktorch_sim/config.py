@@ -105,6 +105,9 @@ class PPOConfig:
                                                        "(ksim: none; mjlab tracking: on).")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
     reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
+    capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
+                                                "components, resets, storage) as one CUDA graph and replay it "
+                                                "(CUDA + Warp only; not yet verified on a GPU).")
 
     def envs_per_minibatch(self, num_envs: int) -> int:
         """Environments in one minibatch: ``batch_size``, or all ``num_envs`` when that is fewer."""
@@ -693,6 +696,10 @@ def _validate_ppo(p: PPOConfig, t: RLConfig) -> None:
     _require(p.lr_schedule != "cosine" or p.max_steps > 0, "ppo.lr_schedule",
              '"cosine" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')
     _require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
+    if p.capture_rollout:
+        device = t.resolved_device()
+        _require(device.startswith("cuda") and t.engine in ("auto", "warp"), "ppo.capture_rollout",
+                 f"needs task.device cuda and the warp engine, got device {device!r} and engine {t.engine!r}")
 
 
 def _validate_model(m: ModelConfig) -> None:

@@ -19,6 +19,7 @@ import torch
 
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
 from ktorch_sim.algorithms.ppo import PPO, learning_rate_at
+from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.checkpoint import (
     CheckpointError,
@@ -72,7 +73,11 @@ class Trainer:
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.ppo = PPO(task, self.model, self.optimizer, config.ppo, self.generator)
-        self.collector = RolloutCollector(self.env, task, config.rollout_steps, self.generator)
+        if config.ppo.capture_rollout:
+            self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
+                                                     mode="cuda_graph")
+        else:
+            self.collector = RolloutCollector(self.env, task, config.rollout_steps, self.generator)
         self.collector.current = first
         self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         self.iteration = 0

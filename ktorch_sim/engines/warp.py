@@ -146,6 +146,13 @@ class WarpEngine(Engine):
         """Warp device (and on CUDA, the engine's stream shared with torch) for a block of work."""
         stack = ExitStack()
         stack.enter_context(self._wp.ScopedDevice(self._wp_device))
+        if self._outer_capture():
+            # A torch CUDA graph is recording on the current stream (the whole-step rollout graph):
+            # stay on that stream and let Warp record its kernels into the same graph.
+            stream = self._wp.stream_from_torch(torch.cuda.current_stream(self.device))
+            stack.enter_context(self._wp.ScopedStream(stream))
+            stack.enter_context(self._wp.ScopedCapture(stream=stream, external=True))
+            return stack
         if self._torch_stream is not None:
             self._torch_stream.wait_stream(torch.cuda.current_stream(self.device))
             stack.enter_context(torch.cuda.stream(self._torch_stream))
@@ -153,9 +160,17 @@ class WarpEngine(Engine):
             stack.callback(lambda: torch.cuda.current_stream(self.device).wait_stream(self._torch_stream))
         return stack
 
+    def _outer_capture(self) -> bool:
+        """True while torch is capturing a CUDA graph on this engine's device."""
+        return self.device.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
     def _launch(self, name: str, body: Callable[[], None]) -> None:
-        """Run ``body`` eagerly the first time (compiling its kernels), then replay it as a graph."""
-        if not self.config.capture:
+        """Run ``body`` eagerly the first time (compiling its kernels), then replay it as a graph.
+
+        Inside an outer torch CUDA graph capture the body's kernels are recorded into that
+        graph instead (``_scope`` opened Warp's external capture).
+        """
+        if not self.config.capture or self._outer_capture():
             body()
             return
         graph = self._graphs.get(name)

@@ -1,0 +1,136 @@
+"""Rollout collection with the whole control step as one replayable body, captured as a CUDA graph.
+
+One control step — policy forward and sampling, actuator law, physics substeps, events,
+terminations, rewards, commands, resets of done worlds, observations, and the write into the
+rollout storage — is written as :meth:`GraphedRolloutCollector._step_body`, a function of
+static buffers only: the current observation/command and carry live in fixed tensors that the
+body reads and overwrites in place, and the storage slot is a device counter (``index_copy_``)
+instead of a Python index. Such a body can be recorded once and replayed T times:
+
+- ``mode="eager"`` runs the body as Python every step (any device). It consumes the random
+  streams in the same order as :class:`RolloutCollector` and fills a bit-identical buffer
+  (``tests/test_graphed_rollout.py``), which is what makes the captured mode trustworthy.
+- ``mode="cuda_graph"`` (CUDA only) runs the first rollout eagerly (compiling kernels,
+  allocating every lazily built buffer), captures the body with ``torch.cuda.graph`` on the
+  second, then replays it. MuJoCo Warp's kernels are recorded into the same graph through
+  Warp's external-capture mode (see ``WarpEngine._launch``), the env's and the policy's
+  generators are registered with the graph so every replay draws fresh numbers.
+
+Status: the eager mode is tested on the CPU; the captured mode has not yet run on a GPU (no
+GPU was available when it was written), so ``ppo.capture_rollout`` defaults to off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from ktorch_sim.algorithms.rollout import STORED_NEXT_KEYS, RolloutCollector, _allocate, reset_carry
+from ktorch_sim.env import Env
+from ktorch_sim.ppo_task import PPOTask
+
+__all__ = ["GraphedRolloutCollector"]
+
+MODES = ("eager", "cuda_graph")
+
+
+class GraphedRolloutCollector(RolloutCollector):
+    """A :class:`RolloutCollector` whose per-step work is one static-buffer body (see the module docs)."""
+
+    def __init__(self, env: Env, task: PPOTask, num_steps: int, generator: torch.Generator,
+                 mode: str = "eager") -> None:
+        """Prepare rollouts of ``num_steps`` steps; ``mode`` is ``eager`` or ``cuda_graph``."""
+        super().__init__(env, task, num_steps, generator)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "cuda_graph" and env.device.type != "cuda":
+            raise ValueError(f"mode='cuda_graph' needs the env on a CUDA device; it is on {env.device}")
+        self.mode = mode
+        self._slot = torch.zeros(1, dtype=torch.long, device=env.device)  # storage column of the next step
+        self._carry: Any = None
+        self._model: torch.nn.Module | None = None
+        self._graph: Any = None
+        self._rollouts = 0
+
+    @torch.no_grad()
+    def collect(self, model: torch.nn.Module, carry: Any) -> tuple[TensorDict, Any, Any, torch.Tensor]:
+        """Run one rollout from ``carry``; same returns as :meth:`RolloutCollector.collect`."""
+        if self.current is None:
+            self.current = self.env.reset()
+        if self._model is not None and model is not self._model and self._graph is not None:
+            raise ValueError("a captured rollout is bound to one model object; build a new collector for another")
+        self._model = model
+        self._carry = _static_copy(carry, self._carry)
+        start_carry = _clone(carry)
+        self.task.update_normalizers = True
+        self._slot.zero_()
+        if self.mode == "cuda_graph" and self._rollouts >= 1:
+            if self._graph is None:
+                self._graph = self._capture()
+            for _ in range(self.num_steps):
+                self._graph.replay()
+        else:
+            for _ in range(self.num_steps):
+                self._step_body()
+        self.task.update_normalizers = False
+        self._rollouts += 1
+        carry = _clone(self._carry)
+        _, _, last = self.task.sample_action(model, carry, self.current["observation"], self.current["command"],
+                                             self.generator)
+        values = self.buffer["value"]
+        self.buffer.set("next_value", torch.cat([values[:, 1:], last["value"][:, None]], dim=1))
+        return self.buffer, start_carry, carry, last["value"]
+
+    def _step_body(self) -> None:
+        """One control step, reading and writing static buffers only (capturable)."""
+        obs, cmd = self.current["observation"], self.current["command"]
+        action, carry, extras = self.task.sample_action(self._model, self._carry, obs, cmd, self.generator)
+        out = self.env.step(action)
+        step = TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
+                           "next": out["next"].select(*STORED_NEXT_KEYS)}, batch_size=[self.env.num_envs])
+        if self.buffer is None:
+            self.buffer = _allocate(step, self.num_steps)
+        stored = self.buffer.exclude("next_value")  # shares the buffer's tensors
+        stored.apply_(lambda column, new: column.index_copy_(1, self._slot, new.unsqueeze(1)), step)
+        self._slot += 1
+        _copy_into(self._carry, reset_carry(carry, out["next", "done"][:, 0]))
+        self.current.update_(out["next"].select("observation", "command"))
+
+    def _capture(self) -> Any:
+        """Record :meth:`_step_body` as a CUDA graph (its kernels do not run during capture)."""
+        graph = torch.cuda.CUDAGraph()
+        for generator in (self.generator, self.env.generator):
+            register = getattr(graph, "register_generator_state", None)
+            if register is None:
+                raise RuntimeError("capturing the rollout needs torch.cuda.CUDAGraph.register_generator_state "
+                                   "(PyTorch >= 2.5 with CUDA)")
+            register(generator)
+        slot = self._slot.clone()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self._step_body()
+        self._slot.copy_(slot)  # capture recorded the increment without running it; keep the count honest
+        return graph
+
+
+def _clone(carry: Any) -> Any:
+    if isinstance(carry, (tuple, list)):
+        return type(carry)(_clone(c) for c in carry)
+    return None if carry is None else carry.clone()
+
+
+def _copy_into(dst: Any, src: Any) -> None:
+    if isinstance(dst, (tuple, list)):
+        for d, s in zip(dst, src, strict=True):
+            _copy_into(d, s)
+    elif dst is not None:
+        dst.copy_(src)
+
+
+def _static_copy(carry: Any, static: Any) -> Any:
+    """Copy ``carry`` into the static carry buffers (allocated on first use)."""
+    if static is None:
+        return _clone(carry)
+    _copy_into(static, carry)
+    return static
