@@ -155,7 +155,10 @@ class FrameRenderer:
         near = gl_camera.frustum_near
         x, y = near * float(v @ right) / depth, near * float(v @ up) / depth
         width, height = self.renderer.width, self.renderer.height
-        column = (x - gl_camera.frustum_center + gl_camera.frustum_width) / (2.0 * gl_camera.frustum_width) * width
+        # frustum_width 0 means "from the image's aspect ratio" (how mjr_render draws it)
+        span = gl_camera.frustum_top - gl_camera.frustum_bottom
+        half_width = gl_camera.frustum_width or 0.5 * span * width / height
+        column = (x - gl_camera.frustum_center + half_width) / (2.0 * half_width) * width
         row = (gl_camera.frustum_top - y) / (gl_camera.frustum_top - gl_camera.frustum_bottom) * height
         return column, row
 
