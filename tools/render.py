@@ -32,8 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="a run directory (its latest checkpoint) or a checkpoint file")
     parser.add_argument("--out", type=Path, required=True, help="output video, .mp4 or .gif")
     parser.add_argument("--seconds", type=float, default=10.0, help="video length in seconds (default 10)")
-    parser.add_argument("--fps", type=float, default=50.0,
-                        help="frames per second (default 50 = one frame per 0.02 s control step)")
+    parser.add_argument("--fps", type=float, default=30.0,
+                        help="frames per second (default 30; 50 shows every 0.02 s control step)")
     parser.add_argument("--width", type=int, default=640, help="image width in pixels (default 640)")
     parser.add_argument("--height", type=int, default=480, help="image height in pixels (default 480)")
     commands = parser.add_mutually_exclusive_group()
