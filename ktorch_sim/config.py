@@ -149,7 +149,9 @@ class LoggingConfig:
     run_name: str | None = config_field(None, "Run name, also the run directory's name (none: task name and time).")
     run_dir: str = config_field("runs", "Parent directory of run directories.")
     log_every_iterations: int = config_field(1, "Log metrics every this many iterations.")
-    video_every_minutes: float = config_field(0.0, "Log a rollout video every this many minutes (0: never).")
+    video_every_minutes: float = config_field(0.0, "Render a rollout video of the current policy to run_dir/videos "
+                                                   "and wandb every this many minutes of wall-clock time (0: never).")
+    video_seconds: float = config_field(5.0, "Length of each training video, seconds.")
 
 
 @dataclass(kw_only=True)
@@ -723,6 +725,7 @@ def _validate_logging(lg: LoggingConfig) -> None:
              f"must be >= 1, got {lg.log_every_iterations}")
     _require(lg.video_every_minutes >= 0, "logging.video_every_minutes",
              f"must be >= 0 (0: never), got {lg.video_every_minutes}")
+    _require(lg.video_seconds > 0, "logging.video_seconds", f"must be > 0, got {lg.video_seconds}")
 
 
 # --- help, dict and TOML out -----------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Env:
         self._max_distance = torch.zeros(n, device=dev)  # farthest horizontal distance from the origin this episode
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._last_td: TensorDict | None = None
+        self._pinned_commands: dict[str, torch.Tensor] = {}
         self.ctx.extras.update(terminated=torch.zeros(n, dtype=torch.bool, device=dev),
                                truncated=torch.zeros(n, dtype=torch.bool, device=dev),
                                joint_zero_offset=self._pipeline.zero_offset)
@@ -126,6 +127,28 @@ class Env:
         """Set the curriculum level in [0, 1] for every world (read by components)."""
         level = torch.as_tensor(level, dtype=torch.float32, device=self.device)
         self.ctx.curriculum_level.copy_(level.expand(self.num_envs))
+
+    def pin_command(self, name: str, value: torch.Tensor | Sequence[float] | None) -> None:
+        """Hold command ``name`` at ``value`` ((D,) or (N, D)) in every world through steps and resets.
+
+        For watching or evaluating a policy on one command (``tools/render.py --command``). The
+        pinned value is written right after each command update and reset, before later commands
+        read it (a gait clock sees it). The command still makes its random draws, so every other
+        random stream is unchanged. ``None`` releases the pin (the command resamples from then on).
+        """
+        names = [c.name for c in self.spec.commands]
+        if name not in names:
+            raise ValueError(f"no command {name!r} to pin; this task's commands are {names}")
+        if value is None:
+            self._pinned_commands.pop(name, None)
+            return
+        current = self._states[self._key(self.spec.commands[names.index(name)])]["value"]
+        pinned = torch.as_tensor(value, dtype=current.dtype, device=self.device)
+        if pinned.shape not in (current.shape[1:], current.shape):
+            raise ValueError(f"command {name!r} takes {current.shape[-1]} values per world, got shape "
+                             f"{tuple(pinned.shape)}")
+        self._pinned_commands[name] = pinned.expand_as(current).clone()
+        self._sync_commands()
 
     def reset(self) -> TensorDict:
         """Reset every world; returns ``observation`` and ``command`` TensorDicts."""
@@ -261,6 +284,8 @@ class Env:
         """Point ``ctx.commands`` at each command's current value (commands may rebind it)."""
         self.ctx.commands = {c.name: self._states[self._key(c)]["value"] for c in self.spec.commands
                              if self._key(c) in self._states}
+        for name, value in self._pinned_commands.items():
+            self.ctx.commands[name].copy_(value)
 
     # --- bookkeeping ----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from ktorch_sim.checkpoint import (
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.logging import RunLogger, make_run_dir
 from ktorch_sim.ppo_task import PPOTask, policy_spec
+from ktorch_sim.training_video import TrainingVideos
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
 COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
@@ -99,6 +100,7 @@ class Trainer:
         log = config.logging
         self.logger = RunLogger(self.run_dir, to_dict(config), mode=log.wandb_mode, project=log.wandb_project,
                                 entity=log.wandb_entity, name=self.run_dir.name)
+        self.videos = TrainingVideos(config, self.run_dir, self.logger)
 
     # --- one iteration ------------------------------------------------------------------------
 
@@ -187,6 +189,7 @@ class Trainer:
                 bar.set_postfix(it=self.iteration, ret=f"{metrics['episode/return']:.2f}",
                                 len=f"{metrics['episode/length']:.0f}",
                                 sps=f"{metrics['perf/env_steps_per_s']:.0f}")
+                self.videos.maybe_record(self.task, self.model, self.iteration)
                 if self.checkpoints.due():
                     self.save()
         finally:

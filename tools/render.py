@@ -1,0 +1,120 @@
+"""Render a trained policy to a video: ``python tools/render.py CHECKPOINT_OR_RUN_DIR --out video.mp4``.
+
+Rolls the policy out (its deterministic mode unless ``--stochastic``) in one world on the native
+MuJoCo engine on the CPU, whatever engine it was trained on, and renders it offscreen with a
+camera that tracks the base; green arrows show the commanded velocity, blue ones the measured
+velocity (see ktorch_sim/render.py). ``--command vx,vy,wz`` holds one velocity command for the
+whole video; by default (``--sample-commands``) the task draws commands as in training. When an
+episode ends (a fall or the time limit) the environment resets and the video goes on.
+
+    python tools/render.py runs/20261121-kbot_walk --out walk.mp4 --seconds 10 --command 0.5,0,0
+    python tools/render.py runs/20261121-kbot_walk/checkpoints/ckpt_000100.pt --out walk.gif --fps 20
+
+Needs an offscreen OpenGL backend: MUJOCO_GL is used as set, else EGL and then OSMesa are tried
+(docs/rendering.md says what to install). Bad input, a missing backend or a missing optional
+package give one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+OVERRIDES = ["task.engine=mujoco", "task.num_envs=1", "task.device=cpu"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(prog="python tools/render.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_OR_RUN_DIR",
+                        help="a run directory (its latest checkpoint) or a checkpoint file")
+    parser.add_argument("--out", type=Path, required=True, help="output video, .mp4 or .gif")
+    parser.add_argument("--seconds", type=float, default=10.0, help="video length in seconds (default 10)")
+    parser.add_argument("--fps", type=float, default=30.0,
+                        help="frames per second (default 30; 50 shows every 0.02 s control step)")
+    parser.add_argument("--width", type=int, default=640, help="image width in pixels (default 640)")
+    parser.add_argument("--height", type=int, default=480, help="image height in pixels (default 480)")
+    commands = parser.add_mutually_exclusive_group()
+    commands.add_argument("--command", type=str, default=None, metavar="VX,VY,WZ",
+                          help="hold this velocity command (m/s, m/s, rad/s; heading frame) for the whole video")
+    commands.add_argument("--sample-commands", action="store_true",
+                          help="let the task draw commands as in training (the default)")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mode")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the environment (resets, commands, pushes) and of sampled actions (default 0)")
+    return parser.parse_args(argv)
+
+
+def _check(args: argparse.Namespace) -> tuple[float, float, float] | None:
+    """Validate the numbers and the output path; return the parsed --command. Raises ValueError (one line)."""
+    from ktorch_sim.policy_rollout import parse_velocity_command
+    from ktorch_sim.render import check_video_path
+
+    if not args.seconds > 0:
+        raise ValueError(f"--seconds must be > 0, got {args.seconds}")
+    if not 0 < args.fps <= 1000:
+        raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
+    if not (16 <= args.width <= 8192 and 16 <= args.height <= 8192):
+        raise ValueError(f"--width and --height must be 16..8192 pixels, got {args.width}x{args.height}")
+    check_video_path(args.out)
+    if args.out.suffix.lower() == ".mp4" and (args.width % 2 or args.height % 2):
+        raise ValueError(f"MP4 needs an even --width and --height, got {args.width}x{args.height}")
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a directory; give a file name ending in .mp4 or .gif")
+    return None if args.command is None else parse_velocity_command(args.command)
+
+
+def _missing_packages(suffix: str) -> list[str]:
+    """List the optional packages this output needs that are not installed."""
+    import importlib.util
+
+    needed = ["imageio"] + (["imageio_ffmpeg"] if suffix == ".mp4" else ["PIL"])
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Render the video; one line on stderr and status 2 for bad input."""
+    args = parse_args(argv)
+    # Choose the GL backend first: it sets MUJOCO_GL (egl, else osmesa) when the user has not.
+    from ktorch_sim.offscreen import GLBackendError, select_gl_backend
+
+    try:
+        command = _check(args)
+        missing = _missing_packages(args.out.suffix.lower())
+        if missing:
+            raise ValueError(f"writing {args.out.suffix} videos needs {', '.join(missing)}: "
+                             'pip install -e ".[tools]"')
+        select_gl_backend()
+    except (ValueError, GLBackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    import torch
+
+    from ktorch_sim.checkpoint import CheckpointError
+    from ktorch_sim.config import ConfigError
+    from ktorch_sim.policy_rollout import record_rollout
+    from ktorch_sim.render import render_rollout, steps_for, write_video
+    from ktorch_sim.trained import load_trained_policy
+
+    try:
+        policy = load_trained_policy(args.checkpoint, overrides=[*OVERRIDES, f"task.seed={args.seed}"])
+        num_steps = steps_for(args.seconds, args.fps, policy.env.ctrl_dt)
+        generator = torch.Generator(device=policy.env.device).manual_seed(args.seed)
+        rollout = record_rollout(policy, num_steps, command=command, deterministic=not args.stochastic,
+                                 generator=generator)
+        frames = render_rollout(policy.env.model, rollout, args.seconds, args.fps, args.width, args.height)
+        path = write_video(args.out, frames, args.fps)
+    except (CheckpointError, ConfigError, ValueError, GLBackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    falls = int(rollout.done[1:].sum())
+    print(f"wrote {path} ({len(frames)} frames, {args.seconds:g} s at {args.fps:g} fps, {rollout.num_steps} "
+          f"control steps, {falls} episode reset{'s' if falls != 1 else ''}) from {policy.checkpoint}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
