@@ -17,6 +17,11 @@ world, sticky until that world is reset). In mujoco_warp 4.0 the constraint-row 
 ``naconmax = nconmax * nworld`` and set the bit in every world, because which world's contacts
 were dropped depends on the order of atomic adds; every world is then flagged and reset.
 
+A non-finite ctrl does not turn into a NaN state: the actuator force is clamped to its
+``forcerange`` and comes out finite (measured: NaN ctrl -> exactly the lower force limit), so
+the world would run on silently with a wrong torque. The engine therefore checks the targets it
+is given with a torch op and flags such worlds itself (as native MuJoCo's BADCTRL warning does).
+
 A reset also zeroes the reset worlds' constraint arrays (``efc``): mujoco_warp's tiled Hessian
 loads whole tiles of ``efc.J``/``efc.D``, including stale rows past the world's ``nefc``, and
 masks them by multiplying by zero, so a NaN left there by a blown-up state would make the world
@@ -159,6 +164,7 @@ class WarpEngine(Engine):
                  if name != "geom_contact"}
         self.state = PhysicsState(geom_contact=wp.to_torch(self._geom_contact), **views)
         self._overflow = wp.to_torch(d.overflow)
+        self._bad_ctrl = torch.zeros(n, dtype=torch.bool, device=self.device)  # sticky until reset
         self._hard_overflow = _hard_overflow_bits()
         self._targets_t = wp.to_torch(self._targets)
         self._reset_mask_t = wp.to_torch(self._reset_mask)
@@ -238,6 +244,7 @@ class WarpEngine(Engine):
         self._check_targets(targets)
         with self._scope():
             self._targets_t.copy_(targets.unsqueeze(1) if targets.dim() == 2 else targets)
+            self._bad_ctrl |= ~torch.isfinite(self._targets_t).flatten(1).all(-1)
             self._launch("step", self._step_body)
 
     def forward(self) -> None:
@@ -255,15 +262,16 @@ class WarpEngine(Engine):
             self._launch("reset", self._reset_body)
 
     def _write_state(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        self._bad_ctrl.masked_fill_(mask.to(self.device), False)
         self._reset_mask_t.copy_(mask)
         self._reset_qpos_t.copy_(qpos)
         self._reset_qvel_t.copy_(qvel)
 
     def bad_worlds(self) -> torch.Tensor:
-        """Non-finite state, or contacts/constraints lost to a full buffer (sticky until reset)."""
+        """Non-finite state, a non-finite ctrl, or contacts/constraints lost to a full buffer (sticky until reset)."""
         s = self.state
         finite = torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1)
-        return ~finite | self.overflowed_worlds()
+        return ~finite | self._bad_ctrl | self.overflowed_worlds()
 
     def overflowed_worlds(self) -> torch.Tensor:
         """Worlds with a hard overflow bit set (contact overflows are set in every world; see module docstring)."""
