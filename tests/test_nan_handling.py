@@ -412,3 +412,33 @@ def test_nonfinite_loss_skips_the_update_and_training_recovers(tmp_path, monkeyp
     assert any(not torch.equal(p, q) for p, q in zip(after, params, strict=True))
     assert trainer.ppo.skipped_updates == minibatches  # the cumulative count kept for checkpoints
     trainer.logger.close()
+
+
+# --- the pieces that keep one NaN from spreading --------------------------------------------------
+
+
+def test_reset_carry_clears_a_nan_carry():
+    """Multiplying by 0 keeps NaN (0 * NaN = NaN); the reset must replace the carry of a done world."""
+    from ktorch_sim.algorithms.rollout import reset_carry
+
+    carry = torch.tensor([[1.0, 2.0], [math.nan, math.inf], [math.nan, 3.0]])
+    actor, critic = reset_carry((carry, carry.clone()), torch.tensor([False, True, False]))
+    for out in (actor, critic):
+        assert out[1].tolist() == [0.0, 0.0] and out[0].tolist() == [1.0, 2.0] and math.isnan(out[2, 0])
+
+
+def test_normalizer_ignores_nonfinite_rows():
+    """A batch with NaN/inf rows updates the statistics exactly as the batch without them."""
+    from ktorch_sim.algorithms.normalizer import RunningNormalizer
+
+    x = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    poisoned = torch.cat([x[:2], torch.tensor([[math.nan, 0.0, 0.0], [0.0, math.inf, 0.0]]), x[2:]])
+    clean, dirty = RunningNormalizer(3), RunningNormalizer(3)
+    clean.update(x)
+    dirty.update(poisoned)
+    for name in ("mean", "var", "count"):
+        torch.testing.assert_close(getattr(dirty, name), getattr(clean, name), atol=0, rtol=0)
+    torch.testing.assert_close(clean.mean, torch.tensor([4.5, 5.5, 6.5]), atol=1e-3, rtol=0)  # count starts at 1e-4
+    dirty.update(torch.full((2, 3), math.nan))  # an all-bad batch changes nothing
+    torch.testing.assert_close(dirty.mean, clean.mean, atol=0, rtol=0)
+    torch.testing.assert_close(dirty.var, clean.var, atol=0, rtol=0)
