@@ -320,8 +320,9 @@ def _parameters(trainer: Trainer) -> list[torch.Tensor]:
     return [p.detach().clone() for p in trainer.model.parameters()]
 
 
-def test_training_goes_on_through_broken_physics(tmp_path):
-    config = _tiny_config(tmp_path)
+@pytest.mark.parametrize("engine", ["mujoco", pytest.param("warp", marks=pytest.mark.slow)])
+def test_training_goes_on_through_broken_physics(tmp_path, engine):
+    config = _tiny_config(tmp_path, engine)
     trainer = Trainer(config, task=NaNCartpoleTask(config.task))
     before = _parameters(trainer)
     for _ in range(3):
