@@ -10,12 +10,13 @@ Order inside :meth:`Env.step` (DESIGN.md; tests rely on it):
    new state, commands, stateful components, actuator and sim-to-real state start over;
 5. observations for the next step are computed after the reset.
 
-Broken worlds never reach the learner: a world whose physics
-went non-finite or overflowed a buffer (``Engine.bad_worlds``) is terminated and reset in the
-same step and flagged ``bad_physics``; a row of the action that is not finite is replaced by
-that world's previous action before it reaches the actuators, so NaN never enters the physics,
-and the world is flagged ``bad_action``, terminated and reset (its policy carry is suspect).
-Both flags are counted per iteration, and PPO masks the flagged transitions out of its update.
+Broken worlds never reach the learner: a world whose physics went non-finite or overflowed a
+buffer (``Engine.bad_worlds``) is terminated and reset in the same step and flagged
+``bad_physics``; a row of the action that is not finite is replaced by that world's previous
+action before it reaches the actuators, so NaN never enters the physics, and the world is
+flagged ``bad_action``, terminated and reset (its policy carry is suspect). Both flags are
+counted per iteration, and PPO masks the flagged transitions out of its update. Other worlds
+are untouched (bit-identical to a run without the broken ones; tests/test_nan_handling.py).
 
 Everything is batched over worlds with masks: no Python loop over worlds and no host sync in
 ``step``. Metrics of finished episodes accumulate on the device and are read once per
