@@ -15,8 +15,10 @@ buffer (``Engine.bad_worlds``) is terminated and reset in the same step and flag
 ``bad_physics``; a row of the action that is not finite is replaced by that world's previous
 action before it reaches the actuators, so NaN never enters the physics, and the world is
 flagged ``bad_action``, terminated and reset (its policy carry is suspect). Both flags are
-counted per iteration, and PPO masks the flagged transitions out of its update. Other worlds
-are untouched (bit-identical to a run without the broken ones; tests/test_nan_handling.py).
+counted per iteration, and PPO masks the flagged transitions out of its update. The physics
+of every other world is untouched (bit-identical to a run without the broken ones; see
+tests/test_nan_handling.py), though later random draws differ: the generator is shared, and
+on the CPU a step without any reset skips the reset components' draws.
 
 Everything is batched over worlds with masks: no Python loop over worlds and no host sync in
 ``step``. Metrics of finished episodes accumulate on the device and are read once per
