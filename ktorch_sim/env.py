@@ -10,6 +10,16 @@ Order inside :meth:`Env.step` (DESIGN.md; tests rely on it):
    new state, commands, stateful components, actuator and sim-to-real state start over;
 5. observations for the next step are computed after the reset.
 
+Broken worlds never reach the learner: a world whose physics went non-finite or overflowed a
+buffer (``Engine.bad_worlds``) is terminated and reset in the same step and flagged
+``bad_physics``; a row of the action that is not finite is replaced by that world's previous
+action before it reaches the actuators, so NaN never enters the physics, and the world is
+flagged ``bad_action``, terminated and reset (its policy carry is suspect). Both flags are
+counted per iteration, and PPO masks the flagged transitions out of its update. The physics
+of every other world is untouched (bit-identical to a run without the broken ones; see
+tests/test_nan_handling.py), though later random draws differ: the generator is shared, and
+on the CPU a step without any reset skips the reset components' draws.
+
 Everything is batched over worlds with masks: no Python loop over worlds and no host sync in
 ``step``. Metrics of finished episodes accumulate on the device and are read once per
 iteration with :meth:`Env.pop_metrics`.
@@ -162,14 +172,18 @@ class Env:
         Returns a TensorDict with the TorchRL layout: ``observation``, ``command`` and
         ``action`` of this step, and under ``next``: ``observation`` and ``command`` after the
         automatic reset of done worlds, ``reward`` (N, 1), ``done``, ``terminated``,
-        ``truncated`` (N, 1) bool, ``reward_terms`` (each reward's scaled contribution, (N,))
-        and ``bad_physics`` (N,) bool for worlds reset because their physics broke.
+        ``truncated`` (N, 1) bool, ``reward_terms`` (each reward's scaled contribution, (N,)),
+        ``bad_physics`` (N,) bool for worlds reset because their physics broke, and
+        ``bad_action`` (N,) bool for worlds whose action was not finite (replaced by the
+        previous action, then reset). The top-level ``action`` is the action applied.
         """
         if self._last_td is None:
             self._last_td = self._observe()
         ctx = self.ctx
         ctx.prev_prev_action.copy_(ctx.prev_action)
         ctx.prev_action.copy_(ctx.action)
+        bad_action = ~torch.isfinite(action).all(-1)
+        action = torch.where(bad_action[:, None], ctx.prev_action, action)
         ctx.action.copy_(action)
 
         for event in self.spec.events:
@@ -178,19 +192,20 @@ class Env:
         self.engine.step(self._pipeline.substep_targets(ctrl, ctx.curriculum_level, self.generator))
         ctx.episode_steps += 1
 
-        terminated, truncated, bad = self._terminations()
+        terminated, truncated, bad = self._terminations(bad_action)
         reward, terms = self._rewards()
         for command in self.spec.commands:
             command.update(self._states[self._key(command)], ctx)
             self._sync_commands()
         done = terminated | truncated
-        self._record_episode_metrics(reward, done, terminated, bad)
+        self._record_episode_metrics(reward, done, terminated)
+        self._record_health_metrics(bad, bad_action)
 
         self._reset_worlds(done)
         nxt = self._observe()
         nxt.update({"reward": reward[:, None], "done": done[:, None], "terminated": terminated[:, None],
                     "truncated": truncated[:, None], "reward_terms": TensorDict(terms, batch_size=[self.num_envs]),
-                    "bad_physics": bad})
+                    "bad_physics": bad, "bad_action": bad_action})
         out = self._last_td.clone(recurse=False)
         out.set("action", action)
         out.set("next", nxt)
@@ -202,7 +217,9 @@ class Env:
 
         Keys: ``episodes``, ``episode_return``, ``episode_length``, ``distance_from_origin``
         (largest horizontal distance reached; sums, divide by ``episodes``), ``failures``,
-        ``bad_physics`` and ``termination/<name>`` counts.
+        ``termination/<name>`` counts, and per step (not per episode) counts of world resets:
+        ``bad_physics`` (non-finite state or overflow), ``overflow`` (the overflow part of it)
+        and ``bad_action`` (non-finite actions kept out of the physics).
         """
         metrics = {k: v.clone() for k, v in self._metric_sums.items()}
         for v in self._metric_sums.values():
@@ -211,11 +228,11 @@ class Env:
 
     # --- the steps of step() --------------------------------------------------------------
 
-    def _terminations(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _terminations(self, bad_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         verdicts = [t.check(self.ctx) for t in self.spec.terminations]
         stacked = torch.stack(verdicts) if verdicts else torch.zeros(0, self.num_envs, device=self.device)
         bad = self.engine.bad_worlds()
-        terminated = (stacked < 0).any(0) | bad
+        terminated = (stacked < 0).any(0) | bad | bad_action
         truncated = (stacked > 0).any(0) & ~terminated
         self.ctx.extras["terminated"].copy_(terminated)
         self.ctx.extras["truncated"].copy_(truncated)
@@ -289,8 +306,7 @@ class Env:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
-    def _record_episode_metrics(self, reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor,
-                                bad: torch.Tensor) -> None:
+    def _record_episode_metrics(self, reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor) -> None:
         self._episode_return += reward
         torch.maximum(self._max_distance, self.ctx.physics.qpos[:, :2].norm(dim=-1), out=self._max_distance)
         self._add_metric("distance_from_origin", (self._max_distance * done).sum())
@@ -298,7 +314,11 @@ class Env:
         self._add_metric("episode_return", (self._episode_return * done).sum())
         self._add_metric("episode_length", (self.ctx.episode_steps * done).sum())
         self._add_metric("failures", terminated.sum())
-        self._add_metric("bad_physics", bad.sum())
+
+    def _record_health_metrics(self, bad_physics: torch.Tensor, bad_action: torch.Tensor) -> None:
+        self._add_metric("bad_physics", bad_physics.sum())
+        self._add_metric("overflow", self.engine.overflowed_worlds().sum())
+        self._add_metric("bad_action", bad_action.sum())
 
     def _add_metric(self, name: str, value: torch.Tensor) -> None:
         total = self._metric_sums.get(name)

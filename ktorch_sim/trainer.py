@@ -38,6 +38,9 @@ from ktorch_sim.training_video import TrainingVideos
 COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
                    "model.mlp_hidden", "ppo.normalize_observations")
 
+# Env counters of world resets forced by broken physics or non-finite actions -> logged as ``physics/<name>``.
+HEALTH_METRICS = {"bad_physics": "bad_worlds", "overflow": "overflow_worlds", "bad_action": "bad_actions"}
+
 
 class Trainer:
     """Builds the task, environment, model and optimizer from a config, then trains."""
@@ -118,6 +121,7 @@ class Trainer:
         _sync(self.device)
         collected = time.perf_counter()
         self.model.train()
+        skipped_before = self.ppo.skipped_updates
         losses = self.ppo.update(buffer, start_carry)
         _sync(self.device)
         updated = time.perf_counter()
@@ -136,7 +140,7 @@ class Trainer:
             "perf/env_steps_per_s": steps / (updated - start), "perf/collect_steps_per_s": steps / (collected - start),
             "perf/samples_per_s": steps * cfg.num_passes / max(updated - collected, 1e-9),
             "train/learning_rate": self.optimizer.param_groups[0]["lr"], "train/kl_coef": self.ppo.kl.kl_coef,
-            "train/skipped_updates": float(self.ppo.skipped_updates),
+            "train/skipped_updates": float(self.ppo.skipped_updates - skipped_before),
         })
         return host
 
@@ -151,7 +155,10 @@ class Trainer:
             out[f"episode/{key.removeprefix('episode_')}"] = episodes.get(key, torch.zeros((), device=self.device)) / count
         out["episode/count"] = episodes.get("episodes", torch.zeros((), device=self.device))
         out["episode/failures"] = episodes.get("failures", torch.zeros((), device=self.device))
-        out["episode/bad_physics"] = episodes.get("bad_physics", torch.zeros((), device=self.device))
+        # Per-iteration counts of world resets forced by broken physics (of which: buffer overflow) and of
+        # non-finite actions kept out of the physics; those transitions are masked out of the update.
+        for key, name in HEALTH_METRICS.items():
+            out[f"physics/{name}"] = episodes.get(key, torch.zeros((), device=self.device))
         for key, value in episodes.items():
             if key.startswith("termination/"):
                 out[key] = value / count

@@ -24,9 +24,16 @@ class RunningNormalizer(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
-        """Merge the moments of a batch ``x`` [..., size] into the running statistics."""
+        """Merge the moments of a batch ``x`` [..., size] into the running statistics.
+
+        Rows with a non-finite entry are left out (one NaN would otherwise poison the statistics,
+        and with them every world's policy input, for the rest of the run); still no host sync.
+        """
         x = x.reshape(-1, x.shape[-1])
-        batch_mean, batch_var, n = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        finite = torch.isfinite(x).all(-1, keepdim=True)
+        n = finite.sum().to(x.dtype)
+        batch_mean = torch.where(finite, x, 0.0).sum(0) / n.clamp_min(1.0)
+        batch_var = torch.where(finite, (x - batch_mean) ** 2, 0.0).sum(0) / n.clamp_min(1.0)
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean += delta * n / total

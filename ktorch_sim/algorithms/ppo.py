@@ -13,7 +13,13 @@ owns the optimizer step. Design choices, each a documented departure from or mat
 - The bootstrap at the end of a rollout is V(s_T) from the critic run one step further
   (ksim repeats V(s_{T-1}): quirk #4).
 - Losses are means over valid steps: every step is valid except transitions whose physics
-  broke (``bad_physics``), which are masked out so one NaN world never poisons the batch.
+  broke (``bad_physics``) or whose action was not finite (``bad_action``). Those are zeroed in
+  the buffer before anything reads it, so NaN or garbage there cannot reach a loss or a
+  gradient (a ``0 * NaN`` in a masked mean would), and with value, next value and reward zero
+  their advantage is exactly 0: the step before sees the episode cut off at the last good
+  state, bootstrapped from its value, and nothing of the broken step leaks into it.
+- An update whose loss or gradient norm is not finite, or whose minibatch holds no valid
+  step, never reaches the optimizer: it is skipped and counted (``PPO.skipped_updates``).
 - Minibatches are groups of whole environment sequences, replayed from the recurrent carry
   stored at the rollout start (truncated BPTT over the rollout length).
 """
@@ -60,9 +66,28 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x`` over entries where ``mask`` is true (0 if none)."""
-    m = mask.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp_min(1.0)
+    """Mean of ``x`` over entries where ``mask`` is true (0 if none); masked-out NaN/inf are ignored."""
+    return torch.where(mask, x, 0.0).sum() / mask.sum().clamp_min(1).to(x.dtype)
+
+
+def invalid_transitions(nxt: object) -> torch.Tensor:
+    """Bool [N, T]: steps flagged ``bad_physics`` or ``bad_action`` in a rollout's ``next``."""
+    invalid = nxt["bad_physics"]
+    if "bad_action" in nxt.keys():
+        invalid = invalid | nxt["bad_action"]
+    return invalid
+
+
+def zero_invalid_transitions(buffer: object, invalid: torch.Tensor) -> None:
+    """Zero every floating-point entry of the [N, T] ``buffer`` at ``invalid`` steps, in place.
+
+    Observations, commands, actions, log-probs, values, next values, rewards and reward terms
+    of a broken step are all zero afterwards; the recurrent replay is unaffected beyond that
+    step because a broken step always ends its episode (the carry is zeroed after it).
+    """
+    for value in buffer.values(include_nested=True, leaves_only=True):
+        if value.is_floating_point():
+            value.masked_fill_(invalid.view(*invalid.shape, *[1] * (value.dim() - invalid.dim())), 0.0)
 
 
 def normalize(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -155,8 +180,9 @@ class PPO:
     """One PPO update per rollout: ``num_passes`` epochs over minibatches of whole sequences.
 
     Metrics stay on the device and are returned as tensors; the trainer reads them once per
-    iteration. The one per-minibatch host read is the KL when an adaptive controller is on,
-    and the finiteness check that keeps a non-finite loss from reaching the optimizer.
+    iteration. The per-minibatch host reads are the KL when an adaptive controller is on, and
+    the check (one bool) that keeps a non-finite loss or an all-masked minibatch from reaching
+    the optimizer; ``skipped_updates`` counts those, cumulatively.
     """
 
     def __init__(self, task: object, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: object,
@@ -189,7 +215,9 @@ class PPO:
 
         cfg = self.config
         nxt = buffer["next"]
-        valid = ~nxt["bad_physics"]
+        invalid = invalid_transitions(nxt)
+        zero_invalid_transitions(buffer, invalid)
+        valid = ~invalid
         advantages, targets = compute_gae(nxt["reward"][..., 0], buffer["value"], buffer["next_value"],
                                           nxt["done"][..., 0], nxt["terminated"][..., 0], nxt["truncated"][..., 0],
                                           cfg.gamma, cfg.lam)
@@ -199,18 +227,21 @@ class PPO:
         for _ in range(cfg.num_passes):
             order = torch.randperm(num_envs, generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(cfg.batch_size):
-                metrics = self._minibatch(buffer[idx], index_carry(start_carry, idx), advantages[idx], targets[idx],
-                                          valid[idx])
-                for k, v in metrics.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                count += 1
-        out = {k: v / count for k, v in sums.items()}
+                metrics, applied = self._minibatch(buffer[idx], index_carry(start_carry, idx), advantages[idx],
+                                                   targets[idx], valid[idx])
+                if applied:
+                    for k, v in metrics.items():
+                        sums[k] = sums[k] + v if k in sums else v.clone()
+                    count += 1
+        # Means over the applied updates; if every one was skipped, the last (non-finite) metrics show why.
+        out = {k: v / count for k, v in sums.items()} if count else dict(metrics)
         out["advantage_mean"] = masked_mean(advantages, valid)
         out["value_target_mean"] = masked_mean(targets, valid)
         return out
 
     def _minibatch(self, traj: object, carry: object, advantages: torch.Tensor, targets: torch.Tensor,
-                   valid: torch.Tensor) -> dict[str, torch.Tensor]:
+                   valid: torch.Tensor) -> tuple[dict[str, torch.Tensor], bool]:
+        """One gradient step on a minibatch; returns its metrics and whether the step was applied."""
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"], advantages,
                             targets, variables.entropy, valid, self.loss_config)
@@ -223,13 +254,16 @@ class PPO:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        if not bool(torch.isfinite(total) & torch.isfinite(grad_norm)):  # never feed NaN to the optimizer
+        metrics = {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(),
+                   "grad_norm": grad_norm.detach(), "action_std": variables.action_std,
+                   "value_mean": variables.values.detach().mean()}
+        # Never feed NaN to the optimizer, nor a step of pure Adam momentum when nothing is valid.
+        if not bool(torch.isfinite(total) & torch.isfinite(grad_norm) & valid.any()):
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_updates += 1
-        else:
-            self.optimizer.step()
+            return metrics, False
+        self.optimizer.step()
         if self.kl.adapt_lr or self.kl.adapt_coef:
             self.kl.update(float(losses["kl"]))
             self.set_learning_rate(self.base_lr)
-        return {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(), "grad_norm": grad_norm.detach(),
-                "action_std": variables.action_std, "value_mean": variables.values.detach().mean()}
+        return metrics, True

@@ -264,6 +264,16 @@ class Engine(abc.ABC):
         Computed on the device without a host sync.
         """
 
+    def overflowed_worlds(self) -> torch.Tensor:
+        """Bool [N]: the subset of :meth:`bad_worlds` that lost contacts or constraint rows to a full buffer.
+
+        Engines with fixed-size buffers override this; the default (buffers grow) is all False.
+        """
+        no_overflow = getattr(self, "_no_overflow", None)
+        if no_overflow is None:
+            no_overflow = self._no_overflow = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        return no_overflow
+
     # --- per-world model fields (domain randomization) -------------------------------------
 
     def default_model_field(self, name: str) -> torch.Tensor:

@@ -19,9 +19,12 @@ import torch
 
 from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
 
-# MuJoCo resets a world by itself when its state blows up, and counts a warning: these three.
+# MuJoCo checks every step for NaN, inf or |x| > mjMAXVAL (1e10): in qpos or qvel before it steps,
+# in qacc after; it resets that world's MjData to qpos0 by itself (mj_resetData) and counts one
+# of these warnings. A bad ctrl is zeroed (every actuator of the world) and counted too. The
+# counters are cleared by the next mj_resetData, i.e. by the engine's own reset of the world.
 _INSTABILITY_WARNINGS = (int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mjWARN_BADQVEL),
-                         int(mujoco.mjtWarning.mjWARN_BADQACC))
+                         int(mujoco.mjtWarning.mjWARN_BADQACC), int(mujoco.mjtWarning.mjWARN_BADCTRL))
 
 # PhysicsState fields copied from MjData after every step / forward, by the same name.
 _COPIED_FIELDS = ("qpos", "qvel", "qacc", "ctrl", "actuator_force", "xpos", "xquat", "cvel", "cinert",
@@ -160,11 +163,14 @@ class MujocoEngine(Engine):
     # --- checks and model fields ----------------------------------------------------------
 
     def bad_worlds(self) -> torch.Tensor:
-        """Worlds whose state went non-finite since their last reset.
+        """Worlds whose state or ctrl went bad since their last reset.
 
-        MuJoCo catches NaN/inf/huge values itself, resets that world to ``qpos0`` and counts a
-        warning; those worlds are flagged here so they are not mistaken for a healthy episode.
-        MuJoCo allocates contacts dynamically, so there is no buffer overflow to report.
+        MuJoCo catches NaN/inf/huge values itself: it resets that world to ``qpos0`` (or zeroes
+        a bad ctrl) mid-step and counts a warning, so the state buffers read finite again; the
+        warning is what flags those worlds here, so the auto-reset is not mistaken for a
+        healthy episode. The check is a few [N]-sized torch ops on the CPU (this engine's state
+        lives in MjData on the host anyway). MuJoCo allocates contacts dynamically, so there is
+        no buffer overflow to report.
         """
         s = self.state
         finite = torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1)

@@ -8,6 +8,24 @@ The whole control step (``substeps`` x ``mujoco_warp.step`` plus the per-geom co
 reduction) is captured once as a Warp graph after an eager warm-up call and replayed from
 then on; Warp supports capture on the CPU as well, so the CPU tests exercise the same path.
 Reset (masked ``reset_data``, the new qpos/qvel, ``forward``) is captured the same way.
+
+Broken worlds (:meth:`WarpEngine.bad_worlds`): a world is bad when its qpos, qvel or qacc is not
+finite, or when mujoco_warp set one of its hard overflow bits (``Data.overflow``, int32 per
+world, sticky until that world is reset). In mujoco_warp 4.0 the constraint-row overflow
+(``NEFC``: the world's ``nefc`` exceeded ``njmax``) is per world, but the contact overflows
+(``BROADPHASE``, ``NARROWPHASE``) compare the *pooled* contact count of all worlds with
+``naconmax = nconmax * nworld`` and set the bit in every world, because which world's contacts
+were dropped depends on the order of atomic adds; every world is then flagged and reset.
+
+A non-finite ctrl does not turn into a NaN state: the actuator force is clamped to its
+``forcerange`` and comes out finite (measured: NaN ctrl -> exactly the lower force limit), so
+the world would run on silently with a wrong torque. The engine therefore checks the targets it
+is given with a torch op and flags such worlds itself (as native MuJoCo's BADCTRL warning does).
+
+A reset also zeroes the reset worlds' constraint arrays (``efc``): mujoco_warp's tiled Hessian
+loads whole tiles of ``efc.J``/``efc.D``, including stale rows past the world's ``nefc``, and
+masks them by multiplying by zero, so a NaN left there by a blown-up state would make the world
+NaN again after every reset (measured: a world reset after a NaN qpos stayed NaN for good).
 """
 
 from __future__ import annotations
@@ -80,12 +98,26 @@ def _kernels():  # noqa: ANN202 - returns Warp kernels, defined lazily so import
                 qvel_out[w, i] = qvel_in[w, i]
 
     @wp.kernel
+    def zero_rows_kernel(mask: wp.array(dtype=bool), rows: wp.array2d(dtype=float)) -> None:
+        """Zero the rows of masked worlds in a [N, k] array."""
+        w, i = wp.tid()
+        if mask[w]:
+            rows[w, i] = 0.0
+
+    @wp.kernel
+    def zero_blocks_kernel(mask: wp.array(dtype=bool), blocks: wp.array3d(dtype=float)) -> None:
+        """Zero the blocks of masked worlds in a [N, k, m] array."""
+        w, i, j = wp.tid()
+        if mask[w]:
+            blocks[w, i, j] = 0.0
+
+    @wp.kernel
     def substep_ctrl_kernel(sequence: wp.array3d(dtype=float), substep: int, ctrl: wp.array2d(dtype=float)) -> None:
         """ctrl = the targets of one substep."""
         w, u = wp.tid()
         ctrl[w, u] = sequence[w, substep, u]
 
-    return geom_contact_kernel, masked_state_kernel, substep_ctrl_kernel
+    return geom_contact_kernel, masked_state_kernel, substep_ctrl_kernel, zero_rows_kernel, zero_blocks_kernel
 
 
 # Overflow bits that mean lost contacts or constraints. The solver's ITERATIONS and
@@ -112,7 +144,8 @@ class WarpEngine(Engine):
         self._mjw = mjw
         self._wp_device = "cpu" if self.device.type == "cpu" else f"cuda:{self.device.index or 0}"
         self._torch_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        self._contact_kernel, self._state_kernel, self._ctrl_kernel = _kernels()
+        (self._contact_kernel, self._state_kernel, self._ctrl_kernel, self._zero_rows_kernel,
+         self._zero_blocks_kernel) = _kernels()
         n = self.num_envs
         with self._scope():
             self._m = mjw.put_model(self.model, batch_sizes={f: n for f in self.batched_fields})
@@ -131,6 +164,7 @@ class WarpEngine(Engine):
                  if name != "geom_contact"}
         self.state = PhysicsState(geom_contact=wp.to_torch(self._geom_contact), **views)
         self._overflow = wp.to_torch(d.overflow)
+        self._bad_ctrl = torch.zeros(n, dtype=torch.bool, device=self.device)  # sticky until reset
         self._hard_overflow = _hard_overflow_bits()
         self._targets_t = wp.to_torch(self._targets)
         self._reset_mask_t = wp.to_torch(self._reset_mask)
@@ -201,11 +235,22 @@ class WarpEngine(Engine):
 
     def _reset_body(self) -> None:
         self._mjw.reset_data(self._m, self._d, self._reset_mask)
+        self._zero_constraint_arrays()
         width = max(self.model.nq, self.model.nv)
         self._wp.launch(self._state_kernel, dim=(self.num_envs, width),
                         inputs=[self._reset_mask, self._reset_qpos, self._reset_qvel],
                         outputs=[self._d.qpos, self._d.qvel])
         self._forward_body()
+
+    def _zero_constraint_arrays(self) -> None:
+        """Zero every per-world float array of ``efc`` in the worlds being reset (see module docstring)."""
+        for array in vars(self._d.efc).values():
+            if not isinstance(array, self._wp.array) or array.dtype != self._wp.float32 or array.size == 0:
+                continue
+            if array.ndim == 2:
+                self._wp.launch(self._zero_rows_kernel, dim=array.shape, inputs=[self._reset_mask], outputs=[array])
+            elif array.ndim == 3:
+                self._wp.launch(self._zero_blocks_kernel, dim=array.shape, inputs=[self._reset_mask], outputs=[array])
 
     # --- the contract ---------------------------------------------------------------------
 
@@ -214,6 +259,7 @@ class WarpEngine(Engine):
         self._check_targets(targets)
         with self._scope():
             self._targets_t.copy_(targets.unsqueeze(1) if targets.dim() == 2 else targets)
+            self._bad_ctrl |= ~torch.isfinite(self._targets_t).flatten(1).all(-1)
             self._launch("step", self._step_body)
 
     def forward(self) -> None:
@@ -231,15 +277,20 @@ class WarpEngine(Engine):
             self._launch("reset", self._reset_body)
 
     def _write_state(self, mask: torch.Tensor, qpos: torch.Tensor, qvel: torch.Tensor) -> None:
+        self._bad_ctrl.masked_fill_(mask.to(self.device), False)
         self._reset_mask_t.copy_(mask)
         self._reset_qpos_t.copy_(qpos)
         self._reset_qvel_t.copy_(qvel)
 
     def bad_worlds(self) -> torch.Tensor:
-        """Non-finite state, or contacts/constraints lost to a full buffer (sticky until reset)."""
+        """Non-finite state, a non-finite ctrl, or contacts/constraints lost to a full buffer (sticky until reset)."""
         s = self.state
         finite = torch.isfinite(s.qpos).all(-1) & torch.isfinite(s.qvel).all(-1) & torch.isfinite(s.qacc).all(-1)
-        return ~finite | ((self._overflow & self._hard_overflow) != 0)
+        return ~finite | self._bad_ctrl | self.overflowed_worlds()
+
+    def overflowed_worlds(self) -> torch.Tensor:
+        """Worlds with a hard overflow bit set (contact overflows are set in every world; see module docstring)."""
+        return (self._overflow & self._hard_overflow) != 0
 
     def overflow_flags(self) -> torch.Tensor:
         """Raw per-world mujoco_warp overflow bitmask (``mujoco_warp.OverflowType``), int32 [N]."""
