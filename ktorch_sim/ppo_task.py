@@ -113,9 +113,13 @@ class PPOTask(RLTask[ConfigT]):
             MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden)))
 
     def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """AdamW with the ``ppo`` config's learning rate and weight decay (set by the trainer)."""
+        """AdamW with the ``ppo`` config's learning rate and weight decay (set by the trainer).
+
+        On CUDA the fused implementation (one kernel for every parameter) is used.
+        """
         lr, wd = getattr(self, "_lr", 3e-4), getattr(self, "_weight_decay", 1e-5)
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+        fused = next(model.parameters()).is_cuda or None
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, fused=fused)
 
     def get_initial_model_carry(self, model: torch.nn.Module, batch_size: int) -> Carry:
         """Zero recurrent state for ``batch_size`` fresh episodes."""
