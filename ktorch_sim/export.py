@@ -49,6 +49,8 @@ __all__ = [
     "ExportPaths",
     "PolicyInterface",
     "ActorStep",
+    "check_opset",
+    "check_writable",
     "export_metadata",
     "export_paths",
     "export_policy",
@@ -105,7 +107,7 @@ class PolicyInterface:
 
 
 def export_paths(out: str | Path) -> ExportPaths:
-    """The files of an export to ``out`` (``x/policy.onnx`` -> ``x/policy.init.onnx``, ``x/policy.json``)."""
+    """Return the files of an export to ``out`` (``x/policy.onnx`` -> ``x/policy.init.onnx``, ``x/policy.json``)."""
     out = Path(out)
     stem = out.name[: -len(".onnx")] if out.name.endswith(".onnx") else out.name
     return ExportPaths(step=out, init=out.with_name(f"{stem}.init.onnx"), metadata=out.with_name(f"{stem}.json"))
@@ -148,7 +150,7 @@ class ActorStep(nn.Module):
         self.scale = action_scale(policy)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Action [B, A] (and next carry for a recurrent actor)."""
+        """Return the action [B, A] (and the next carry for a recurrent actor)."""
         n_obs = len(self.interface.observations)
         n_cmd = len(self.interface.commands)
         observations = {n: x for (n, _), x in zip(self.interface.observations, inputs[:n_obs], strict=True)}
@@ -216,10 +218,8 @@ def export_policy(policy: TrainedPolicy, out: str | Path, opset: int = DEFAULT_O
     """
     onnx = _import_onnx()
     paths = export_paths(out)
-    _check_writable(paths)
-    if opset < MIN_OPSET or opset > onnx.defs.onnx_opset_version():
-        raise ExportError(f"--opset {opset} is not supported: use {MIN_OPSET}..{onnx.defs.onnx_opset_version()} "
-                          f"(torch's ONNX exporter emits opset >= {MIN_OPSET}; onnxruntime >= 1.14 runs it)")
+    check_writable(paths)
+    check_opset(opset)
     interface = policy_interface(policy)
     metadata = export_metadata(policy, interface, opset)
     step = _step_model(policy, interface, opset)
@@ -236,8 +236,16 @@ def export_policy(policy: TrainedPolicy, out: str | Path, opset: int = DEFAULT_O
     return paths
 
 
+def check_opset(opset: int) -> None:
+    """Fail with one line unless ``opset`` is one torch's exporter emits and the installed onnx knows."""
+    newest = _import_onnx().defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"--opset {opset} is not supported: use {MIN_OPSET}..{newest} "
+                          f"(torch's ONNX exporter emits opset >= {MIN_OPSET}; onnxruntime >= 1.14 runs it)")
+
+
 def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
-    """The metadata stored in an exported ONNX file's ``metadata_props``, decoded from JSON."""
+    """Return the metadata stored in an exported ONNX file's ``metadata_props``, decoded from JSON."""
     onnx = _import_onnx()
     model = onnx.load(str(onnx_path), load_external_data=False)
     return {p.key: json.loads(p.value) for p in model.metadata_props}
@@ -270,8 +278,7 @@ def _step_model(policy: TrainedPolicy, interface: PolicyInterface, opset: int) -
 
 
 def _init_model(interface: PolicyInterface, opset: int) -> Any:
-    """A graph with no inputs returning the zero carry [1, *carry_shape] (one Constant node)."""
-    import onnx
+    """Build a graph with no inputs returning the zero carry [1, *carry_shape] (one Constant node)."""
     from onnx import TensorProto, helper
 
     shape = [1, *interface.carry_shape]
@@ -280,8 +287,11 @@ def _init_model(interface: PolicyInterface, opset: int) -> Any:
     output = helper.make_tensor_value_info(CARRY_INPUT, TensorProto.FLOAT, shape)
     graph = helper.make_graph([node], "ktorch_sim_init", inputs=[], outputs=[output],
                               doc_string="ktorch_sim actor init: the zero carry of a new episode")
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="ktorch_sim")
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="ktorch_sim")
+    # The oldest IR version that has this opset, so any runtime that runs the step graph runs this too
+    # (onnx's default is its own newest, which released onnxruntimes may not read yet).
+    model.ir_version = helper.find_min_ir_version_for(opsets)
     return model
 
 
@@ -328,14 +338,16 @@ def _quiet() -> Iterator[None]:
 
 
 def _import_onnx() -> Any:
+    """Import onnx, checking for onnxscript too (torch's exporter needs it); one line if either is missing."""
     try:
         import onnx
-    except ImportError:
-        raise ExportError('the onnx package is not installed: pip install -e ".[tools]"') from None
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise ExportError(f'the {e.name or "onnx"} package is not installed: pip install -e ".[tools]"') from None
     return onnx
 
 
-def _check_writable(paths: ExportPaths) -> None:
+def check_writable(paths: ExportPaths) -> None:
     """Fail early, in one line, when the destination directory is missing or read-only."""
     folder = paths.step.parent
     if not folder.is_dir():
