@@ -305,9 +305,9 @@ def _set_metadata(model: Any, metadata: dict[str, Any]) -> None:
 
 def _scalar_joint_names(model: mujoco.MjModel) -> list[str]:
     """Hinge/slide joints in qpos order: the column order of joint position/velocity observations."""
-    scalar = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+    scalar = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
     joints = sorted((int(model.jnt_qposadr[j]), model.joint(j).name) for j in range(model.njnt)
-                    if model.jnt_type[j] in scalar)
+                    if int(model.jnt_type[j]) in scalar)
     return [name for _, name in joints]
 
 
