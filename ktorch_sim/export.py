@@ -23,6 +23,7 @@ last, so a complete ``policy.onnx`` implies complete companions. Nothing is left
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -200,6 +201,7 @@ def export_metadata(policy: TrainedPolicy, interface: PolicyInterface, opset: in
         "action_size": interface.num_actions,
         "observations": [{"name": n, "size": s} for n, s in interface.observations],
         "commands": [{"name": k, "size": s} for k, s in interface.commands],
+        "command_definitions": _component_fields(env.spec.commands, {k for k, _ in interface.commands}),
         "observation_joint_names": _scalar_joint_names(env.model),
         "inputs": interface.input_names,
         "outputs": interface.output_names,
@@ -309,6 +311,16 @@ def _scalar_joint_names(model: mujoco.MjModel) -> list[str]:
     joints = sorted((int(model.jnt_qposadr[j]), model.joint(j).name) for j in range(model.njnt)
                     if int(model.jnt_type[j]) in scalar)
     return [name for _, name in joints]
+
+
+def _component_fields(components: Sequence[Any], names: set[str]) -> dict[str, dict[str, Any]]:
+    """Class and settings of each named component, JSON-ready: what a robot needs to compute a command itself."""
+    out = {}
+    for component in components:
+        if component.name in names and dataclasses.is_dataclass(component):
+            fields = {f.name: getattr(component, f.name) for f in dataclasses.fields(component)}
+            out[component.name] = json.loads(json.dumps({"class": type(component).__name__, **fields}, default=str))
+    return out
 
 
 def _prod(values: Sequence[int]) -> int:

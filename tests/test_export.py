@@ -130,6 +130,8 @@ def test_metadata_equals_the_task(gru_export: tuple) -> None:
     assert [(o["name"], o["size"]) for o in meta["observations"]] == ACTOR_OBSERVATIONS
     assert [(c["name"], c["size"]) for c in meta["commands"]] == COMMANDS
     assert meta["carry_shape"] == [1, 16] and meta["inputs"][-1] == "carry"
+    gait = meta["command_definitions"]["sinusoidal_gait_command"]  # what the robot needs to run the gait clock
+    assert gait["class"] == "SinusoidalGaitCommand" and gait["gait_period"] == 0.8 and gait["max_height"] == 0.08
     assert meta["task"] == "kbot_walk" and meta["iteration"] == 1 and meta["opset"] == 18
     assert Path(meta["checkpoint"]) == policy.checkpoint.resolve()
     # Joint observations are in qpos order: the left leg first in K-Bot's MJCF.
