@@ -258,6 +258,8 @@ def read_metadata(onnx_path: str | Path) -> dict[str, Any]:
 
 def _step_model(policy: TrainedPolicy, interface: PolicyInterface, opset: int) -> Any:
     """Trace :class:`ActorStep` with torch's export-based ONNX exporter; dynamic batch axis."""
+    from onnx import helper
+
     step = ActorStep(policy, interface).eval()
     batch = 2  # not 1: a batch of 1 could be specialised into the graph
     device = policy.env.device
@@ -275,6 +277,9 @@ def _step_model(policy: TrainedPolicy, interface: PolicyInterface, opset: int) -
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"torch.onnx.export failed for the {type(policy.model.actor).__name__}: {first}") from e
     model = program.model_proto
+    # torch stamps its newest IR version (10, onnxruntime >= 1.18); the graph is plain opset-K operators on
+    # float32, so the oldest IR version with this opset is valid and lets older robot runtimes load it.
+    model.ir_version = helper.find_min_ir_version_for(model.opset_import)
     model.graph.doc_string = "ktorch_sim actor step: observations, commands[, carry] -> action[, next_carry]"
     return model
 
