@@ -258,3 +258,51 @@ def test_missing_checkpoint_is_one_error_line(play_tool, tmp_path, capsys):
     assert play_tool.main([str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: checkpoint") and "does not exist" in err
+
+
+def test_viewer_loop_steers_the_command_from_keys(tiny_kbot_walk_run, monkeypatch):
+    """The viewer loop without a window: a stand-in viewer presses Up twice and Left once."""
+    import contextlib
+
+    import mujoco.viewer
+
+    from ktorch_sim.play import PlayOptions, load_for_play
+    from ktorch_sim.viewer import run_viewer
+
+    policy = load_for_play(tiny_kbot_walk_run, PlayOptions(engine="mujoco", device="cpu"), num_envs=1)
+    seen = []
+    act = policy.act
+    monkeypatch.setattr(policy, "act", lambda obs, cmd, carry: (seen.append(cmd["velocity_command"].clone()),
+                                                                act(obs, cmd, carry))[1])
+
+    class StandInViewer:
+        def __init__(self, model, data, key_callback):
+            self.key_callback, self.data, self.syncs = key_callback, data, 0
+
+        def is_running(self):
+            return self.syncs < 4
+
+        def lock(self):
+            return contextlib.nullcontext()
+
+        def sync(self):
+            self.syncs += 1
+            if self.syncs == 1:
+                for key in (265, 265, 263):  # Up, Up, Left
+                    self.key_callback(key)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    viewers = []
+    monkeypatch.setattr(mujoco.viewer, "launch_passive",
+                        lambda model, data, key_callback: viewers.append(StandInViewer(model, data, key_callback))
+                        or viewers[-1])
+    run_viewer(policy)
+    assert len(seen) == 4
+    torch.testing.assert_close(seen[0], torch.zeros(1, 3))
+    torch.testing.assert_close(seen[1], torch.tensor([[0.2, 0.0, 0.1]]))
+    np.testing.assert_allclose(viewers[0].data.qpos, policy.env.engine.state.qpos[0].numpy(), atol=1e-6)
