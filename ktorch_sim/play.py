@@ -67,6 +67,11 @@ class PlayOptions:
 
 def load_for_play(path: str | Path, options: PlayOptions, num_envs: int | None = None) -> TrainedPolicy:
     """Load the checkpoint at ``path`` with the options' engine, device, seed and time limit."""
+    device = torch.device(options.resolved_device())
+    if options.engine == "mujoco" and device.type != "cpu":
+        raise EvalError(f"--engine mujoco runs on the CPU; got --device {device} (use --engine warp for CUDA)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EvalError(f"--device {device}: no CUDA device is available here; use --device cpu")
     overrides = [f"task.num_envs={num_envs or options.resolved_num_envs()}", f"task.engine={options.engine}",
                  *([f"task.seed={options.seed}"] if options.seed is not None else []), *options.overrides]
     if options.max_seconds is not None:
@@ -97,6 +102,8 @@ def evaluate_checkpoint(path: str | Path, options: PlayOptions) -> dict[str, Any
         raise EvalError(f"--num-envs must be between 1 and --episodes ({options.episodes}), got {num_envs}")
     if options.curriculum_level is not None and not 0.0 <= options.curriculum_level <= 1.0:
         raise EvalError(f"--curriculum-level must be in [0, 1], got {options.curriculum_level}")
+    if options.max_seconds is not None and not options.max_seconds > 0:
+        raise EvalError(f"--max-seconds must be > 0, got {options.max_seconds}")
     policy = load_for_play(path, options, num_envs)
     env = policy.env
     if options.command is not None and velocity_command_name(env) is None:

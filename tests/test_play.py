@@ -212,6 +212,10 @@ def test_play_cli_prints_one_sane_json_summary(tiny_kbot_walk_run, tmp_path, eng
     assert summary["command"] == ([0.3, 0.0, 0.0] if "--command" in extra else "sampled")
 
 
+LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="headless = no DISPLAY only on Linux")
+
+
+@LINUX_ONLY
 def test_viewer_on_a_headless_machine_is_one_error_line(tiny_kbot_walk_run):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     proc = _play(str(tiny_kbot_walk_run), "--viewer", env=env)
@@ -228,6 +232,7 @@ def play_tool():
     return module
 
 
+@LINUX_ONLY
 def test_viewer_with_a_display_that_cannot_open_is_one_error_line(play_tool, tiny_kbot_walk_run, monkeypatch,
                                                                   capsys):
     # MuJoCo's viewer would end the process on a GLFW failure; the probe must catch it first.
@@ -244,6 +249,9 @@ def test_viewer_with_a_display_that_cannot_open_is_one_error_line(play_tool, tin
     (["--curriculum-level", "2"], "--curriculum-level must be in [0, 1]"),
     (["--engine", "physx"], "invalid choice"),
     (["--set", "task.episode_length_secs=1"], "did you mean task.episode_length_seconds"),
+    (["--max-seconds", "-1"], "--max-seconds must be > 0"),
+    (["--device", "cuda"], "CUDA"),
+    (["--out", "."], "is a directory"),
 ])
 def test_bad_input_is_one_error_line_and_exit_2(play_tool, tiny_kbot_walk_run, capsys, args, message):
     try:

@@ -123,8 +123,9 @@ def _view(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = parse_args(argv)
-    if args.out is not None and not args.out.parent.is_dir():
-        print(f"error: --out {args.out}: directory {args.out.parent} does not exist", file=sys.stderr)
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        problem = "is a directory" if args.out.is_dir() else f"directory {args.out.parent} does not exist"
+        print(f"error: --out {args.out}: {problem}; give a file path", file=sys.stderr)
         return 2
     try:
         if args.viewer:
