@@ -173,9 +173,11 @@ class Env:
         ``action`` of this step, and under ``next``: ``observation`` and ``command`` after the
         automatic reset of done worlds, ``reward`` (N, 1), ``done``, ``terminated``,
         ``truncated`` (N, 1) bool, ``reward_terms`` (each reward's scaled contribution, (N,)),
-        ``bad_physics`` (N,) bool for worlds reset because their physics broke, and
-        ``bad_action`` (N,) bool for worlds whose action was not finite (replaced by the
-        previous action, then reset). The top-level ``action`` is the action applied.
+        ``terminations`` (each termination's int8 verdict (N,): -1 failure, +1 time limit, 0 go
+        on; which one ended an episode), ``bad_physics`` (N,) bool for worlds reset because
+        their physics broke, and ``bad_action`` (N,) bool for worlds whose action was not
+        finite (replaced by the previous action, then reset). The top-level ``action`` is the
+        action applied.
         """
         if self._last_td is None:
             self._last_td = self._observe()
@@ -192,7 +194,7 @@ class Env:
         self.engine.step(self._pipeline.substep_targets(ctrl, ctx.curriculum_level, self.generator))
         ctx.episode_steps += 1
 
-        terminated, truncated, bad = self._terminations(bad_action)
+        terminated, truncated, bad, verdicts = self._terminations(bad_action)
         reward, terms = self._rewards()
         for command in self.spec.commands:
             command.update(self._states[self._key(command)], ctx)
@@ -205,7 +207,8 @@ class Env:
         nxt = self._observe()
         nxt.update({"reward": reward[:, None], "done": done[:, None], "terminated": terminated[:, None],
                     "truncated": truncated[:, None], "reward_terms": TensorDict(terms, batch_size=[self.num_envs]),
-                    "bad_physics": bad, "bad_action": bad_action})
+                    "terminations": TensorDict(verdicts, batch_size=[self.num_envs]), "bad_physics": bad,
+                    "bad_action": bad_action})
         out = self._last_td.clone(recurse=False)
         out.set("action", action)
         out.set("next", nxt)
@@ -228,7 +231,8 @@ class Env:
 
     # --- the steps of step() --------------------------------------------------------------
 
-    def _terminations(self, bad_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _terminations(self, bad_action: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         verdicts = [t.check(self.ctx) for t in self.spec.terminations]
         stacked = torch.stack(verdicts) if verdicts else torch.zeros(0, self.num_envs, device=self.device)
         bad = self.engine.bad_worlds()
@@ -238,7 +242,7 @@ class Env:
         self.ctx.extras["truncated"].copy_(truncated)
         for term, verdict in zip(self.spec.terminations, verdicts):
             self._add_metric(f"termination/{term.name}", ((verdict != 0) & (terminated | truncated)).sum())
-        return terminated, truncated, bad
+        return terminated, truncated, bad, {t.name: v for t, v in zip(self.spec.terminations, verdicts, strict=True)}
 
     def _rewards(self) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         terms = {}

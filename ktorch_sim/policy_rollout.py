@@ -81,13 +81,23 @@ def parse_velocity_command(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def pin_velocity_command(env: Any, command: Sequence[float]) -> str:
-    """Hold the env's velocity command at ``command`` = (vx, vy, wz) in every world; returns its name."""
+def pin_velocity_command(env: Any, command: Sequence[float] | torch.Tensor, current: Any = None) -> str:
+    """Hold the env's velocity command at ``command`` = (vx, vy, wz) in every world; returns its name.
+
+    Uses :meth:`ktorch_sim.env.Env.pin_command`, so the value holds through steps and resets.
+    ``current``, when given, is the observation TensorDict the policy reads next: its command
+    entry is overwritten too (it was observed before the pin). Raises ValueError when the task
+    has no :class:`VelocityCommand`.
+    """
     name = velocity_command_name(env)
     if name is None:
         names = [c.name for c in env.spec.commands]
-        raise ValueError(f"this task has no VelocityCommand to set (its commands are {names}); drop --command")
-    env.pin_command(name, [float(v) for v in command])
+        raise ValueError(f"--command needs a velocity command [vx, vy, wz] (VelocityCommand); this task's commands "
+                         f"are {names or 'none'}")
+    value = torch.as_tensor(command, dtype=torch.float32, device=env.device)
+    env.pin_command(name, value)
+    if current is not None:
+        current.get(("command", name)).copy_(value.expand(env.num_envs, 3))
     return name
 
 
