@@ -31,7 +31,7 @@ from ktorch_sim.checkpoint import (
 )
 from ktorch_sim.components.base import joint_qpos_indices
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
-from ktorch_sim.logging import RunLogger, make_run_dir
+from ktorch_sim.logging import RunLogger, make_run_dir, rewind_metrics
 from ktorch_sim.ppo_task import PolicySpec, PPOTask
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
@@ -238,6 +238,7 @@ class Trainer:
         counters = state["counters"]
         self.iteration, self.env_steps = int(counters["iteration"]), int(counters["env_steps"])
         self.elapsed = float(counters["elapsed_seconds"])
+        rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
     # --- helpers ------------------------------------------------------------------------------
 
