@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import mmap
 import subprocess
 import sys
 from pathlib import Path
@@ -53,11 +54,14 @@ def test_a_leak_fails_the_check(tmp_path, monkeypatch, capsys):
 
     cfg = tmp_path / "cartpole.toml"
     cfg.write_text(TINY_CARTPOLE)
-    kept: list[bytes] = []
+    kept: list[mmap.mmap] = []
     real_iterate = Trainer.iterate
 
     def leaky_iterate(self):
-        kept.append(b"x" * (4 * 2**20))  # written bytes: resident, not just reserved
+        # Fresh anonymous pages, written so they are resident (heap bytes could reuse pages freed by earlier tests).
+        block = mmap.mmap(-1, 4 * 2**20)
+        block.write(b"x" * len(block))
+        kept.append(block)
         return real_iterate(self)
 
     monkeypatch.setattr(Trainer, "iterate", leaky_iterate)
