@@ -39,6 +39,7 @@ __all__ = [
     "make_run_dir",
     "read_metrics",
     "resolve_wandb_mode",
+    "rewind_metrics",
     "wandb_api_key_configured",
 ]
 
@@ -169,6 +170,38 @@ def read_metrics(run_dir: Path | str) -> list[dict[str, Any]]:
             raise
         rows.append({k: _NONFINITE.get(v, v) if isinstance(v, str) else v for k, v in row.items()})
     return rows
+
+
+def rewind_metrics(run_dir: Path | str, iteration: int) -> int:
+    """Drop the ``metrics.jsonl`` lines logged after ``iteration`` and any line cut off; returns lines dropped.
+
+    A run killed between logging an iteration and checkpointing it has lines for iterations the resumed
+    run will train (and log) again; a kill in the middle of a write leaves a line without its newline, and
+    the next append would glue onto it. Resuming from the checkpoint of ``iteration`` calls this first, so
+    the file again reads as one run with strictly increasing iterations. The file is rewritten atomically
+    (temp file, then rename) only when it changes; a missing file is left missing.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return 0
+    text = path.read_text(encoding="utf-8")
+    kept, dropped = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            keep = int(json.loads(line)["iteration"]) <= iteration
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            keep = False  # cut off by a crash: unreadable, and the resumed run logs that iteration again
+        if keep:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped or (text and not text.endswith("\n")):
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        os.replace(tmp, path)
+    return dropped
 
 
 # ----------------------------------------------------------------------------------------------------------------------

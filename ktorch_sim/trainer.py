@@ -30,7 +30,7 @@ from ktorch_sim.checkpoint import (
     restore_rng_state,
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
-from ktorch_sim.logging import RunLogger, make_run_dir
+from ktorch_sim.logging import RunLogger, make_run_dir, rewind_metrics
 from ktorch_sim.ppo_task import PPOTask, policy_spec
 from ktorch_sim.training_video import TrainingVideos
 
@@ -251,6 +251,7 @@ class Trainer:
         counters = state["counters"]
         self.iteration, self.env_steps = int(counters["iteration"]), int(counters["env_steps"])
         self.elapsed = float(counters["elapsed_seconds"])
+        rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
     # --- helpers ------------------------------------------------------------------------------
 
