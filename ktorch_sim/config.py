@@ -634,11 +634,11 @@ def _validate_task(t: RLConfig) -> None:
     _require(t.zero_offset_mag >= 0, "task.zero_offset_mag", f"must be >= 0, got {t.zero_offset_mag}")
     _require(t.actuator_update_dt is None or t.actuator_update_dt > 0, "task.actuator_update_dt",
              f"must be > 0 seconds or none, got {t.actuator_update_dt}")
-    for build in (t.engine_config, t.sim2real_config):  # whatever else the engine itself rejects
+    for build in (t.engine_config, t.sim2real_config, t.check_inputs):  # what the engine or the task rejects
         try:
             build()
         except ValueError as e:
-            raise ConfigError(str(e), key="task") from None
+            raise ConfigError(getattr(e, "problem", str(e)), key=getattr(e, "key", "task")) from None
 
 
 def _validate_device(device: str) -> None:
