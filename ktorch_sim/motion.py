@@ -22,6 +22,7 @@ target), so a crash never leaves a half-written clip, and refuses a clip that wo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import uuid
@@ -226,10 +227,12 @@ def save_motion(path: str | Path, clip: MotionClip) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise MotionError(f"{path}: cannot write the motion file ({e.strerror or e}); expected a writable "
                           "directory") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return path
