@@ -227,8 +227,8 @@ def _import_task_class(path: str) -> type[RLTask]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {e}",
-                          key="task.name") from None
+        raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {e}; expected a "
+                          "module importable from the current directory or PYTHONPATH", key="task.name") from None
     task_cls = getattr(module, attr, None)
     if not (isinstance(task_cls, type) and issubclass(task_cls, RLTask)):
         what = "has no attribute" if task_cls is None else "is not an RLTask subclass:"
@@ -314,7 +314,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError("no such file", source=str(path)) from None
+        raise ConfigError("no such file; expected a TOML config file (e.g. configs/kbot_walk.toml)",
+                          source=str(path)) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, not a TOML file", source=str(path)) from None
     except OSError as e:

@@ -36,7 +36,7 @@ class ModelFileError(ValueError):
 
 def _one_line(text: str) -> str:
     """Collapse MuJoCo's multi-line messages (an error, then "Element 'geom', line 3") into one line."""
-    parts = [re.sub(r"\s+", " ", p).strip() for p in str(text).splitlines()]
+    parts = [re.sub(r"\s+", " ", p).strip().rstrip(":") for p in str(text).splitlines()]
     return "; ".join(p for p in parts if p) or "no details"
 
 

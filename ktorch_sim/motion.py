@@ -129,8 +129,8 @@ def _read_archive(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise MotionError(f"{path}: is a directory; expected an .npz motion file")
     if not zipfile.is_zipfile(path):
-        raise MotionError(f"{path}: not an .npz (zip) archive; expected an .npz written by numpy.savez or "
-                          "ktorch_sim.motion.save_motion")
+        raise MotionError(f"{path}: not a complete .npz (zip) archive (another format, or truncated); expected an "
+                          ".npz written by numpy.savez or ktorch_sim.motion.save_motion")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
