@@ -395,3 +395,25 @@ def test_save_motion_refuses_a_bad_clip_and_keeps_the_old_file(tmp_path: Path, k
     assert path.read_bytes() == content and [p.name for p in tmp_path.iterdir()] == ["clip.npz"]
     with pytest.raises(MotionError, match="cannot write the motion file"):
         save_motion(_write(tmp_path, "a_file", "x") / "clip.npz", good)
+
+
+# --- the good counterpart: user model and metadata files are really used ----------------------------------
+
+
+def test_task_reads_the_model_and_metadata_files_the_config_names(tmp_path: Path) -> None:
+    from ktorch_sim.robots import KBOT_DIR
+    from ktorch_sim.tasks import KbotStandTask
+
+    for name in ("kbot.xml", "scene.xml"):
+        _write(tmp_path, name, (KBOT_DIR / name).read_text())
+    scene = tmp_path / "scene.xml"
+    scene.write_text(scene.read_text().replace('<geom name="floor" type="plane" size="0 0 0.05"',
+                                               '<geom name="floor" type="plane" size="0 0 0.07"'))
+    joints = _write(tmp_path, "joints.toml", KBOT_JOINTS_TOML.read_text().replace("kp = 100.0", "kp = 123.0", 1))
+    config = load_config(None, ["task.name=kbot_stand", f"task.model_path={scene}", f"task.metadata_path={joints}"])
+    task = KbotStandTask(config.task)
+    model = task.get_mujoco_model()
+    floor = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "floor")
+    assert model.geom_size[floor, 2] == pytest.approx(0.07) and model.nq == load_kbot_model().nq
+    changed = [j for j in task.robot_metadata() if j.kp == 123.0]
+    assert len(changed) == 1, "the first kp = 100.0 of the copied metadata was edited"
