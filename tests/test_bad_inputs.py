@@ -231,6 +231,7 @@ def cli_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
     return {cid: (prepared[cid][0], futures[cid].result(), prepared[cid][3]) for cid in prepared}
 
 
+@pytest.mark.slow  # the fixture's 27 CLI starts take ~80 CPU-seconds in all (~3 s of imports each)
 @pytest.mark.parametrize("case_id", list(CLI_CASES))
 def test_cli_bad_input_gives_one_line_and_writes_nothing(case_id: str, cli_results: dict) -> None:
     case = CLI_CASES[case_id]
