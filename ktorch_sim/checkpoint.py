@@ -73,6 +73,7 @@ REQUIRED_KEYS = (
 """Top-level keys every ktorch_sim checkpoint has (values may be None or empty where unused)."""
 
 _CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.pt$")
+_TRY_EARLIER = "; delete it or resume from an earlier one"
 _MISSING = object()
 
 
@@ -168,14 +169,18 @@ def load_checkpoint(path: Path | str, map_location: Any = "cpu") -> dict[str, An
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # noqa: BLE001 - every unpickling / zip / EOF failure means the same thing here
-        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else 'no details'}"
-        raise CheckpointError(
-            f"truncated or corrupt checkpoint {path}: {reason}; delete it or resume from an earlier one"
-        ) from e
+        raise CheckpointError(f"truncated or corrupt checkpoint {path}: {_reason(e)}{_TRY_EARLIER}") from e
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a ktorch_sim checkpoint (it holds a {type(state).__name__}, not a dict)")
     _check_keys(state, path)
     return state
+
+
+def _reason(error: BaseException) -> str:
+    """``Type: first sentence of the message`` (torch's zip errors run to several sentences)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else "no details"
+    first = text.split(". ", 1)[0].rstrip(".")
+    return f"{type(error).__name__}: {first[:160]}"
 
 
 def _lookup(config: Mapping[str, Any], key: str) -> Any:
@@ -210,7 +215,8 @@ def check_compatible(
 
     ``keys`` are dotted paths into the (nested) config dicts, e.g. ``"task.num_envs"`` or
     ``"model.hidden_size"``; a key absent from one side counts as a difference. The message gives both
-    values: ``checkpoint <path> was trained with model.hidden_size=256, this config has 128``.
+    values: ``checkpoint <path> was trained with model.hidden_size=256, this config has 128; use the
+    checkpoint's value to continue it, or start a new run``.
     """
     where = f"checkpoint {path}" if path is not None else "the checkpoint"
     for key in keys:
@@ -218,7 +224,8 @@ def check_compatible(
         if _normalize(old) != _normalize(new):
             old_s = "<unset>" if old is _MISSING else repr(old) if isinstance(old, str) else old
             new_s = "<unset>" if new is _MISSING else repr(new) if isinstance(new, str) else new
-            raise CheckpointError(f"{where} was trained with {key}={old_s}, this config has {new_s}")
+            raise CheckpointError(f"{where} was trained with {key}={old_s}, this config has {new_s}; "
+                                  "use the checkpoint's value to continue it, or start a new run")
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -341,6 +348,27 @@ class CheckpointManager:
             if path != pointed and _loadable(path):
                 return path
         return None
+
+    def resume_path(self) -> Path:
+        """Return :meth:`latest`, or raise one CheckpointError line saying why there is nothing to resume.
+
+        With no ``ckpt_*.pt`` at all the line says so; when every one fails to load it repeats the
+        newest file's load error (truncated, corrupt, not a ktorch_sim checkpoint ...).
+        """
+        path = self.latest()
+        if path is not None:
+            return path
+        found = self.checkpoints()
+        if not found:
+            raise CheckpointError(f"no checkpoint to resume in {self.run_dir} ({self.dir} has no ckpt_*.pt files); "
+                                  "start a new run without --resume")
+        try:
+            load_checkpoint(found[-1])
+        except CheckpointError as e:
+            others = "no other checkpoint loads either" if len(found) > 1 else "it is the only one"
+            raise CheckpointError(f"{str(e).removesuffix(_TRY_EARLIER)}; {others}: start a new run without "
+                                  "--resume") from None
+        raise CheckpointError(f"no loadable checkpoint in {self.dir}; start a new run without --resume")
 
     def _read_pointer(self) -> Path | None:
         """Return the file the pointer names, if it exists and names a checkpoint file in this directory."""

@@ -236,8 +236,8 @@ def _import_task_class(path: str) -> type[RLTask]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {e}",
-                          key="task.name") from None
+        raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {e}; expected a "
+                          "module importable from the current directory or PYTHONPATH", key="task.name") from None
     task_cls = getattr(module, attr, None)
     if not (isinstance(task_cls, type) and issubclass(task_cls, RLTask)):
         what = "has no attribute" if task_cls is None else "is not an RLTask subclass:"
@@ -331,7 +331,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError("no such file", source=str(path)) from None
+        raise ConfigError("no such file; expected a TOML config file (e.g. configs/kbot_walk.toml)",
+                          source=str(path)) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, not a TOML file", source=str(path)) from None
     except OSError as e:
@@ -651,11 +652,11 @@ def _validate_task(t: RLConfig) -> None:
     _require(t.zero_offset_mag >= 0, "task.zero_offset_mag", f"must be >= 0, got {t.zero_offset_mag}")
     _require(t.actuator_update_dt is None or t.actuator_update_dt > 0, "task.actuator_update_dt",
              f"must be > 0 seconds or none, got {t.actuator_update_dt}")
-    for build in (t.engine_config, t.sim2real_config):  # whatever else the engine itself rejects
+    for build in (t.engine_config, t.sim2real_config, t.check_inputs):  # what the engine or the task rejects
         try:
             build()
         except ValueError as e:
-            raise ConfigError(str(e), key="task") from None
+            raise ConfigError(getattr(e, "problem", str(e)), key=getattr(e, "key", "task")) from None
 
 
 def _validate_device(device: str) -> None:

@@ -315,6 +315,9 @@ class RunLogger:
 
     def _init_run(self, mode: str) -> Any:
         """Import wandb and start a run in ``mode`` with low console output."""
+        # wandb prints "wandb: Loaded credentials ..." while logging in, before init's settings apply;
+        # WANDB_SILENT keeps a failing start to our one warning line (set WANDB_SILENT=false to see it).
+        os.environ.setdefault("WANDB_SILENT", "true")
         import wandb
 
         self._wandb = wandb

@@ -85,6 +85,13 @@ class RLConfig:
                             device=self.resolved_device(), nconmax=self.nconmax, njmax=self.njmax,
                             num_threads=self.num_threads)
 
+    def check_inputs(self) -> None:
+        """Check what types and ranges cannot (files the task will read); the config loader calls it.
+
+        Raise a ValueError whose message is one line; a ``key`` attribute (e.g. "task.model_path")
+        lets the loader name the setting and where it came from. The default checks nothing.
+        """
+
     def sim2real_config(self) -> Sim2RealConfig:
         """The sim-to-real knobs as a :class:`Sim2RealConfig`."""
         return Sim2RealConfig(action_latency_range=tuple(self.action_latency_range),

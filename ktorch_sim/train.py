@@ -14,6 +14,7 @@ from pathlib import Path
 from ktorch_sim.checkpoint import CheckpointError
 from ktorch_sim.config import ConfigError, config_help, load_config
 from ktorch_sim.logging import RunDirError
+from ktorch_sim.model_files import ModelFileError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         from ktorch_sim.trainer import Trainer
 
         trainer = Trainer(config, resume=args.resume)
-    except (ConfigError, CheckpointError, RunDirError) as e:
+    except (ConfigError, CheckpointError, RunDirError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     run_dir = trainer.train(progress=not args.no_progress)

@@ -234,15 +234,20 @@ class Trainer:
         return self.checkpoints.save(self.state_dict(), self.iteration)
 
     def _restore(self) -> None:
-        path = self.checkpoints.latest()
-        if path is None:
-            raise CheckpointError(f"no checkpoint to resume in {self.run_dir}; start a new run without --resume")
+        path = self.checkpoints.resume_path()
         state = load_checkpoint(path, map_location=self.device)
         check_compatible(state["config"], to_dict(self.config), COMPATIBLE_KEYS, path=path)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.task.normalizers is not None and state.get("normalizer") is not None:
-            self.task.normalizers.load_state_dict(state["normalizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.task.normalizers is not None and state.get("normalizer") is not None:
+                self.task.normalizers.load_state_dict(state["normalizer"])
+        except (RuntimeError, ValueError, KeyError) as e:  # shapes or keys that differ: another model or task
+            text = " ".join(str(e).split()) or type(e).__name__
+            reason = text if len(text) <= 160 else text[:157] + "..."
+            raise CheckpointError(f"checkpoint {path} does not fit this model ({reason}); it was "
+                                  "written for another task or model config: resume with that config or start "
+                                  "a new run") from None
         for k, v in state["curriculum"].items():
             self.curriculum_state[k].copy_(v.to(self.device))
         self.ppo.kl.load_state_dict(state["ppo"])

@@ -263,6 +263,7 @@ def test_check_compatible_message() -> None:
     check_compatible(old, new, ["task.num_envs", "model.obs"])  # lists and tuples are the same
     with pytest.raises(CheckpointError) as info:
         check_compatible(old, new, ["task.num_envs", "model.hidden_size", "model.depth"], path="runs/x/ckpt.pt")
-    assert str(info.value) == "checkpoint runs/x/ckpt.pt was trained with model.hidden_size=256, this config has 128"
+    assert str(info.value) == ("checkpoint runs/x/ckpt.pt was trained with model.hidden_size=256, this config has 128; "
+                               "use the checkpoint's value to continue it, or start a new run")
     with pytest.raises(CheckpointError, match="trained with model.width=<unset>, this config has 64"):
         check_compatible(old, {"model": {"width": 64}}, ["model.width"])

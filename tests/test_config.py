@@ -241,7 +241,8 @@ def test_file_errors_name_file_key_and_what_is_allowed(tmp_path, text, expected)
 
 
 def test_missing_file_and_directory(tmp_path):
-    assert error_of(tmp_path / "nope.toml") == f"{tmp_path / 'nope.toml'}: no such file"
+    assert error_of(tmp_path / "nope.toml") == (f"{tmp_path / 'nope.toml'}: no such file; expected a TOML config "
+                                                "file (e.g. configs/kbot_walk.toml)")
     assert error_of(tmp_path).endswith(": is a directory, not a TOML file")
 
 

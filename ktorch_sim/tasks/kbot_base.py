@@ -5,15 +5,18 @@ The model, its metadata in policy order, PD actuators, and the actor's view of t
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mujoco
 
 from ktorch_sim.actuators import Actuators, PositionActuators
+from ktorch_sim.model_files import load_metadata_file, load_model_file
 from ktorch_sim.ppo_task import PPOTask
 from ktorch_sim.robot_metadata import RobotMetadata
-from ktorch_sim.robots import kbot_metadata, load_kbot_model
+from ktorch_sim.robots import KBOT_JOINTS_TOML, kbot_metadata, load_kbot_model
 from ktorch_sim.task import ConfigT, RLConfig, config_field
 
 ARM_JOINTS = tuple(f"dof_{side}_{joint}" for side in ("right", "left")
@@ -34,10 +37,34 @@ class KbotConfig(RLConfig):
     nconmax: int = config_field(12, "Warp: contacts allocated per world (pooled); measured peak 8, x1.5.")
     njmax: int = config_field(80, "Warp: constraint rows allocated per world; measured peak 53, bound 72.")
 
+    model_path: str | None = config_field(None, "MJCF scene to train in (robot and floor); none: the shipped "
+                                                "K-Bot scene (assets/kbot/scene.xml).")
+    metadata_path: str | None = config_field(None, "Joint metadata TOML (gains, limits, home pose) for the model's "
+                                                   "joints; none: the shipped assets/kbot/joints.toml.")
 
-def home_pose() -> dict[str, float]:
-    """K-Bot's home joint angles by joint name, radians."""
-    meta = kbot_metadata()
+    def check_inputs(self) -> None:
+        """With a user model or metadata file: compile it and check that its joints match (one-line errors)."""
+        if self.model_path is not None or self.metadata_path is not None:
+            _load_robot(self.model_path, self.metadata_path)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_robot(model_path: str | None, metadata_path: str | None) -> tuple[mujoco.MjModel, RobotMetadata]:
+    """Load the model and metadata the config names (shipped ones for None), checked against each other.
+
+    Cached, so checking the config and building the task compile a user's file once; callers
+    copy the model before changing it.
+    """
+    if model_path is None and metadata_path is None:
+        return load_kbot_model(), kbot_metadata()
+    model = load_kbot_model() if model_path is None else load_model_file(model_path)
+    meta = load_metadata_file(KBOT_JOINTS_TOML if metadata_path is None else metadata_path, model)
+    return model, meta
+
+
+def home_pose(meta: RobotMetadata | None = None) -> dict[str, float]:
+    """Home joint angles by joint name, radians (of ``meta``; default: the shipped K-Bot metadata)."""
+    meta = meta or kbot_metadata()
     return dict(zip(meta.joint_names, meta.home, strict=True))
 
 
@@ -51,16 +78,21 @@ class KbotTask(PPOTask[ConfigT]):
         return [n for n in self.ACTOR_OBSERVATIONS if n in observation_names]
 
     def get_mujoco_model(self) -> mujoco.MjModel:
-        """K-Bot on a flat floor."""
-        return load_kbot_model()
+        """K-Bot on a flat floor (or ``model_path``'s scene)."""
+        model, _ = _load_robot(self.config.model_path, self.config.metadata_path)
+        return copy.copy(model)
+
+    def robot_metadata(self) -> RobotMetadata:
+        """Return the joint metadata (``metadata_path``, default K-Bot's), in file order."""
+        return _load_robot(self.config.model_path, self.config.metadata_path)[1]
 
     def get_mujoco_model_metadata(self, model: mujoco.MjModel) -> RobotMetadata:
-        """K-Bot's joint metadata, with actions in the deployed policy's joint order (nn_id)."""
-        return kbot_metadata().in_policy_order()
+        """Return the joint metadata, with actions in the deployed policy's joint order (nn_id)."""
+        return self.robot_metadata().in_policy_order()
 
     def get_actuators(self, model: mujoco.MjModel, metadata: RobotMetadata | None = None) -> Actuators:
         """MIT PD position control from the metadata gains and the config's scales."""
         c = self.config
-        return PositionActuators.create(model, metadata or kbot_metadata().in_policy_order(), kp_scale=c.kp_scale,
+        return PositionActuators.create(model, metadata or self.get_mujoco_model_metadata(model), kp_scale=c.kp_scale,
                                         kd_scale=c.kd_scale, torque_limit_scale=c.torque_limit_scale,
                                         action_noise=c.action_noise)

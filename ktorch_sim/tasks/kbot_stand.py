@@ -53,7 +53,7 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
 
     def get_resets(self, model: mujoco.MjModel) -> Sequence[kc.Reset]:
         """Joint positions around the home pose, joint velocities, and a random heading."""
-        home = home_pose()
+        home = home_pose(self.robot_metadata())
         return (
             kc.RandomJointPositionReset.create(model, zeros=home, scale=0.1),
             kc.RandomJointVelocityReset(),
@@ -84,7 +84,7 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
 
     def get_rewards(self, model: mujoco.MjModel) -> Sequence[kc.Reward]:
         """Survival and posture, plus normalisation penalties."""
-        home = home_pose()
+        home = home_pose(self.robot_metadata())
         return (
             kc.StayAliveReward(balance=10.0, scale=1.0),  # ours: 0.1 per step alive, -1 on a fall
             kc.UprightReward(scale=0.5),

@@ -73,7 +73,7 @@ class KbotWalkTask(KbotTask[KbotWalkConfig]):
 
     def get_resets(self, model: mujoco.MjModel) -> Sequence[kc.Reset]:
         """Joints around the home pose, random joint and base velocities, random heading."""
-        home = home_pose()
+        home = home_pose(self.robot_metadata())
         return (
             kc.RandomJointPositionReset.create(model, zeros=home, scale=0.1),
             kc.RandomJointVelocityReset(scale=0.5),
@@ -114,7 +114,7 @@ class KbotWalkTask(KbotTask[KbotWalkConfig]):
     def get_rewards(self, model: mujoco.MjModel) -> Sequence[kc.Reward]:
         """Velocity tracking and gait shaping, survival and posture, smoothness penalties."""
         c = self.config
-        home = home_pose()
+        home = home_pose(self.robot_metadata())
         return (
             kc.LinearVelocityReward(cmd=COMMAND, scale=1.0),
             kc.AngularVelocityReward(cmd=COMMAND, index=2, scale=0.5),
