@@ -69,6 +69,7 @@ class EnvSpec:
     randomizers: Sequence[PhysicsRandomizer] = ()
     sim2real: Sim2RealConfig = field(default_factory=Sim2RealConfig)
     initial_qpos: np.ndarray | None = None
+    recompute_constants: bool = True  # mj_setConst after randomizing fields that need it (see RLConfig)
 
     def __post_init__(self) -> None:
         """Component names must be unique: they are the TensorDict keys."""
@@ -97,7 +98,7 @@ class Env:
         self.device = dev = self.engine.device
         self.ctrl_dt = self.engine.ctrl_dt
         self.generator = torch.Generator(device=dev).manual_seed(seed)
-        self._needs_set_const = bool(FIELDS_NEEDING_SET_CONST.intersection(fields))
+        self._needs_set_const = spec.recompute_constants and bool(FIELDS_NEEDING_SET_CONST.intersection(fields))
         self._initial_qpos = torch.tensor(self._initial_qpos_array(spec.initial_qpos), dtype=torch.float32, device=dev)
 
         a = spec.actuators.num_actions

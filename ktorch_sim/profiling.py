@@ -65,6 +65,9 @@ class StepProfiler:
         for command in env.spec.commands:
             self.wrap(command, "update", "commands")
         self.wrap(env, "_reset_worlds", "resets")
+        for randomizer in env.spec.randomizers:
+            self.wrap(randomizer, "apply", "randomizers")
+        self.wrap(env.engine, "recompute_constants", "set_const")
         self.wrap(env, "_observe", "observations")
         if task is not None:
             self.wrap(task, "sample_action", "policy")

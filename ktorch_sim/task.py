@@ -65,6 +65,11 @@ class RLConfig:
     nconmax: int = config_field(16, "Warp: contacts allocated per world (pooled).")
     njmax: int = config_field(128, "Warp: constraint rows allocated per world.")
     num_threads: int = config_field(0, "Native MuJoCo engine: worker threads (0: one per core).")
+    recompute_constants: bool = config_field(True, "After randomizing masses, inertias, armature or geometry at a "
+                                                   "reset, recompute MuJoCo's derived constants (mj_setConst: "
+                                                   "invweight0 for constraint softness, subtree masses). Exact but "
+                                                   "costly on Warp, which recomputes every world; ksim and MuJoCo "
+                                                   "Playground skip it (false).")
     action_latency_range: tuple[float, float] = config_field((0.0, 0.0), "Per-episode action latency range, s.")
     drop_action_prob: float = config_field(0.0, "Probability that an action dimension is dropped per step.")
     zero_offset_std: float = config_field(0.0, "Std of per-episode joint encoder zero offsets, rad.")
@@ -202,6 +207,7 @@ class RLTask(abc.ABC, Generic[ConfigT]):
             randomizers=tuple(self.get_physics_randomizers(model)),
             sim2real=self.config.sim2real_config(),
             initial_qpos=self.get_initial_qpos(model),
+            recompute_constants=self.config.recompute_constants,
         )
 
     def make_env(self) -> Env:

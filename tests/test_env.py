@@ -170,3 +170,27 @@ def test_noisy_observations_are_emitted_next_to_clean_ones():
     env.set_curriculum_level(1.0)
     obs = env.reset()["observation"]
     assert not torch.equal(obs["base_z"], obs["noisy_base_z"])
+
+
+def test_recompute_constants_switch_controls_mj_setconst_after_mass_randomization():
+    from ktorch_sim.config import load_config, resolve_task
+
+    calls = {}
+    for flag in (True, False):
+        config = load_config(None, ["task.name=kbot_walk", "task.num_envs=2", "task.engine=mujoco", "task.device=cpu",
+                                    "ppo.batch_size=1", f"task.recompute_constants={str(flag).lower()}"])
+        env = resolve_task(config.task_name)[0](config.task).make_env()
+        count = [0]
+        original = env.engine.recompute_constants
+
+        def counting(original=original, count=count):
+            count[0] += 1
+            original()
+
+        env.engine.recompute_constants = counting
+        env.reset()
+        calls[flag] = count[0]
+        if not flag:  # masses are randomized, but the derived constants keep their nominal values
+            field = env.engine.model_field("body_subtreemass")
+            assert torch.equal(field[0], env.engine.default_model_field("body_subtreemass"))
+    assert calls == {True: 1, False: 0}

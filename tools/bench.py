@@ -626,6 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", type=lambda t: t.split(","), default=["kbot_walk"],
                    help="env/train kinds: comma-separated tasks (kbot_walk, kbot_stand); --steps is the timed "
                         "env steps (env) or the rollout length (train), --repeats the timed runs or iterations")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="train/breakdown kinds: a config override as for ktorch_sim.train (repeatable)")
     p.add_argument("--json", action="store_true", help="print one JSON object per configuration per line")
     return p
 
@@ -679,7 +681,8 @@ def _run_task_kind(kind: str, args: argparse.Namespace) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_training import run_kind
 
-    rows = run_kind(kind, args.tasks, args.engines, args.devices, args.num_envs, args.steps[0], args.repeats)
+    rows = run_kind(kind, args.tasks, args.engines, args.devices, args.num_envs, args.steps[0], args.repeats,
+                    args.overrides)
     info = environment_info(args.devices)
     for row in rows:
         row.update(info)

@@ -75,8 +75,12 @@ def measure_env(task: str, engine: str, device: str, num_envs: int, steps: int, 
             "components_over_physics": (env_t - phys_t) / phys_t, "components_share": (env_t - phys_t) / env_t}
 
 
-def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_steps: int, iterations: int) -> dict:
-    """Seconds per phase and env steps/s of PPO iterations on ``task`` (after one warm-up iteration)."""
+def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_steps: int, iterations: int,
+                  extra: Sequence[str] = ()) -> dict:
+    """Seconds per phase and env steps/s of PPO iterations on ``task`` (after one warm-up iteration).
+
+    ``extra`` are config overrides (``--set``) applied last.
+    """
     from ktorch_sim.config import load_config
     from ktorch_sim.trainer import Trainer
 
@@ -85,7 +89,7 @@ def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_st
         overrides = [f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",
                      f"ppo.rollout_length_seconds={rollout_steps * probe.task.ctrl_dt}",
                      f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}", "logging.wandb_mode=disabled",
-                     f"logging.run_dir={run_dir}", "checkpoint.save_every_seconds=1e9"]
+                     f"logging.run_dir={run_dir}", "checkpoint.save_every_seconds=1e9", *extra]
         trainer = Trainer(load_config(TASK_CONFIGS[task], overrides))
         trainer.iterate()
         rows = [trainer.iterate() for _ in range(iterations)]
@@ -97,13 +101,13 @@ def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_st
     return {"kind": "train", "task": task, "engine": type(trainer.env.engine).__name__, "device": device,
             "num_envs": num_envs, "rollout_steps": rollout_steps, "iterations": iterations,
             "policy": f"{cfg.model.policy} h{cfg.model.hidden_size}x{cfg.model.depth} K{cfg.model.num_mixtures}",
-            "num_passes": cfg.ppo.num_passes, "batch_size": cfg.ppo.batch_size,
+            "num_passes": cfg.ppo.num_passes, "batch_size": cfg.ppo.batch_size, "overrides": " ".join(extra),
             "train_env_steps_per_s": steps / (collect + update), "collect_env_steps_per_s": steps / collect,
             "collect_s_per_iteration": collect / iterations, "update_s_per_iteration": update / iterations}
 
 
 def run_kind(kind: str, tasks: Sequence[str], engines: Sequence[str], devices: Sequence[str],
-             num_envs: Sequence[int], steps: int, repeats: int) -> list[dict]:
+             num_envs: Sequence[int], steps: int, repeats: int, overrides: Sequence[str] = ()) -> list[dict]:
     """Every (task, engine, device, N) combination of one kind; the native engine is CPU-only."""
     rows = []
     for task in tasks:
@@ -115,13 +119,14 @@ def run_kind(kind: str, tasks: Sequence[str], engines: Sequence[str], devices: S
                     if kind == "env":
                         rows.append(measure_env(task, engine, device, n, steps, repeats))
                     elif kind == "breakdown":
-                        rows.append(measure_breakdown(task, engine, device, n, steps))
+                        rows.append(measure_breakdown(task, engine, device, n, steps, overrides))
                     else:
-                        rows.append(measure_train(task, engine, device, n, steps, max(1, repeats)))
+                        rows.append(measure_train(task, engine, device, n, steps, max(1, repeats), overrides))
     return rows
 
 
-def measure_breakdown(task: str, engine: str, device: str, num_envs: int, steps: int) -> dict:
+def measure_breakdown(task: str, engine: str, device: str, num_envs: int, steps: int,
+                      extra: Sequence[str] = ()) -> dict:
     """Ms per control step by phase for rollout collection with the task's default policy.
 
     One rollout of ``steps`` control steps is collected as training does (policy sampling,
@@ -134,7 +139,7 @@ def measure_breakdown(task: str, engine: str, device: str, num_envs: int, steps:
     overrides = [f"task.name={task}", f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",
                  "ppo.batch_size=1", "logging.wandb_mode=disabled"]
     with tempfile.TemporaryDirectory() as tmp:
-        config = load_config(TASK_CONFIGS.get(task), [*overrides, f"logging.run_dir={tmp}"])
+        config = load_config(TASK_CONFIGS.get(task), [*overrides, f"logging.run_dir={tmp}", *extra])
         trainer = Trainer(config)
         collector = trainer.collector
         collector.num_steps = steps
@@ -152,5 +157,5 @@ def measure_breakdown(task: str, engine: str, device: str, num_envs: int, steps:
             trainer.logger.close()
     physics = phases.get("physics", 0.0)
     return {"kind": "breakdown", "task": task, "engine": engine, "device": device, "num_envs": num_envs,
-            "steps": steps, **{f"ms/{k}": v for k, v in phases.items()},
+            "steps": steps, "overrides": " ".join(extra), **{f"ms/{k}": v for k, v in phases.items()},
             "physics_share": physics / phases["total"], "env_steps_per_s": num_envs * 1e3 / phases["total"]}
