@@ -27,16 +27,24 @@ from ktorch_sim.config import (
 )
 from ktorch_sim.engines import ENGINE_KINDS, Engine, EngineConfig, MujocoEngine, PhysicsState, make_engine
 from ktorch_sim.env import Env, EnvSpec
+from ktorch_sim.motion import MotionClip, MotionError, load_motion, save_motion
 from ktorch_sim.ppo_task import PolicySpec, PPOTask, PPOVariables
 from ktorch_sim.robot_metadata import JointMetadata, MotorMetadata, RobotMetadata, load_robot_metadata
 from ktorch_sim.robots import kbot_home_qpos, kbot_metadata, load_kbot_model, load_kbot_pd_model
 from ktorch_sim.sim2real import ControlPipeline, Sim2RealConfig
 from ktorch_sim.task import RLConfig, RLTask, config_field
+from ktorch_sim.trained import TrainedPolicy, load_trained_policy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ENGINE_KINDS",
+    "MotionClip",
+    "MotionError",
+    "TrainedPolicy",
+    "load_motion",
+    "load_trained_policy",
+    "save_motion",
     "CheckpointConfig",
     "CheckpointError",
     "CheckpointManager",
