@@ -69,10 +69,20 @@ class TrainedPolicy:
     @torch.no_grad()
     def act(self, observations: TensorDict, commands: TensorDict, carry: Any, deterministic: bool = True,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, Any]:
-        """Return the action [N, A] and next carry; ``deterministic`` takes the policy's mode."""
-        action, carry, _ = self.task.sample_action(self.model, carry, observations, commands, generator,
-                                                   argmax=deterministic)
-        return action, carry
+        """Return the action [N, A] and next carry; ``deterministic`` takes the policy's mode.
+
+        With the default ``PPOTask.sample_action`` only the actor runs (the critic's value and
+        carry are not needed to act; its carry is passed through unchanged); a task that
+        overrides ``sample_action`` is called as it is.
+        """
+        if type(self.task).sample_action is not PPOTask.sample_action:
+            action, carry, _ = self.task.sample_action(self.model, carry, observations, commands, generator,
+                                                       argmax=deterministic)
+            return action, carry
+        actor_carry, critic_carry = carry
+        dist, actor_carry = self.task.run_actor(self.model, observations, commands, actor_carry)
+        action = dist.mode() if deterministic else dist.sample(generator)
+        return action, (actor_carry, critic_carry)
 
     @staticmethod
     def reset_carry(carry: Any, done: torch.Tensor) -> Any:

@@ -21,6 +21,8 @@ def test_loads_the_checkpoint_weights_and_acts_with_the_mode(tiny_kbot_walk_run)
     action, next_carry = policy.act(obs, cmd, carry)
     dist, _ = policy.task.run_actor(policy.model, obs, cmd, carry[0])
     assert torch.equal(action, dist.mode())
+    full_action, full_carry, _ = policy.task.sample_action(policy.model, carry, obs, cmd, argmax=True)
+    assert torch.equal(action, full_action) and torch.equal(next_carry[0], full_carry[0])
     assert action.shape == (3, 20) and torch.isfinite(action).all()
     # A done world's carry is zeroed, the others are kept.
     reset = policy.reset_carry(next_carry, torch.tensor([True, False, False]))
