@@ -29,6 +29,7 @@ friction and centre of mass are drawn per episode rather than once at start-up.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -132,7 +133,9 @@ class G1VelocityTask(PPOTask[G1VelocityConfig]):
         return (
             kc.SensorObservation.create(model, sensor_name="imu_lin_vel", noise=0.5),
             kc.SensorObservation.create(model, sensor_name="imu_ang_vel", noise=0.2),
-            kc.ProjectedGravityObservation.create(model, framequat_name=IMU_QUAT_SENSOR, noise=0.05),
+            dataclasses.replace(  # gravity as a unit vector, as mjlab's
+                kc.ProjectedGravityObservation.create(model, framequat_name=IMU_QUAT_SENSOR, noise=0.05),
+                gravity=(0.0, 0.0, -1.0)),
             kc.JointPositionObservation(noise=0.01),
             kc.JointVelocityObservation(noise=1.5),
             kc.FeetContactObservation.create(model, foot_left_geom_names=LEFT_FOOT_GEOMS,
