@@ -81,33 +81,39 @@ def _run(cmd: list[str], timeout_s: float, cwd: str | None = None, env: dict | N
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s)
 
 
-def mjlab_g1_xml(mjlab_python: str) -> str | None:
-    """Path of the G1 MJCF inside the mjlab that ``mjlab_python`` imports (None if it has none)."""
+def mjlab_env(pythonpath: str = "") -> dict:
+    """Environment of the mjlab processes: ours, with ``pythonpath`` (mjlab's own packages) as PYTHONPATH."""
+    return {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": pythonpath}
+
+
+def mjlab_g1_xml(mjlab_python: str, pythonpath: str = "") -> str | None:
+    """Return the G1 MJCF inside the mjlab that ``mjlab_python`` imports (None if it has none)."""
     code = ("import importlib.util, pathlib; s = importlib.util.find_spec('mjlab'); "
             "print(pathlib.Path(list(s.submodule_search_locations)[0]) / 'asset_zoo/robots/unitree_g1/xmls/g1.xml' "
             "if s else '')")
     try:
-        out = _run([mjlab_python, "-c", code], 120).stdout.strip()
+        out = _run([mjlab_python, "-c", code], 120, env=mjlab_env(pythonpath)).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return out if out and Path(out).is_file() else None
 
 
-def mjlab_versions(mjlab_python: str) -> dict:
-    """Package versions in the mjlab environment."""
+def mjlab_versions(mjlab_python: str, pythonpath: str = "") -> dict:
+    """Return the package versions in the mjlab environment."""
     code = ("import importlib.metadata as m, json; out = {}\n"
             "for p in ('mjlab', 'mujoco', 'mujoco-warp', 'warp-lang', 'torch', 'rsl-rl-lib'):\n"
             "    try: out[p] = m.version(p)\n"
             "    except m.PackageNotFoundError: out[p] = None\n"
             "print(json.dumps(out))")
     try:
-        return json.loads(_run([mjlab_python, "-c", code], 120).stdout.strip().splitlines()[-1])
+        out = _run([mjlab_python, "-c", code], 120, env=mjlab_env(pythonpath)).stdout
+        return json.loads(out.strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return {}
 
 
 def run_mjlab(mjlab_python: str | None, device: str, num_envs: int, iterations: int, warmup: int,
-              timeout_s: float) -> dict:
+              timeout_s: float, pythonpath: str = "") -> dict:
     """Run mjlab's G1 flat velocity training, timed from its own per-iteration log; or why it was skipped."""
     if not mjlab_python:
         return {"skipped": "no --mjlab-python given (the interpreter of a venv with `pip install mjlab`)"}
@@ -117,7 +123,7 @@ def run_mjlab(mjlab_python: str | None, device: str, num_envs: int, iterations: 
     cmd = [mjlab_python, "-m", "mjlab.scripts.train", MJLAB_TASK, "--env.scene.num-envs", str(num_envs),
            "--agent.max-iterations", str(warmup + iterations), "--agent.logger", "tensorboard",
            "--agent.save-interval", "1000000", "--gpu-ids", gpu_ids]
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": ""}
+    env = mjlab_env(pythonpath)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         try:
@@ -131,7 +137,8 @@ def run_mjlab(mjlab_python: str | None, device: str, num_envs: int, iterations: 
         return {"skipped": f"mjlab run failed (exit {proc.returncode}, {len(rows)} iterations logged): {tail}",
                 "command": " ".join(cmd)}
     return {"command": " ".join(cmd), "wall_s": wall, "num_envs": num_envs,
-            **rates(rows[warmup:warmup + iterations], num_envs), "versions": mjlab_versions(mjlab_python)}
+            **rates(rows[warmup:warmup + iterations], num_envs),
+            "versions": mjlab_versions(mjlab_python, pythonpath)}
 
 
 # --- ktorch_sim -----------------------------------------------------------------------------------
@@ -229,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=20, help="timed PPO iterations per run")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (compilation, capture)")
     parser.add_argument("--mjlab-python", default=None, help="python of the venv with mjlab installed")
+    parser.add_argument("--mjlab-pythonpath", default="",
+                        help="PYTHONPATH for the mjlab runs (e.g. a pip --target dir on an offline GPU machine)")
     parser.add_argument("--g1-xml", default=None, help="G1 MJCF for ktorch_sim (default: the mjlab venv's)")
     parser.add_argument("--only", nargs="+", default=["mjlab", *KTORCH_CONFIGS], choices=["mjlab", *KTORCH_CONFIGS],
                         help="which runs to do (default: all three)")
@@ -248,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
         print(RESULT_PREFIX + json.dumps(result), flush=True)
         return 0
 
-    g1_xml = args.g1_xml or (mjlab_g1_xml(args.mjlab_python) if args.mjlab_python else None)
+    g1_xml = args.g1_xml or (mjlab_g1_xml(args.mjlab_python, args.mjlab_pythonpath) if args.mjlab_python
+                               else None)
     results: dict = {"task": {"mjlab": MJLAB_TASK, "ktorch_sim": "g1_velocity"}, "num_envs": args.num_envs,
                      "iterations": args.iterations, "warmup": args.warmup, "g1_xml": g1_xml,
                      "system": system_info(args.device)}
@@ -256,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench_mjlab] running {name} ...", file=sys.stderr, flush=True)
         if name == "mjlab":
             results["mjlab"] = run_mjlab(args.mjlab_python, args.device, args.num_envs, args.iterations,
-                                         args.warmup, args.timeout_s)
+                                         args.warmup, args.timeout_s, args.mjlab_pythonpath)
             if "skipped" in results["mjlab"]:
                 print(f"[bench_mjlab] mjlab skipped: {results['mjlab']['skipped']}", file=sys.stderr)
         else:
