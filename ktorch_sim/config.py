@@ -77,8 +77,17 @@ class ConfigError(ValueError):
 class PPOConfig:
     """PPO hyperparameters (ksim's PPOConfig and walking example, rsl_rl where ksim has none)."""
 
-    batch_size: int = config_field(256, "Environments (whole sequences) per minibatch; must divide task.num_envs "
-                                        "(a value above task.num_envs means one minibatch of all of them).")
+    batch_size: int = config_field(256, "Worlds per minibatch (ksim's batch_size), used when ppo.minibatch_size is 0: "
+                                        "a minibatch then holds batch_size x rollout steps transitions. Must divide "
+                                        "task.num_envs (a value above task.num_envs means all of them).")
+    minibatch_size: int = config_field(0, "Transitions per minibatch (SB3's batch_size). Feed-forward policies draw "
+                                          "single transitions across worlds and time; recurrent ones whole "
+                                          "sequences of ppo.sequence_length steps. 0: ppo.batch_size worlds' worth "
+                                          "(batch_size x rollout steps).")
+    sequence_length: int = config_field(0, "Recurrent policies: steps per training sequence (truncated BPTT); the "
+                                           "rollout is cut into sequences of this length, each replayed from the "
+                                           "carry the policy had at its first step. Must divide the rollout steps. "
+                                           "0: the whole rollout (ksim). Feed-forward policies ignore it.")
     num_passes: int = config_field(4, "Epochs over the rollout per iteration.")
     rollout_length_seconds: float = config_field(8.0, "Rollout length per iteration, seconds of simulated time "
                                                       "(also the truncated-BPTT horizon).")
@@ -95,6 +104,7 @@ class PPOConfig:
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages per minibatch to zero mean, unit std.")
     learning_rate: float = config_field(3e-4, "AdamW learning rate.")
+    adam_eps: float = config_field(1e-8, "AdamW epsilon (PyTorch: 1e-8; SB3 and CleanRL: 1e-5).")
     weight_decay: float = config_field(1e-5, "AdamW weight decay.")
     grad_clip: float = config_field(1.0, "Max global gradient norm (rsl_rl: 1.0; ksim walking uses 2.0).")
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
@@ -103,6 +113,8 @@ class PPOConfig:
     min_lr_fraction: float = config_field(0.01, "Final learning rate of the cosine schedule, as a fraction.")
     normalize_observations: bool = config_field(False, "Running mean/std normalization of policy inputs "
                                                        "(ksim: none; mjlab tracking: on).")
+    normalize_rewards: bool = config_field(False, "Divide rewards by the running std of the discounted return, "
+                                                  "clipped to +-10 (SB3's VecNormalize, Gymnasium's NormalizeReward).")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
     reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
     capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
@@ -131,6 +143,10 @@ class ModelConfig:
     max_std: float = config_field(1.0, "Upper clip of each Gaussian's std.")
     var_scale: float = config_field(1.0, "Scale on the softplus std output.")
     mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and critic.")
+    activation: str = config_field("elu", "Hidden activation of the mlp policy and critic (rsl_rl: elu; SB3 and "
+                                          "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
+    init_std: float = config_field(1.0, "Initial action std of the mlp policy's Gaussian (a learned, "
+                                        "state-independent log std; SB3: 1.0).")
     sequence_method: str = config_field("auto", "GRU training pass with resets: loop (GRUCell per step), packed (cut "
                                                 "at resets, one fused nn.GRU call; cuDNN on CUDA) or auto (packed on "
                                                 "CUDA, loop on CPU). Both are exact.",
@@ -682,12 +698,21 @@ def _validate_ppo(p: PPOConfig, t: RLConfig) -> None:
         raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
                           key="ppo.batch_size")
     _require(p.num_passes >= 1, "ppo.num_passes", f"must be >= 1, got {p.num_passes}")
+    _require(p.minibatch_size >= 0, "ppo.minibatch_size", f"must be >= 0 (0: ppo.batch_size worlds), got {p.minibatch_size}")
+    _require(p.sequence_length >= 0, "ppo.sequence_length",
+             f"must be >= 0 (0: the whole rollout), got {p.sequence_length}")
+    steps = max(1, round(p.rollout_length_seconds / t.ctrl_dt))
+    if p.sequence_length and steps % p.sequence_length:
+        divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+        nearest = min(divisors, key=lambda d: abs(d - p.sequence_length))
+        raise ConfigError(f"must divide the rollout's {steps} steps (ppo.rollout_length_seconds / task.ctrl_dt), "
+                          f"got {p.sequence_length} (e.g. use {nearest})", key="ppo.sequence_length")
     _require(p.rollout_length_seconds >= t.ctrl_dt, "ppo.rollout_length_seconds",
              f"must be >= task.ctrl_dt ({t.ctrl_dt}), got {p.rollout_length_seconds}")
     for name in ("gamma", "lam"):
         value = getattr(p, name)
         _require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
-    for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value"):
+    for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps"):
         _require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
     for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
         _require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
@@ -711,6 +736,7 @@ def _validate_model(m: ModelConfig) -> None:
     _require(m.min_std > 0, "model.min_std", f"must be > 0, got {m.min_std}")
     _require(m.max_std >= m.min_std, "model.max_std", f"must be >= model.min_std ({m.min_std}), got {m.max_std}")
     _require(m.var_scale > 0, "model.var_scale", f"must be > 0, got {m.var_scale}")
+    _require(m.init_std > 0, "model.init_std", f"must be > 0, got {m.init_std}")
     _require(len(m.mlp_hidden) >= 1 and all(h >= 1 for h in m.mlp_hidden), "model.mlp_hidden",
              f"must be a non-empty array of sizes >= 1, got {_toml_value(m.mlp_hidden)}")
 

@@ -44,7 +44,7 @@ import mujoco
 import torch
 from tensordict import TensorDict
 
-from ktorch_sim.algorithms.rollout import reset_carry
+from ktorch_sim.algorithms.carry import reset_carry
 from ktorch_sim.components.commands import heading_frame_xy
 from ktorch_sim.components.observations import FeetContactObservation, quat_rotate
 from ktorch_sim.components.terminations import EpisodeLengthTermination

@@ -28,7 +28,7 @@ import torch
 from tensordict import TensorDict
 
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
-from ktorch_sim.algorithms.rollout import reset_carry
+from ktorch_sim.algorithms.carry import reset_carry
 from ktorch_sim.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from ktorch_sim.config import TrainConfig, config_from_dict, resolve_task
 from ktorch_sim.env import Env

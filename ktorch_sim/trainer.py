@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ktorch_sim.algorithms.normalizer import RunningNormalizer
+from ktorch_sim.algorithms.normalizer import ReturnScaler, RunningNormalizer
 from ktorch_sim.algorithms.ppo import PPO, learning_rate_at
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
 from ktorch_sim.algorithms.rollout import RolloutCollector
@@ -59,6 +59,7 @@ class Trainer:
         self.task = task
         task.model_config = config.model
         task._lr, task._weight_decay = config.ppo.learning_rate, config.ppo.weight_decay
+        task._adam_eps = config.ppo.adam_eps
 
         self.env = task.make_env()
         self.device = self.env.device
@@ -76,7 +77,9 @@ class Trainer:
         self.curriculum = task.get_curriculum(self.env.model)
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.ppo = PPO(task, self.model, self.optimizer, config.ppo, self.generator)
+        self.reward_scaler = (ReturnScaler(self.env.num_envs, config.ppo.gamma).to(self.device)
+                              if config.ppo.normalize_rewards else None)
+        self.ppo = PPO(task, self.model, self.optimizer, config.ppo, self.generator, self.reward_scaler)
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
                                                      mode="cuda_graph")
@@ -221,6 +224,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "normalizer": None if self.task.normalizers is None else self.task.normalizers.state_dict(),
+            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
             "curriculum": {k: v.detach().cpu() for k, v in self.curriculum_state.items()},
             "ppo": {**self.ppo.kl.state_dict(), "skipped_updates": self.ppo.skipped_updates},
             "rng": capture_rng_state({"env": self.env.generator, "ppo": self.generator}),
@@ -242,6 +246,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             if self.task.normalizers is not None and state.get("normalizer") is not None:
                 self.task.normalizers.load_state_dict(state["normalizer"])
+            if self.reward_scaler is not None and state.get("reward_scaler") is not None:
+                self.reward_scaler.load_state_dict(state["reward_scaler"])
         except (RuntimeError, ValueError, KeyError) as e:  # shapes or keys that differ: another model or task
             text = " ".join(str(e).split()) or type(e).__name__
             reason = text if len(text) <= 160 else text[:157] + "..."

@@ -43,3 +43,41 @@ class RunningNormalizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalize and clip to +-``clip``."""
         return torch.clamp((x - self.mean) / torch.sqrt(self.var + self.eps), -self.clip, self.clip)
+
+
+class ReturnScaler(nn.Module):
+    """Scales rewards by the running std of the discounted return (SB3's VecNormalize, Gymnasium's
+    NormalizeReward): ``r / sqrt(var(G) + eps)``, clipped to +-``clip``.
+
+    ``G_t = gamma * G_{t-1} * (1 - done_{t-1}) + r_t`` is tracked per world across rollouts; its
+    variance (not the reward's) sets the scale, so the value targets have roughly unit size
+    whatever the task's reward magnitude and horizon. The mean is not subtracted (that would
+    change which behaviour is optimal). State: the per-world returns and the statistics, both
+    buffers (checkpointed with the trainer).
+    """
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0, eps: float = 1e-8) -> None:
+        """Track ``num_envs`` worlds' discounted returns with discount ``gamma``."""
+        super().__init__()
+        self.gamma = gamma
+        self.clip = clip
+        self.eps = eps
+        self.register_buffer("returns", torch.zeros(num_envs))
+        self.stats = RunningNormalizer(1, eps=eps)
+
+    def scale(self) -> torch.Tensor:
+        """The current divisor sqrt(var(G) + eps), a [1] tensor."""
+        return torch.sqrt(self.stats.var + self.eps)
+
+    @torch.no_grad()
+    def forward(self, rewards: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """Update the statistics with a rollout's ``rewards``/``done`` [N, T] and return the scaled rewards."""
+        returns = torch.empty_like(rewards)
+        running = self.returns
+        for t in range(rewards.shape[1]):
+            running = running * self.gamma + rewards[:, t]
+            returns[:, t] = running
+            running = running.masked_fill(done[:, t], 0.0)
+        self.returns.copy_(running)
+        self.stats.update(returns.reshape(-1, 1))
+        return torch.clamp(rewards / self.scale(), -self.clip, self.clip)

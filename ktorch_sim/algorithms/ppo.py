@@ -20,8 +20,11 @@ owns the optimizer step. Design choices, each a documented departure from or mat
   state, bootstrapped from its value, and nothing of the broken step leaks into it.
 - An update whose loss or gradient norm is not finite, or whose minibatch holds no valid
   step, never reaches the optimizer: it is skipped and counted (``PPO.skipped_updates``).
-- Minibatches are groups of whole environment sequences, replayed from the recurrent carry
-  stored at the rollout start (truncated BPTT over the rollout length).
+- Minibatches: shuffled single transitions for feed-forward policies (SB3, CleanRL); for
+  recurrent ones, sequences of ``ppo.sequence_length`` steps across worlds, each replayed from
+  the carry at its first step (truncated BPTT over the sequence; the whole rollout by default).
+- Rewards may be clipped (``ppo.reward_clip``) and scaled by the running std of the discounted
+  return (``ppo.normalize_rewards``, as SB3's VecNormalize) before the advantages.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from dataclasses import dataclass
 
 import torch
 from torchrl.objectives.value.functional import generalized_advantage_estimate
+
+from ktorch_sim.algorithms.carry import index_carry, is_recurrent, map_carry, reset_carry, stack_carries
+from ktorch_sim.algorithms.normalizer import ReturnScaler
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,13 @@ class AdaptiveKL:
 
 
 class PPO:
-    """One PPO update per rollout: ``num_passes`` epochs over minibatches of whole sequences.
+    """One PPO update per rollout: ``num_passes`` epochs over shuffled minibatches.
+
+    What a minibatch holds depends on the policy (see :meth:`training_layout`): a feed-forward
+    policy trains on single transitions drawn across worlds and time (SB3, CleanRL); a recurrent
+    one on sequences of ``ppo.sequence_length`` steps drawn across worlds, each replayed from the
+    carry the policy had at its first step (the whole rollout by default, as ksim). Either way a
+    minibatch holds about ``ppo.minibatch_size`` transitions.
 
     Metrics stay on the device and are returned as tensors; the trainer reads them once per
     iteration. The per-minibatch host reads are the KL when an adaptive controller is on, and
@@ -186,13 +198,15 @@ class PPO:
     """
 
     def __init__(self, task: object, model: torch.nn.Module, optimizer: torch.optim.Optimizer, config: object,
-                 generator: torch.Generator) -> None:
-        """``config`` is the training config's ``ppo`` section (a PPOConfig)."""
+                 generator: torch.Generator, reward_scaler: ReturnScaler | None = None) -> None:
+        """``config`` is the training config's ``ppo`` section (a PPOConfig); ``reward_scaler`` is
+        applied to the rollout's rewards before the advantages (``ppo.normalize_rewards``)."""
         self.task = task
         self.model = model
         self.optimizer = optimizer
         self.config = config
         self.generator = generator
+        self.reward_scaler = reward_scaler
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
@@ -209,26 +223,46 @@ class PPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * self.kl.lr_scale
 
+    def training_layout(self, num_envs: int, num_steps: int, carry: object) -> tuple[int, int]:
+        """(steps per training sequence, sequences per minibatch) for an [N, T] rollout.
+
+        Feed-forward policies (every carry tensor empty) use sequences of one step: shuffled
+        transitions. Recurrent ones use ``ppo.sequence_length`` steps (0: the whole rollout).
+        """
+        cfg = self.config
+        length = 1 if not is_recurrent(carry) else (cfg.sequence_length or num_steps)
+        if num_steps % length:
+            raise ValueError(f"ppo.sequence_length ({length}) must divide the rollout's {num_steps} steps")
+        transitions = cfg.minibatch_size or min(cfg.batch_size, num_envs) * num_steps
+        return length, max(1, transitions // length)
+
     def update(self, buffer: object, start_carry: object) -> dict[str, torch.Tensor]:
         """Compute advantages for the rollout in ``buffer`` and train on it; returns mean metrics."""
-        from ktorch_sim.algorithms.rollout import index_carry
-
         cfg = self.config
         nxt = buffer["next"]
         invalid = invalid_transitions(nxt)
         zero_invalid_transitions(buffer, invalid)
         valid = ~invalid
-        advantages, targets = compute_gae(nxt["reward"][..., 0], buffer["value"], buffer["next_value"],
-                                          nxt["done"][..., 0], nxt["terminated"][..., 0], nxt["truncated"][..., 0],
-                                          cfg.gamma, cfg.lam)
-        num_envs = buffer.batch_size[0]
+        done = nxt["done"][..., 0]
+        rewards = nxt["reward"][..., 0]
+        if cfg.reward_clip is not None:
+            rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
+        if self.reward_scaler is not None:
+            rewards = self.reward_scaler(rewards, done)
+        advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
+                                          nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam)
+        num_envs, num_steps = buffer.batch_size
+        length, per_minibatch = self.training_layout(num_envs, num_steps, start_carry)
+        carries = self._sequence_carries(buffer, start_carry, length)
+        batch = buffer.exclude("next_value", ("next", "reward_terms"))
+        batch.update({"advantage": advantages, "value_target": targets, "valid": valid})
+        batch = batch.reshape(num_envs * num_steps // length, length)
         sums: dict[str, torch.Tensor] = {}
         count = 0
         for _ in range(cfg.num_passes):
-            order = torch.randperm(num_envs, generator=self.generator, device=self.generator.device)
-            for idx in order.to(buffer.device).split(cfg.batch_size):
-                metrics, applied = self._minibatch(buffer[idx], index_carry(start_carry, idx), advantages[idx],
-                                                   targets[idx], valid[idx])
+            order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
+            for idx in order.to(buffer.device).split(per_minibatch):
+                metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx))
                 if applied:
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
@@ -237,14 +271,38 @@ class PPO:
         out = {k: v / count for k, v in sums.items()} if count else dict(metrics)
         out["advantage_mean"] = masked_mean(advantages, valid)
         out["value_target_mean"] = masked_mean(targets, valid)
+        if self.reward_scaler is not None:
+            out["reward_scale"] = self.reward_scaler.scale().reshape(())
         return out
 
-    def _minibatch(self, traj: object, carry: object, advantages: torch.Tensor, targets: torch.Tensor,
-                   valid: torch.Tensor) -> tuple[dict[str, torch.Tensor], bool]:
+    @torch.no_grad()
+    def _sequence_carries(self, buffer: object, start_carry: object, length: int) -> object:
+        """The carry before each ``length``-step sequence of the rollout, rows ordered as the reshape.
+
+        For a feed-forward policy the (empty) carries are just repeated. For a recurrent one the
+        rollout is replayed once with the current weights, which are the weights that collected
+        it (no gradient step has happened yet), so the carries equal those of the rollout.
+        """
+        num_envs, num_steps = buffer.batch_size
+        chunks = num_steps // length
+        if chunks == 1:
+            return start_carry
+        if not is_recurrent(start_carry):
+            return map_carry(start_carry, lambda c: c.repeat_interleave(chunks, dim=0))
+        done = buffer["next", "done"][..., 0]
+        carry, starts = start_carry, []
+        for c in range(chunks):
+            starts.append(carry)
+            _, carry = self.task.get_ppo_variables(self.model, buffer[:, c * length:(c + 1) * length], carry)
+            carry = reset_carry(carry, done[:, (c + 1) * length - 1])
+        return stack_carries(starts)
+
+    def _minibatch(self, traj: object, carry: object) -> tuple[dict[str, torch.Tensor], bool]:
         """One gradient step on a minibatch; returns its metrics and whether the step was applied."""
+        valid = traj["valid"]
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
-        losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"], advantages,
-                            targets, variables.entropy, valid, self.loss_config)
+        losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
+                            traj["advantage"], traj["value_target"], variables.entropy, valid, self.loss_config)
         total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
         if self.kl.kl_coef > 0:
             clip = self.loss_config.log_clip_value
@@ -253,7 +311,7 @@ class PPO:
             total = total + kl_penalty
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
         metrics = {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(),
                    "grad_norm": grad_norm.detach(), "action_std": variables.action_std,
                    "value_mean": variables.values.detach().mean()}

@@ -12,30 +12,13 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
+from ktorch_sim.algorithms.carry import index_carry, reset_carry
 from ktorch_sim.env import Env
 from ktorch_sim.ppo_task import PPOTask
 
+__all__ = ["STORED_NEXT_KEYS", "RolloutCollector", "index_carry", "reset_carry"]
+
 STORED_NEXT_KEYS = ("reward", "done", "terminated", "truncated", "bad_physics", "bad_action", "reward_terms")
-
-
-def reset_carry(carry: Any, done: torch.Tensor) -> Any:
-    """Zero every carry tensor's rows where ``done`` [N] (recursively through tuples).
-
-    A masked fill, not a multiplication by 0: a NaN carry (from a NaN observation) must not
-    survive the reset of its world.
-    """
-    if isinstance(carry, (tuple, list)):
-        return type(carry)(reset_carry(c, done) for c in carry)
-    if carry is None or carry.numel() == 0:
-        return carry
-    return carry.masked_fill(done.view(-1, *([1] * (carry.dim() - 1))), 0.0)
-
-
-def index_carry(carry: Any, index: torch.Tensor) -> Any:
-    """Rows ``index`` of every carry tensor."""
-    if isinstance(carry, (tuple, list)):
-        return type(carry)(index_carry(c, index) for c in carry)
-    return carry[index]
 
 
 class RolloutCollector:

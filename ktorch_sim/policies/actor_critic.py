@@ -51,12 +51,18 @@ def _mean_bias_buffer(mean_bias: Sequence[float] | torch.Tensor | None, num_outp
     return bias
 
 
-def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gain: float) -> nn.Sequential:
-    """Linear + ELU hidden layers and a Linear output, orthogonally initialised."""
+ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gain: float,
+         activation: str = "elu") -> nn.Sequential:
+    """Linear + ``activation`` hidden layers and a Linear output, orthogonally initialised."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
     width = num_inputs
     for size in hidden_sizes:
-        layers += [orthogonal_init(nn.Linear(width, size), _HIDDEN_GAIN), nn.ELU()]
+        layers += [orthogonal_init(nn.Linear(width, size), _HIDDEN_GAIN), ACTIVATIONS[activation]()]
         width = size
     layers.append(orthogonal_init(nn.Linear(width, num_outputs), out_gain))
     return nn.Sequential(*layers)
@@ -224,7 +230,7 @@ class _MLPNet(_PolicyNet):
 
 
 class MLPActor(_MLPNet):
-    """Feed-forward Gaussian actor: ELU MLP for the mean, a learned state-independent log std.
+    """Feed-forward Gaussian actor: an MLP for the mean, a learned state-independent log std.
 
     Args:
         num_inputs: Observation features.
@@ -232,6 +238,7 @@ class MLPActor(_MLPNet):
         hidden_sizes: Widths of the hidden layers.
         init_std: Initial std of every action dimension (log std starts at log(init_std)).
         mean_bias: Per-joint offset of the mean ``[A]`` (a buffer); zeros if None.
+        activation: Hidden activation: elu, tanh, relu or silu.
 
     TensorDict keys: reads ``actor_obs``, ``actor_carry`` [B, 0]; writes ``loc``, ``scale`` (each [B, A]) and
     ``next_actor_carry``.
@@ -248,11 +255,12 @@ class MLPActor(_MLPNet):
         hidden_sizes: Sequence[int] = (512, 256, 128),
         init_std: float = 1.0,
         mean_bias: Sequence[float] | torch.Tensor | None = None,
+        activation: str = "elu",
     ) -> None:
         super().__init__()
         if init_std <= 0.0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
-        self.net = _mlp(num_inputs, hidden_sizes, num_outputs, _ACTOR_OUT_GAIN)
+        self.net = _mlp(num_inputs, hidden_sizes, num_outputs, _ACTOR_OUT_GAIN, activation)
         self.log_std = nn.Parameter(torch.full((num_outputs,), math.log(init_std)))
         self.mean_bias: torch.Tensor
         self.register_buffer("mean_bias", _mean_bias_buffer(mean_bias, num_outputs))
@@ -278,7 +286,7 @@ class MLPActor(_MLPNet):
 
 
 class MLPCritic(_MLPNet):
-    """Feed-forward state-value critic: ELU MLP to ``[..., 1]``.
+    """Feed-forward state-value critic: an MLP (``activation`` hidden layers) to ``[..., 1]``.
 
     TensorDict keys: reads ``critic_obs``, ``critic_carry`` [B, 0]; writes ``state_value`` [B, 1] and
     ``next_critic_carry``.
@@ -287,9 +295,9 @@ class MLPCritic(_MLPNet):
     in_keys: ClassVar[tuple[str, ...]] = ("critic_obs", "critic_carry")
     out_keys: ClassVar[tuple[str, ...]] = ("state_value", "next_critic_carry")
 
-    def __init__(self, num_inputs: int, hidden_sizes: Sequence[int] = (512, 256, 128)) -> None:
+    def __init__(self, num_inputs: int, hidden_sizes: Sequence[int] = (512, 256, 128), activation: str = "elu") -> None:
         super().__init__()
-        self.net = _mlp(num_inputs, hidden_sizes, 1, _CRITIC_OUT_GAIN)
+        self.net = _mlp(num_inputs, hidden_sizes, 1, _CRITIC_OUT_GAIN, activation)
 
     def forward_tensors(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One step as tensors: (value [B, 1], carry)."""
