@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     run_dir = trainer.train(progress=not args.no_progress)
+    print(trainer.summary())
     print(f"run directory: {run_dir}")
     return 0
 

@@ -91,6 +91,8 @@ class Trainer:
         self.env_steps = 0
         self.elapsed = 0.0
         self._stop = False
+        self.first_metrics: dict[str, float] | None = None  # this process's first and latest iterations,
+        self.last_metrics: dict[str, float] | None = None  # for the end-of-run summary
 
         if resume is not None:
             self.run_dir = Path(resume)
@@ -193,6 +195,8 @@ class Trainer:
         try:
             while not self._stop and (max_steps <= 0 or self.env_steps < max_steps):
                 metrics = self.iterate()
+                self.first_metrics = self.first_metrics or {**metrics, "iteration": self.iteration}
+                self.last_metrics = {**metrics, "iteration": self.iteration}
                 if self.iteration % self.config.logging.log_every_iterations == 0:
                     self.logger.log(metrics, iteration=self.iteration, env_steps=self.env_steps)
                 bar.update(self.env_steps - bar.n)
@@ -209,6 +213,17 @@ class Trainer:
             self.save()
             self.logger.close()
         return self.run_dir
+
+    def summary(self) -> str:
+        """Episode length and return of the first and the last iteration this process trained (one line each)."""
+        if self.first_metrics is None or self.last_metrics is None:
+            return "no iteration was trained"
+        lines = []
+        for label, m in (("first", self.first_metrics), ("last", self.last_metrics)):
+            lines.append(f"{label} iteration {m['iteration']:>5.0f}: episode length {m['episode/length']:7.1f} steps "
+                         f"({m['episode/length'] * self.env.ctrl_dt:.2f} s), return {m['episode/return']:9.3f} "
+                         f"over {m['episode/count']:.0f} episodes")
+        return "\n".join(lines)
 
     def _request_stop(self, signum: int, frame: object) -> None:
         if self._stop:  # a second Ctrl-C stops at once (the checkpoint is still written in `finally`)

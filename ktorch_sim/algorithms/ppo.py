@@ -96,6 +96,14 @@ def zero_invalid_transitions(buffer: object, invalid: torch.Tensor) -> None:
             value.masked_fill_(invalid.view(*invalid.shape, *[1] * (value.dim() - invalid.dim())), 0.0)
 
 
+def explained_variance(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """1 - Var(targets - values) / Var(targets) over the masked entries (1: perfect critic, <= 0: useless)."""
+    def var(x: torch.Tensor) -> torch.Tensor:
+        return masked_mean((x - masked_mean(x, mask)) ** 2, mask)
+
+    return 1.0 - var(targets - values) / var(targets).clamp_min(1e-8)
+
+
 def normalize(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(x - mean) / std over the masked entries, std floored at 1e-6."""
     mean = masked_mean(x, mask)
@@ -271,6 +279,7 @@ class PPO:
         out = {k: v / count for k, v in sums.items()} if count else dict(metrics)
         out["advantage_mean"] = masked_mean(advantages, valid)
         out["value_target_mean"] = masked_mean(targets, valid)
+        out["explained_variance"] = explained_variance(buffer["value"], targets, valid)
         if self.reward_scaler is not None:
             out["reward_scale"] = self.reward_scaler.scale().reshape(())
         return out
@@ -293,6 +302,8 @@ class PPO:
         carry, starts = start_carry, []
         for c in range(chunks):
             starts.append(carry)
+            if c == chunks - 1:
+                break
             _, carry = self.task.get_ppo_variables(self.model, buffer[:, c * length:(c + 1) * length], carry)
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)

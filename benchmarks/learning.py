@@ -1,0 +1,223 @@
+"""One learning run of the benchmark: ktorch_sim's PPO or Stable-Baselines3's on a Gymnasium task.
+
+``python -m benchmarks.learning --lib ktorch-mlp --env Walker2d-v5 --seed 0 --steps 204800 --out run.json``
+
+Both libraries get the same number of environment steps. Each run writes one JSON file with
+
+- ``curve``: ``[env_steps, mean return of the training episodes that ended in that window]``,
+  binned on a common grid so curves of both libraries line up;
+- ``final``: the return of 10 deterministic episodes (the policy's mode, as SB3's
+  ``evaluate_policy(deterministic=True)``) after training: mean, std, lengths;
+- the settings, versions, wall time and machine.
+
+ktorch_sim trains the Gymnasium task as ported in :mod:`benchmarks.gym_tasks` (rewards,
+terminations and dynamics equal Gymnasium's, ``tests/test_gym_tasks.py``); SB3 trains
+Gymnasium's own environment. The JSON is written atomically at the end, so a killed run leaves
+nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# ktorch_sim's settings for these tasks, per policy. The MLP follows SB3's MuJoCo defaults where
+# they are a choice of scale (64x64 tanh, lr 3e-4, 10 epochs of 64-transition minibatches, gamma
+# 0.99, lambda 0.95, clip 0.2, no entropy bonus) and ktorch_sim's own defaults elsewhere.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ktorch-mlp": {
+        "task": {"num_envs": 8},
+        "rollout": {"steps": 256},
+        "ppo": {"minibatch_size": 64, "num_passes": 10, "learning_rate": 3e-4,
+                "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0, "kl_coef": 0.0},
+        "model": {"policy": "mlp", "mlp_hidden": [64, 64], "activation": "tanh"},
+    },
+    "ktorch-gru": {
+        "task": {"num_envs": 8},
+        "rollout": {"steps": 256},
+        "ppo": {"minibatch_size": 512, "sequence_length": 32, "num_passes": 10,
+                "learning_rate": 3e-4, "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0,
+                "kl_coef": 0.0},
+        "model": {"policy": "gru", "hidden_size": 64, "depth": 1, "num_mixtures": 1},
+    },
+}
+LIBS = (*PRESETS, "sb3")
+EVAL_EPISODES = 10
+CURVE_POINTS = 20
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one (library, task, seed) and write its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lib", required=True, choices=LIBS)
+    parser.add_argument("--env", required=True, help="Gymnasium id, e.g. Walker2d-v5 (benchmarks.gym_tasks.GYM_TASKS)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=204_800, help="environment steps of training")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="ktorch_sim config override on top of the preset (repeatable)")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    if args.lib == "sb3":
+        result = run_sb3(args.env, args.seed, args.steps)
+    else:
+        result = run_ktorch(args.lib, args.env, args.seed, args.steps, args.overrides)
+    result.update(lib=args.lib, env=args.env, seed=args.seed, steps=args.steps, overrides=args.overrides,
+                  wall_s=round(time.perf_counter() - start, 1), machine=_machine())
+    write_json_atomic(args.out, result)
+    print(f"{args.lib} {args.env} seed {args.seed}: final {result['final']['mean']:.1f} "
+          f"+- {result['final']['std']:.1f} in {result['wall_s']:.0f} s")
+    return 0
+
+
+# --- ktorch_sim ---------------------------------------------------------------------------------
+
+
+def ktorch_config(lib: str, env_id: str, seed: int, steps: int, overrides: list[str], run_dir: str) -> Any:
+    """The ktorch_sim TrainConfig of a benchmark run: the preset, the task, the budget, then ``overrides``.
+
+    The preset's ``rollout.steps`` (control steps per world per iteration) becomes
+    ``ppo.rollout_length_seconds`` with the task's control period.
+    """
+    from benchmarks.gym_tasks import GYM_TASKS, task_name
+    from ktorch_sim.config import config_from_dict
+
+    preset = PRESETS[lib]
+    data = {section: dict(values) for section, values in preset.items() if section != "rollout"}
+    data["task"].update(name=task_name(env_id), seed=seed)
+    ctrl_dt = GYM_TASKS[env_id].config_class().ctrl_dt
+    data["ppo"]["rollout_length_seconds"] = preset["rollout"]["steps"] * ctrl_dt
+    data["ppo"]["max_steps"] = steps
+    data["logging"] = {"wandb_mode": "disabled", "run_dir": run_dir, "video_every_minutes": 0.0}
+    data["checkpoint"] = {"save_every_seconds": 1e9}
+    return config_from_dict(data, overrides, source=f"benchmark preset {lib}")
+
+
+def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str]) -> dict[str, Any]:
+    """Train with ktorch_sim's PPO and evaluate deterministically; returns the result dict."""
+    from ktorch_sim.config import to_dict
+    from ktorch_sim.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as run_dir:
+        config = ktorch_config(lib, env_id, seed, steps, overrides, run_dir)
+        trainer = Trainer(config)
+        episodes: list[tuple[int, float, float]] = []  # (env steps at the end of the iteration, mean return, count)
+        while trainer.env_steps < steps:
+            metrics = trainer.iterate()
+            episodes.append((trainer.env_steps, metrics["episode/return"], metrics["episode/count"]))
+        final = evaluate_ktorch(trainer, seed)
+    return {"curve": _bin_curve(episodes, steps), "final": final, "config": to_dict(config),
+            "train_episodes": len(episodes)}
+
+
+def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES) -> dict[str, Any]:
+    """Return of one deterministic episode in each of ``episodes`` fresh worlds (the policy's mode)."""
+    import torch
+
+    from ktorch_sim.algorithms.carry import reset_carry
+
+    task = trainer.task
+    eval_task = type(task)(dataclasses.replace(task.config, num_envs=episodes, seed=seed + 10_000))
+    eval_task.model_config, eval_task.normalizers = task.model_config, task.normalizers
+    env = eval_task.make_env()
+    current = env.reset()
+    carry = eval_task.get_initial_model_carry(trainer.model, episodes)
+    returns = torch.zeros(episodes)
+    lengths = torch.zeros(episodes, dtype=torch.long)
+    finished = torch.zeros(episodes, dtype=torch.bool)
+    trainer.model.eval()
+    with torch.no_grad():
+        while not bool(finished.all()):
+            action, carry, _ = eval_task.sample_action(trainer.model, carry, current["observation"],
+                                                       current["command"], argmax=True)
+            out = env.step(action)
+            nxt = out["next"]
+            live = ~finished
+            returns += torch.where(live, nxt["reward"][:, 0].cpu(), 0.0)
+            lengths += live.long()
+            finished |= nxt["done"][:, 0].cpu()
+            carry = reset_carry(carry, nxt["done"][:, 0])
+            current = nxt
+    return {"mean": float(returns.mean()), "std": float(returns.std(unbiased=False)),
+            "returns": [round(float(r), 2) for r in returns], "lengths": lengths.tolist()}
+
+
+# --- Stable-Baselines3 ------------------------------------------------------------------------------
+
+
+def run_sb3(env_id: str, seed: int, steps: int) -> dict[str, Any]:
+    """Train SB3's PPO with its default (MuJoCo) hyperparameters on Gymnasium's env; evaluate as above."""
+    import gymnasium as gym
+    import stable_baselines3
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.evaluation import evaluate_policy
+    from stable_baselines3.common.monitor import Monitor
+
+    env = Monitor(gym.make(env_id))
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
+    model.learn(total_timesteps=steps)
+    ends = np.cumsum(env.get_episode_lengths())
+    episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, env.get_episode_rewards())]
+    eval_env = gym.make(env_id)
+    eval_env.reset(seed=seed + 10_000)
+    returns, lengths = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
+                                       return_episode_rewards=True)
+    return {"curve": _bin_curve(episodes, steps),
+            "final": {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
+                      "returns": [round(float(r), 2) for r in returns], "lengths": [int(n) for n in lengths]},
+            "config": {"sb3": stable_baselines3.__version__, "hyperparameters": "PPO defaults",
+                       "n_steps": model.n_steps, "batch_size": model.batch_size, "n_epochs": model.n_epochs,
+                       "learning_rate": 3e-4, "gamma": model.gamma, "gae_lambda": model.gae_lambda},
+            "train_episodes": len(episodes)}
+
+
+# --- shared ----------------------------------------------------------------------------------------
+
+
+def _bin_curve(episodes: list[tuple[int, float, float]], steps: int) -> list[list[float]]:
+    """Mean episode return per window of ``steps / CURVE_POINTS`` env steps, weighted by episode counts.
+
+    ``episodes`` holds (env steps when recorded, mean return, number of episodes). Windows
+    without a finished episode are left out.
+    """
+    width = steps / CURVE_POINTS
+    sums, counts = np.zeros(CURVE_POINTS), np.zeros(CURVE_POINTS)
+    for step, ret, count in episodes:
+        if count <= 0 or not np.isfinite(ret):
+            continue
+        i = min(CURVE_POINTS - 1, int((step - 1) // width))
+        sums[i] += ret * count
+        counts[i] += count
+    return [[round((i + 1) * width), round(sums[i] / counts[i], 2)] for i in range(CURVE_POINTS) if counts[i] > 0]
+
+
+def _machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": sys.version.split()[0],
+            "torch": torch.__version__}
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""How PPO cuts a rollout into minibatches, and the reward scaling, checked against hand-worked values.
+
+Feed-forward policies train on shuffled single transitions; recurrent ones on sequences whose
+starting carries must equal the carries the policy had while collecting.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from tensordict import TensorDict
+
+from ktorch_sim.algorithms.carry import index_carry, is_recurrent, reset_carry, stack_carries
+from ktorch_sim.algorithms.normalizer import ReturnScaler
+from ktorch_sim.algorithms.ppo import PPO
+from ktorch_sim.config import PPOConfig
+from ktorch_sim.policies import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
+from ktorch_sim.ppo_task import PPOTask
+
+N, T, OBS, ACT = 4, 8, 3, 2
+
+
+class _Task:
+    """Just the PPO hooks PPO.update calls, with PPOTask's own implementation of get_ppo_variables."""
+
+    normalizers = None
+    actor_inputs = PPOTask.actor_inputs
+    critic_inputs = PPOTask.critic_inputs
+    _normalized = PPOTask._normalized
+    get_actor_observation_names = PPOTask.get_actor_observation_names
+    get_critic_observation_names = PPOTask.get_critic_observation_names
+    get_ppo_variables = PPOTask.get_ppo_variables
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, ...]] = []
+
+    def record(self, model, trajectory, carry):
+        self.seen.append(tuple(trajectory.batch_size))
+        return PPOTask.get_ppo_variables(self, model, trajectory, carry)
+
+
+def _buffer(done: torch.Tensor) -> TensorDict:
+    g = torch.Generator().manual_seed(0)
+    z = torch.zeros(N, T, 1, dtype=torch.bool)
+    return TensorDict({
+        "observation": TensorDict({"x": torch.randn(N, T, OBS, generator=g)}, batch_size=[N, T]),
+        "command": TensorDict({}, batch_size=[N, T]),
+        "action": torch.randn(N, T, ACT, generator=g), "log_prob": torch.randn(N, T, generator=g),
+        "value": torch.randn(N, T, generator=g), "next_value": torch.randn(N, T, generator=g),
+        "next": TensorDict({"reward": torch.randn(N, T, 1, generator=g), "done": done[..., None],
+                            "terminated": done[..., None], "truncated": z, "bad_physics": z[..., 0],
+                            "bad_action": z[..., 0],
+                            "reward_terms": TensorDict({}, batch_size=[N, T])}, batch_size=[N, T]),
+    }, batch_size=[N, T])
+
+
+def _ppo(model, **overrides) -> tuple[PPO, _Task]:
+    task = _Task()
+    cfg = PPOConfig(num_passes=1, kl_coef=0.0, **overrides)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    ppo = PPO(task, model, opt, cfg, torch.Generator().manual_seed(1))
+    task.get_ppo_variables = task.record
+    return ppo, task
+
+
+def _mlp() -> ActorCritic:
+    return ActorCritic(MLPActor(OBS, ACT, hidden_sizes=(8,)), MLPCritic(OBS, hidden_sizes=(8,)))
+
+
+def _gru() -> ActorCritic:
+    torch.manual_seed(0)
+    return ActorCritic(GRUActor(OBS, ACT, hidden_size=6, depth=2, num_mixtures=2, sequence_method="loop"),
+                       GRUCritic(OBS, hidden_size=6, depth=2, sequence_method="loop"))
+
+
+def test_feed_forward_minibatches_are_shuffled_single_transitions():
+    model = _mlp()
+    ppo, task = _ppo(model, minibatch_size=5)
+    ppo.update(_buffer(torch.zeros(N, T, dtype=torch.bool)), model.initial_carry(N))
+    # 32 transitions in minibatches of 5: six of 5 and one of 2, each a batch of one-step sequences.
+    assert task.seen == [(5, 1)] * 6 + [(2, 1)]
+
+
+def test_default_minibatch_size_is_batch_size_worlds_of_steps():
+    model = _mlp()
+    ppo, task = _ppo(model, batch_size=2)
+    ppo.update(_buffer(torch.zeros(N, T, dtype=torch.bool)), model.initial_carry(N))
+    assert task.seen == [(2 * T, 1)] * 2
+
+
+def test_recurrent_minibatches_are_sequences_of_sequence_length():
+    model = _gru()
+    ppo, task = _ppo(model, minibatch_size=8, sequence_length=4)
+    ppo.update(_buffer(torch.zeros(N, T, dtype=torch.bool)), model.initial_carry(N))
+    replay = task.seen[:1]  # the carry replay runs the first chunk of every world: [N, 4]
+    assert replay == [(N, 4)] and task.seen[1:] == [(2, 4)] * 4
+    with pytest.raises(ValueError, match="sequence_length"):
+        _ppo(model, sequence_length=3)[0].update(_buffer(torch.zeros(N, T, dtype=torch.bool)), model.initial_carry(N))
+
+
+def test_sequence_carries_equal_the_carries_of_stepping_the_rollout():
+    model = _gru()
+    done = torch.zeros(N, T, dtype=torch.bool)
+    done[0, 2] = done[1, 3] = done[2, 7] = True  # world 1's episode ends right before the second chunk
+    buffer = _buffer(done)
+    ppo, _ = _ppo(model, sequence_length=4)
+    start = (torch.randn(N, 2, 6), torch.randn(N, 2, 6))
+    carries = ppo._sequence_carries(buffer, start, 4)
+    # Step by step, zeroing after done, as the collector does.
+    carry, expected = start, []
+    x = buffer["observation", "x"]
+    with torch.no_grad():
+        for t in range(T):
+            if t % 4 == 0:
+                expected.append(carry)
+            _, actor = model.actor(x[:, t], carry[0])
+            _, critic = model.critic(x[:, t], carry[1])
+            carry = reset_carry((actor, critic), done[:, t])
+    expected = stack_carries(expected)
+    for got, want in zip(carries, expected):
+        assert got.shape == (N * 2, 2, 6)
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    assert float(carries[0][3].abs().sum()) == 0.0  # world 1, chunk 1 starts a new episode: zero carry
+
+
+def test_carry_helpers():
+    carry = (torch.arange(6.0).view(3, 2), torch.zeros(3, 0))
+    assert is_recurrent(carry) and not is_recurrent((torch.zeros(3, 0),))
+    reset = reset_carry(carry, torch.tensor([False, True, False]))
+    assert reset[0].tolist() == [[0, 1], [0, 0], [4, 5]] and reset[1].shape == (3, 0)
+    assert index_carry(carry, torch.tensor([2]))[0].tolist() == [[4, 5]]
+    stacked = stack_carries([carry, reset])  # rows ordered (world, chunk)
+    assert stacked[0][:, 0].tolist() == [0, 0, 2, 0, 4, 4] and stacked[1].shape == (6, 0)
+
+
+def test_return_scaler_divides_by_the_std_of_discounted_returns():
+    scaler = ReturnScaler(num_envs=2, gamma=0.5)
+    rewards = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, 4.0]])
+    done = torch.tensor([[False, True, False], [False, False, False]])
+    scaled = scaler(rewards, done)
+    # Returns: world 0: 1, 1.5, (reset) 1; world 1: 2, 1, 4.5. Population variance of the six:
+    returns = torch.tensor([1.0, 1.5, 1.0, 2.0, 1.0, 4.5])
+    var = returns.var(unbiased=False)
+    torch.testing.assert_close(scaler.stats.var[0], var, rtol=1e-4, atol=0)  # the 1e-4 prior count is negligible
+    torch.testing.assert_close(scaled, rewards / math.sqrt(float(var)), rtol=1e-4, atol=0)
+    assert scaler.returns.tolist() == [1.0, 4.5]  # carried into the next rollout
+    # A done on the last step resets the running return for the next rollout.
+    scaler(torch.ones(2, 1), torch.tensor([[True], [False]]))
+    assert scaler.returns.tolist() == [0.0, 0.5 * 4.5 + 1.0]
+
+
+def test_reward_clip_and_scaling_reach_the_advantages():
+    model = _mlp()
+    buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
+    buffer["next", "reward"].fill_(100.0)
+    ppo, _ = _ppo(model, reward_clip=1.0)
+    out = ppo.update(buffer.clone(), model.initial_carry(N))
+    ppo_raw, _ = _ppo(model)
+    out_raw = ppo_raw.update(buffer.clone(), model.initial_carry(N))
+    assert float(out["value_target_mean"]) < 10 < float(out_raw["value_target_mean"])
+    scaled, _ = _ppo(model)
+    scaled.reward_scaler = ReturnScaler(N, gamma=0.99)
+    out_scaled = scaled.update(buffer.clone(), model.initial_carry(N))
+    assert "reward_scale" in out_scaled and float(out_scaled["value_target_mean"]) < 10

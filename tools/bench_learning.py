@@ -1,0 +1,169 @@
+"""Learning benchmark: ktorch_sim's PPO against Stable-Baselines3's on Gymnasium MuJoCo tasks.
+
+    pip install -e ".[benchmark]"
+    python tools/bench_learning.py --out bench/learning --steps 204800 --seeds 0 1 2 --jobs 2
+    python tools/bench_learning.py --out bench/learning --report docs/learning_table.md --plot docs/learning.png
+
+Every (library, task, seed) is one subprocess (``python -m benchmarks.learning``) writing one
+JSON under ``--out``; runs whose JSON exists are skipped, so an interrupted benchmark resumes.
+``--report`` writes a markdown table (final deterministic return, mean +- std over seeds, and
+the ratio to SB3) and ``--plot`` the training curves (mean over seeds, shaded min-max), from
+whatever JSONs are there. Libraries: ``ktorch-mlp``, ``ktorch-gru`` (ktorch_sim presets in
+``benchmarks/learning.py``) and ``sb3`` (SB3's PPO with its defaults). ``--set`` passes a
+ktorch_sim config override to every ktorch run, ``--tag`` names such a variant's files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_ENVS = ("Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
+DEFAULT_LIBS = ("ktorch-mlp", "sb3")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run what is missing, then report."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="folder of per-run JSON files")
+    parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
+    parser.add_argument("--libs", nargs="+", default=list(DEFAULT_LIBS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=204_800, help="environment steps per run")
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU core each)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="ktorch_sim config override for every ktorch run (repeatable)")
+    parser.add_argument("--tag", default="", help="suffix of the ktorch runs' library name, for variants")
+    parser.add_argument("--no-run", action="store_true", help="only report on the JSONs already in --out")
+    parser.add_argument("--report", type=Path, help="write the markdown table here")
+    parser.add_argument("--plot", type=Path, help="write the curves here (PNG)")
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
+    if not args.no_run:
+        jobs = [(lib, env, seed) for env in args.envs for lib in args.libs for seed in args.seeds]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            failures = [f for f in pool.map(lambda job: _run(args, *job), jobs) if f]
+        for failure in failures:
+            print(failure, file=sys.stderr)
+    results = load_results(args.out)
+    print(markdown_table(results))
+    if args.report:
+        args.report.write_text(markdown_table(results) + "\n")
+    if args.plot:
+        plot_curves(results, args.plot)
+    return 0
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from benchmarks.learning import LIBS
+
+    unknown = [lib for lib in args.libs if lib not in LIBS]
+    if unknown:
+        parser.error(f"unknown --libs {unknown}; choose from {list(LIBS)}")
+    if args.steps < 1 or args.jobs < 1:
+        parser.error("--steps and --jobs must be >= 1")
+    try:
+        from benchmarks.gym_tasks import GYM_TASKS
+    except ImportError as e:
+        parser.error(f"the benchmark needs its extra: pip install -e \".[benchmark]\" ({e})")
+    missing = [env for env in args.envs if env not in GYM_TASKS]
+    if missing:
+        parser.error(f"unknown --envs {missing}; choose from {sorted(GYM_TASKS)}")
+
+
+def _label(args: argparse.Namespace, lib: str) -> str:
+    return lib + (f"-{args.tag}" if args.tag and lib != "sb3" else "")
+
+
+def _run(args: argparse.Namespace, lib: str, env: str, seed: int) -> str | None:
+    """Run one job unless its JSON exists; returns an error line on failure."""
+    path = args.out / f"{_label(args, lib)}__{env}__{seed}.json"
+    if path.exists():
+        return None
+    cmd = [sys.executable, "-m", "benchmarks.learning", "--lib", lib, "--env", env, "--seed", str(seed),
+           "--steps", str(args.steps), "--out", str(path)]
+    if lib != "sb3":
+        for override in args.overrides:
+            cmd += ["--set", override]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"FAILED {lib} {env} seed {seed}: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+    print(done.stdout.strip(), flush=True)
+    if args.tag and lib != "sb3":  # name the variant in the file so reports tell them apart
+        data = json.loads(path.read_text())
+        data["lib"] = _label(args, lib)
+        path.write_text(json.dumps(data, indent=1))
+    return None
+
+
+def load_results(folder: Path) -> dict[tuple[str, str], list[dict]]:
+    """Every run JSON in ``folder``, grouped by (library, task)."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        groups[(data["lib"], data["env"])].append(data)
+    return dict(groups)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+
+
+def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
+    """Final deterministic return per (library, task): mean +- std over seeds, seeds, steps, ratio to SB3."""
+    lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 |",
+             "|---|---|---|---|---|---|"]
+    for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
+        runs = results[(lib, env)]
+        finals = [r["final"]["mean"] for r in runs]
+        mean, std = _mean_std(finals)
+        sb3 = results.get(("sb3", env))
+        ratio = f"{mean / _mean_std([r['final']['mean'] for r in sb3])[0]:.2f}" if sb3 and lib != "sb3" else ""
+        steps = sorted({r["steps"] for r in runs})
+        lines.append(f"| {env} | {lib} | {mean:.0f} +- {std:.0f} | {', '.join(f'{f:.0f}' for f in finals)} "
+                     f"| {', '.join(map(str, steps))} | {ratio} |")
+    return "\n".join(lines)
+
+
+def plot_curves(results: dict[tuple[str, str], list[dict]], path: Path) -> None:
+    """One panel per task: mean training-episode return over seeds against env steps, min-max shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    envs = sorted({env for _, env in results})
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        for (lib, e), runs in sorted(results.items()):
+            if e != env:
+                continue
+            grid = sorted({int(x) for r in runs for x, _ in r["curve"]})
+            table = np.full((len(runs), len(grid)), np.nan)
+            for i, run in enumerate(runs):
+                for x, y in run["curve"]:
+                    table[i, grid.index(int(x))] = y
+            with np.errstate(all="ignore"):
+                ax.plot(grid, np.nanmean(table, 0), label=f"{lib} ({len(runs)} seeds)")
+                ax.fill_between(grid, np.nanmin(table, 0), np.nanmax(table, 0), alpha=0.2)
+        ax.set_title(env)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("training episode return")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
