@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 import ktorch_sim
-from ktorch_sim.actuators import PositionActuators
+from ktorch_sim.actuators import PositionActuators, actuator_label
 from ktorch_sim.trained import TrainedPolicy
 
 __all__ = [
@@ -158,11 +158,7 @@ class ActorStep(nn.Module):
         commands = {k: x for (k, _), x in zip(self.interface.commands, inputs[n_obs:n_obs + n_cmd], strict=True)}
         recurrent = self.interface.carry_shape is not None
         carry = inputs[-1] if recurrent else self.actor.initial_carry(inputs[0].shape[0])
-        updating, self.task.update_normalizers = self.task.update_normalizers, False
-        try:
-            x = self.task.actor_inputs(observations, commands)
-        finally:
-            self.task.update_normalizers = updating
+        x = self.task.actor_inputs(observations, commands)
         dist, next_carry = self.actor(x, carry)
         action = dist.mode() * self.scale if self.scale != 1.0 else dist.mode()
         return (action, next_carry) if recurrent else action
@@ -180,7 +176,7 @@ def export_metadata(policy: TrainedPolicy, interface: PolicyInterface, opset: in
         meaning = "joint position targets, rad (absolute joint angles), in joint_names order"
     else:
         ids = getattr(actuators, "actuator_ids", range(env.model.nu))
-        joint_names = [env.model.actuator(int(i)).name for i in ids]
+        joint_names = [actuator_label(env.model, int(i)) for i in ids]
         kp = kd = limits = None
         meaning = "actuator commands (model ctrl units), in joint_names order"
     return {

@@ -54,7 +54,6 @@ class PPOTask(RLTask[ConfigT]):
 
     model_config: Any = None  # set by the trainer from the config's [model] section
     normalizers: torch.nn.ModuleDict | None = None  # {"actor", "critic"} RunningNormalizers when enabled
-    update_normalizers: bool = False  # the rollout sets this while collecting
 
     @classmethod
     def launch(cls, config: ConfigT, resume: Any = None, progress: bool = True, **sections: Any) -> Any:
@@ -75,23 +74,41 @@ class PPOTask(RLTask[ConfigT]):
         return [n for n in observation_names if not n.startswith("noisy_")]
 
     def actor_inputs(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
-        """The actor's input vector [..., D]: chosen observations (noisy if available), then commands."""
-        names = self.get_actor_observation_names(list(observations.keys()))
-        parts = [observations.get(f"noisy_{n}", observations[n]) for n in names]
-        return self._normalized("actor", _concat(parts + [commands[k] for k in sorted(commands.keys())]))
+        """The actor's input vector [..., D], normalized when ``ppo.normalize_observations`` is on."""
+        return self._normalized("actor", self.actor_features(observations, commands))
 
     def critic_inputs(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
-        """The critic's input vector [..., D]: chosen clean observations, then commands."""
+        """The critic's input vector [..., D], normalized when ``ppo.normalize_observations`` is on."""
+        return self._normalized("critic", self.critic_features(observations, commands))
+
+    def actor_features(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
+        """The actor's raw input [..., D]: chosen observations (noisy if available), then commands."""
+        names = self.get_actor_observation_names(list(observations.keys()))
+        parts = [observations.get(f"noisy_{n}", observations[n]) for n in names]
+        return _concat(parts + [commands[k] for k in sorted(commands.keys())])
+
+    def critic_features(self, observations: TensorDict, commands: TensorDict) -> torch.Tensor:
+        """The critic's raw input [..., D]: chosen clean observations, then commands."""
         names = self.get_critic_observation_names(list(observations.keys()))
-        x = _concat([observations[n] for n in names] + [commands[k] for k in sorted(commands.keys())])
-        return self._normalized("critic", x)
+        return _concat([observations[n] for n in names] + [commands[k] for k in sorted(commands.keys())])
+
+    def update_normalizer_statistics(self, observations: TensorDict, commands: TensorDict,
+                                     mask: torch.Tensor | None = None) -> None:
+        """Merge these observations (e.g. a rollout's, [N, T]) into the input statistics; rows where
+        ``mask`` is False are left out.
+
+        The trainer calls this after the PPO update of a rollout, never during it: the update
+        must see each input normalized exactly as it was when the action was sampled, or the
+        probability ratio starts away from 1 (measured: a KL of 0.5 and 80 % clipped samples in
+        the first update when the statistics moved during the rollout).
+        """
+        if self.normalizers is None:
+            return
+        self.normalizers["actor"].update(self.actor_features(observations, commands), mask)
+        self.normalizers["critic"].update(self.critic_features(observations, commands), mask)
 
     def _normalized(self, which: str, x: torch.Tensor) -> torch.Tensor:
-        if self.normalizers is None:
-            return x
-        if self.update_normalizers:
-            self.normalizers[which].update(x)
-        return self.normalizers[which](x)
+        return x if self.normalizers is None else self.normalizers[which](x)
 
     # --- the model ----------------------------------------------------------------------------
 

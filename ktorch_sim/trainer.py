@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ktorch_sim.algorithms.normalizer import ReturnScaler, RunningNormalizer
-from ktorch_sim.algorithms.ppo import PPO, learning_rate_at
+from ktorch_sim.algorithms.ppo import PPO, invalid_transitions, learning_rate_at
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.checkpoint import (
@@ -72,6 +72,7 @@ class Trainer:
         if config.ppo.normalize_observations:
             task.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
                                                     "critic": RunningNormalizer(spec.num_critic_inputs)}).to(self.device)
+            task.update_normalizer_statistics(first["observation"], first["command"])  # the first rollout's scale
         self.model = task.get_model(spec).to(self.device)
         self.optimizer = task.get_optimizer(self.model)
         self.curriculum = task.get_curriculum(self.env.model)
@@ -128,6 +129,9 @@ class Trainer:
         self.model.train()
         skipped_before = self.ppo.skipped_updates
         losses = self.ppo.update(buffer, start_carry)
+        # Only now may the input statistics move: the update above needed the rollout's own.
+        self.task.update_normalizer_statistics(buffer["observation"], buffer["command"],
+                                               ~invalid_transitions(buffer["next"]))
         _sync(self.device)
         updated = time.perf_counter()
 

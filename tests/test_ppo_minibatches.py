@@ -30,6 +30,8 @@ class _Task:
     actor_inputs = PPOTask.actor_inputs
     critic_inputs = PPOTask.critic_inputs
     _normalized = PPOTask._normalized
+    actor_features = PPOTask.actor_features
+    critic_features = PPOTask.critic_features
     get_actor_observation_names = PPOTask.get_actor_observation_names
     get_critic_observation_names = PPOTask.get_critic_observation_names
     get_ppo_variables = PPOTask.get_ppo_variables
@@ -165,3 +167,28 @@ def test_reward_clip_and_scaling_reach_the_advantages():
     scaled.reward_scaler = ReturnScaler(N, gamma=0.99)
     out_scaled = scaled.update(buffer.clone(), model.initial_carry(N))
     assert "reward_scale" in out_scaled and float(out_scaled["value_target_mean"]) < 10
+
+
+def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path):
+    """With normalize_observations on, the policy's log-probs of the rollout's own actions, recomputed
+    before any gradient step, equal the stored ones (ratio 1), and the statistics move only afterwards."""
+    from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
+    from ktorch_sim.trainer import Trainer
+    from tests.cartpole import CartpoleConfig
+
+    config = TrainConfig(task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=4),
+                         ppo=PPOConfig(rollout_length_seconds=0.4, normalize_observations=True, batch_size=4),
+                         model=ModelConfig(policy="mlp", mlp_hidden=(8,)),
+                         logging=LoggingConfig(wandb_mode="disabled", run_dir=str(tmp_path)),
+                         checkpoint=CheckpointConfig(save_every_seconds=1e9))
+    trainer = Trainer(config)
+    for _ in range(2):  # the second rollout runs on statistics the first one moved
+        stats = trainer.task.normalizers["actor"].mean.clone()
+        buffer, start_carry, trainer.carry, _ = trainer.collector.collect(trainer.model, trainer.carry)
+        assert torch.equal(trainer.task.normalizers["actor"].mean, stats)  # frozen while collecting
+        with torch.no_grad():
+            variables, _ = trainer.task.get_ppo_variables(trainer.model, buffer, start_carry)
+        torch.testing.assert_close(variables.log_probs, buffer["log_prob"], atol=1e-5, rtol=0)
+        trainer.ppo.update(buffer, start_carry)
+        trainer.task.update_normalizer_statistics(buffer["observation"], buffer["command"])
+        assert not torch.equal(trainer.task.normalizers["actor"].mean, stats)

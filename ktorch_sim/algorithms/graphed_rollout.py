@@ -64,7 +64,6 @@ class GraphedRolloutCollector(RolloutCollector):
         self._model = model
         self._carry = _static_copy(carry, self._carry)
         start_carry = _clone(carry)
-        self.task.update_normalizers = True
         self._slot.zero_()
         if self.mode == "cuda_graph" and self._rollouts >= 1:
             if self._graph is None:
@@ -74,7 +73,6 @@ class GraphedRolloutCollector(RolloutCollector):
         else:
             for _ in range(self.num_steps):
                 self._step_body()
-        self.task.update_normalizers = False
         self._rollouts += 1
         carry = _clone(self._carry)
         _, _, last = self.task.sample_action(model, carry, self.current["observation"], self.current["command"],

@@ -23,14 +23,17 @@ class RunningNormalizer(nn.Module):
         self.clip = clip
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Merge the moments of a batch ``x`` [..., size] into the running statistics.
 
-        Rows with a non-finite entry are left out (one NaN would otherwise poison the statistics,
-        and with them every world's policy input, for the rest of the run); still no host sync.
+        Rows where ``mask`` [...] is False, and rows with a non-finite entry, are left out (one NaN
+        would otherwise poison the statistics, and with them every world's policy input, for the
+        rest of the run); still no host sync.
         """
         x = x.reshape(-1, x.shape[-1])
         finite = torch.isfinite(x).all(-1, keepdim=True)
+        if mask is not None:
+            finite = finite & mask.reshape(-1, 1)
         n = finite.sum().to(x.dtype)
         batch_mean = torch.where(finite, x, 0.0).sum(0) / n.clamp_min(1.0)
         batch_var = torch.where(finite, (x - batch_mean) ** 2, 0.0).sum(0) / n.clamp_min(1.0)

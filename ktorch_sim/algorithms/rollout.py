@@ -44,7 +44,6 @@ class RolloutCollector:
         if self.current is None:
             self.current = self.env.reset()
         start_carry = carry
-        self.task.update_normalizers = True
         for t in range(self.num_steps):
             obs, cmd = self.current["observation"], self.current["command"]
             action, carry, extras = self.task.sample_action(model, carry, obs, cmd, self.generator)
@@ -56,7 +55,6 @@ class RolloutCollector:
             self.buffer[:, t] = step
             carry = reset_carry(carry, out["next", "done"][:, 0])
             self.current = out["next"].select("observation", "command")
-        self.task.update_normalizers = False
         _, _, last = self.task.sample_action(model, carry, self.current["observation"], self.current["command"],
                                              self.generator)
         values = self.buffer["value"]
