@@ -72,7 +72,6 @@ class Trainer:
         if config.ppo.normalize_observations:
             task.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
                                                     "critic": RunningNormalizer(spec.num_critic_inputs)}).to(self.device)
-            task.update_normalizer_statistics(first["observation"], first["command"])  # the first rollout's scale
         self.model = task.get_model(spec).to(self.device)
         self.optimizer = task.get_optimizer(self.model)
         self.curriculum = task.get_curriculum(self.env.model)
