@@ -33,6 +33,7 @@ INTEGRATORS = {
     "euler": mujoco.mjtIntegrator.mjINT_EULER,
     "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST,
     "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+    "rk4": mujoco.mjtIntegrator.mjINT_RK4,  # 4th-order Runge-Kutta (Gymnasium's Walker2d/Hopper/Ant); Warp has it too
 }
 SOLVERS = {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG}
 CONES = {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC}
@@ -58,7 +59,8 @@ class EngineConfig:
         ls_iterations: line-search iterations of the Newton/CG solver.
         tolerance: solver early-exit tolerance; MuJoCo Warp clamps it to >= 1e-6, so both
             engines use the same value for parity.
-        integrator: "implicitfast" (default, as ksim), "euler" or "implicit".
+        integrator: "implicitfast" (default, as ksim), "euler", "implicit" or "rk4" (both engines
+            run all four; RK4 evaluates the dynamics four times per substep).
         solver: "newton" or "cg".
         cone: friction cone, "pyramidal" or "elliptic".
         device: torch device of the state tensors ("cpu" or "cuda[:k]").
