@@ -166,12 +166,15 @@ def run_sb3(env_id: str, seed: int, steps: int) -> dict[str, Any]:
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
 
-    env = Monitor(gym.make(env_id))
+    from benchmarks.gym_tasks import gymnasium_env_args
+
+    gym_id, make_kwargs = gymnasium_env_args(env_id)  # the Gymnasium env that equals the port (Ant: no contact terms)
+    env = Monitor(gym.make(gym_id, **make_kwargs))
     model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
     model.learn(total_timesteps=steps)
     ends = np.cumsum(env.get_episode_lengths())
     episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, env.get_episode_rewards())]
-    eval_env = gym.make(env_id)
+    eval_env = Monitor(gym.make(gym_id, **make_kwargs))
     eval_env.reset(seed=seed + 10_000)
     returns, lengths = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
                                        return_episode_rewards=True)
@@ -180,7 +183,8 @@ def run_sb3(env_id: str, seed: int, steps: int) -> dict[str, Any]:
                       "returns": [round(float(r), 2) for r in returns], "lengths": [int(n) for n in lengths]},
             "config": {"sb3": stable_baselines3.__version__, "hyperparameters": "PPO defaults",
                        "n_steps": model.n_steps, "batch_size": model.batch_size, "n_epochs": model.n_epochs,
-                       "learning_rate": 3e-4, "gamma": model.gamma, "gae_lambda": model.gae_lambda},
+                       "learning_rate": 3e-4, "gamma": model.gamma, "gae_lambda": model.gae_lambda,
+                       "gymnasium_id": gym_id, "make_kwargs": make_kwargs},
             "train_episodes": len(episodes)}
 
 

@@ -61,7 +61,7 @@ class RLConfig:
     ctrl_dt: float = config_field(0.02, "Control period, seconds; a whole multiple of dt.")
     iterations: int = config_field(8, "Constraint solver iterations.")
     ls_iterations: int = config_field(8, "Solver line-search iterations.")
-    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler or implicit.")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit or rk4.")
     nconmax: int = config_field(16, "Warp: contacts allocated per world (pooled).")
     njmax: int = config_field(128, "Warp: constraint rows allocated per world.")
     num_threads: int = config_field(0, "Native MuJoCo engine: worker threads (0: one per core).")
