@@ -27,14 +27,77 @@ from ktorch_sim.components.base import index_tensor
 from ktorch_sim.robot_metadata import RobotMetadata
 
 
+def actuator_label(model: mujoco.MjModel, actuator: int) -> str:
+    """Return a display name for actuator ``actuator``: its own name, else its joint's, else ``actuator_<i>``.
+
+    MuJoCo actuators need not be named (``<motor joint="hip"/>``); code that shows, looks up or
+    exports actuators uses this label so an unnamed one is still identifiable.
+    """
+    name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, actuator)
+    if name:
+        return name
+    if int(model.actuator_trntype[actuator]) == mujoco.mjtTrn.mjTRN_JOINT:
+        joint = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, int(model.actuator_trnid[actuator, 0]))
+        if joint:
+            return joint
+    return f"actuator_{actuator}"
+
+
+def actuator_labels(model: mujoco.MjModel) -> list[str]:
+    """:func:`actuator_label` of every actuator, in the model's actuator (ctrl) order."""
+    return [actuator_label(model, i) for i in range(model.nu)]
+
+
 def actuator_ids(model: mujoco.MjModel, names: Sequence[str]) -> np.ndarray:
-    """Indices of actuators by name, with one clear error naming a missing one."""
+    """Return the indices of actuators by name or label (:func:`actuator_label`); one clear error if missing.
+
+    A name the model defines wins; otherwise the label of an unnamed actuator (its joint's name
+    or ``actuator_<i>``) identifies it, so models without actuator names work too.
+    """
+    labels = actuator_labels(model)
     ids = []
     for name in names:
-        idx = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
+        idx = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name) if name else -1
         if idx < 0:
-            known = [model.actuator(i).name for i in range(model.nu)]
-            raise ValueError(f"actuator {name!r} is not in the model; actuators are {known}")
+            matches = [i for i, label in enumerate(labels) if label == name]
+            if len(matches) != 1:
+                problem = "is not in the model" if not matches else f"matches {len(matches)} unnamed actuators"
+                raise ValueError(f"actuator {name!r} {problem}; actuators are {labels}")
+            idx = matches[0]
+        ids.append(idx)
+    return np.asarray(ids, dtype=np.int64)
+
+
+def joint_actuator_id(model: mujoco.MjModel, joint_name: str) -> int:
+    """Return the actuator driving joint ``joint_name``: the one named ``<joint>_ctrl``, else the only one on it.
+
+    Returns -1 when none does. K-Bot and G1 name their actuators ``<joint>_ctrl``; other models
+    may leave them unnamed, so a single joint-transmission actuator on the joint is taken as its
+    motor. Raises ValueError when several actuators drive the joint and none is named ``<joint>_ctrl``.
+    """
+    idx = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, f"{joint_name}_ctrl")
+    if idx >= 0:
+        return idx
+    joint = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint_name)
+    if joint < 0:
+        return -1
+    on_joint = [a for a in range(model.nu) if int(model.actuator_trntype[a]) == mujoco.mjtTrn.mjTRN_JOINT
+                and int(model.actuator_trnid[a, 0]) == joint]
+    if len(on_joint) > 1:
+        labels = [actuator_label(model, a) for a in on_joint]
+        raise ValueError(f"joint {joint_name!r} is driven by {len(on_joint)} actuators {labels}; name the one "
+                         f"the policy drives {joint_name}_ctrl")
+    return on_joint[0] if on_joint else -1
+
+
+def joint_actuator_ids(model: mujoco.MjModel, joint_names: Sequence[str]) -> np.ndarray:
+    """:func:`joint_actuator_id` of each joint, with one clear error naming a joint without an actuator."""
+    ids = []
+    for name in joint_names:
+        idx = joint_actuator_id(model, name)
+        if idx < 0:
+            raise ValueError(f"joint {name!r} has no actuator (none named {name}_ctrl and none drives the joint); "
+                             f"actuators are {actuator_labels(model)}")
         ids.append(idx)
     return np.asarray(ids, dtype=np.int64)
 
@@ -56,7 +119,8 @@ def configure_pd_actuators(
     kp, kd, limit = (np.broadcast_to(np.asarray(v, dtype=np.float64), ids.shape) for v in (kp, kd, torque_limit))
     for i in ids:
         if model.actuator_trntype[i] != mujoco.mjtTrn.mjTRN_JOINT or model.actuator_gear[i, 0] != 1.0:
-            raise ValueError(f"actuator {model.actuator(i).name!r} must drive a joint with gear 1 to be a PD actuator")
+            raise ValueError(f"actuator {actuator_label(model, int(i))!r} must drive a joint with gear 1 to be a "
+                             "PD actuator")
     if np.any(kp < 0) or np.any(kd < 0) or np.any(limit <= 0):
         raise ValueError("PD gains must be >= 0 and torque limits > 0")
     model.actuator_gaintype[ids] = mujoco.mjtGain.mjGAIN_FIXED
@@ -121,9 +185,13 @@ class TorqueActuators(Actuators):
     @classmethod
     def create(cls, model: mujoco.MjModel, actuator_names: Sequence[str] | None = None, noise: float = 0.0
                ) -> TorqueActuators:
-        """Torque control of the named actuators (all, in model order, by default)."""
-        names = list(actuator_names) if actuator_names is not None else [model.actuator(i).name for i in range(model.nu)]
-        return cls(actuator_ids=tuple(int(i) for i in actuator_ids(model, names)), num_actuators=model.nu, noise=noise)
+        """Torque control of the named actuators (all, in model order, by default).
+
+        Names are actuator names or, for unnamed actuators, their labels (:func:`actuator_label`:
+        the joint's name or ``actuator_<i>``); the default needs no names at all.
+        """
+        ids = range(model.nu) if actuator_names is None else actuator_ids(model, list(actuator_names))
+        return cls(actuator_ids=tuple(int(i) for i in ids), num_actuators=model.nu, noise=noise)
 
     @property
     def num_actions(self) -> int:
@@ -148,7 +216,8 @@ class PositionActuators(Actuators):
 
     Unlike ksim, which assumes the action order equals the joint order (its quirk #14), the
     action order is explicit: ``joint_names[i]`` is driven by action ``i`` through the actuator
-    named ``<joint>_ctrl``.
+    named ``<joint>_ctrl``, or, in a model without that name, the one actuator that drives the
+    joint (:func:`joint_actuator_id`; unnamed actuators work).
 
     Attributes:
         joint_names: joints in action order.
@@ -180,7 +249,7 @@ class PositionActuators(Actuators):
         """PD actuators for ``joint_names`` (default: the metadata's joints in file order)."""
         names = tuple(joint_names) if joint_names is not None else metadata.joint_names
         joints = [metadata.by_name(n) for n in names]
-        ids = actuator_ids(model, [f"{n}_ctrl" for n in names])
+        ids = joint_actuator_ids(model, names)
         return cls(joint_names=names, actuator_ids=tuple(int(i) for i in ids), num_actuators=model.nu,
                    kp=tuple(j.kp for j in joints), kd=tuple(j.kd for j in joints),
                    soft_torque_limit=tuple(j.soft_torque_limit for j in joints), **kwargs)

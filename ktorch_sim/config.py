@@ -21,16 +21,21 @@ dotted key, what is wrong and what is allowed, with a close-match suggestion for
 The ``[task]`` table is typed by the task's own config class, so ``task.name`` is resolved
 first (:func:`resolve_task`: a registered name or ``"package.module:ClassName"``), then the
 table's other keys are checked against that class. ``task = "kbot_walk"`` at top level is
-accepted as shorthand for ``[task] name = "kbot_walk"``.
+accepted as shorthand for ``[task] name = "kbot_walk"``. A task defined in a script is named by
+its file, ``"path/to/script.py:ClassName"`` (what :meth:`PPOTask.launch` records for a task
+started from ``if __name__ == "__main__"``; see :func:`importable_task_name`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import importlib
+import importlib.util
 import math
 import os
+import sys
 import tempfile
 import tomllib
 import types
@@ -196,8 +201,9 @@ def _default_task_config() -> RLConfig:
 class TrainConfig:
     """Everything a training run reads: the task's name and config, and one dataclass per section."""
 
-    task_name: str = config_field(DEFAULT_TASK, 'Task: a registered name (ktorch_sim.tasks.TASKS) or '
-                                                '"package.module:ClassName" of an RLTask subclass.')
+    task_name: str = config_field(DEFAULT_TASK, 'Task: a registered name (ktorch_sim.tasks.TASKS), '
+                                                '"package.module:ClassName" of an RLTask subclass, or '
+                                                '"path/to/file.py:ClassName".')
     task: RLConfig = dataclasses.field(default_factory=_default_task_config,
                                        metadata={"help": "The task's own config (an RLConfig subclass)."})
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig, metadata={"help": "PPO hyperparameters."})
@@ -231,6 +237,9 @@ def registered_tasks() -> dict[str, tuple[type[RLTask], type[RLConfig]]]:
 def resolve_task(name: str) -> tuple[type[RLTask], type[RLConfig]]:
     """Find the task class and its config class for a registered name or ``"package.module:ClassName"``.
 
+    ``"path/to/file.py:ClassName"`` loads the file (relative to the current directory, with its
+    directory importable, as when it ran as a script; its ``if __name__ == "__main__"`` block does
+    not run). A module path is imported from ``sys.path`` and, failing that, the current directory.
     For an import path the config class is the task class's ``config_class`` attribute, else
     the annotation of its ``__init__``'s ``config`` parameter, else X in its ``RLTask[X]`` base.
     Raises :class:`ConfigError` (key ``task.name``) listing the registered names otherwise.
@@ -242,23 +251,107 @@ def resolve_task(name: str) -> tuple[type[RLTask], type[RLConfig]]:
         close = difflib.get_close_matches(name, tasks, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise ConfigError(f"unknown task {_show(name)}; {hint}registered tasks: {', '.join(sorted(tasks))} "
-                          '(or "package.module:ClassName" of an RLTask subclass)', key="task.name")
+                          '(or "package.module:ClassName" of an RLTask subclass, or "path/to/file.py:ClassName")',
+                          key="task.name")
     task_cls = _import_task_class(name)
     return task_cls, _task_config_class(task_cls, name)
 
 
 def _import_task_class(path: str) -> type[RLTask]:
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {e}; expected a "
-                          "module importable from the current directory or PYTHONPATH", key="task.name") from None
-    task_cls = getattr(module, attr, None)
+    module_name, _, attr = path.rpartition(":")  # rpartition: a file path may hold a drive letter's ':'
+    if module_name.endswith(".py"):
+        module = _load_task_file(module_name, path)
+    else:
+        module = _import_task_module(module_name, path)
+    task_cls: Any = module
+    for part in attr.split("."):  # a nested class: Outer.Inner
+        task_cls = getattr(task_cls, part, None)
     if not (isinstance(task_cls, type) and issubclass(task_cls, RLTask)):
         what = "has no attribute" if task_cls is None else "is not an RLTask subclass:"
         raise ConfigError(f"module {module_name} {what} {_show(attr)}", key="task.name")
     return task_cls
+
+
+def _import_task_module(module_name: str, path: str) -> types.ModuleType:
+    """Import ``module_name``; when it is not on ``sys.path``, try again from the current directory.
+
+    ``python tools/play.py`` puts ``tools/`` on ``sys.path``, not the directory it runs from, so
+    without the second try a task module next to the user's run directory would not be found.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        problem: ImportError = e
+        package_missing = e.name is not None and e.name.split(".")[0] == module_name.split(".")[0]
+        if package_missing and os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+            try:
+                return importlib.import_module(module_name)
+            except ImportError as again:
+                problem = again
+    except ImportError as e:
+        problem = e
+    raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {problem}; expected a "
+                      "module importable from the current directory or PYTHONPATH", key="task.name") from None
+
+
+def _load_task_file(file: str, path: str) -> types.ModuleType:
+    """Load the Python file of a ``path/to/file.py:ClassName`` task once per process, as its own module.
+
+    The file runs under a private module name (not ``__main__``, so a ``launch`` guarded by
+    ``if __name__ == "__main__"`` does not start), with its directory on ``sys.path`` so its own
+    imports of neighbouring files work as they did when it ran as a script.
+    """
+    resolved = Path(file).expanduser().resolve()
+    if not resolved.is_file():
+        raise ConfigError(f"task file {_show(file)} of task {_show(path)} does not exist (relative to {os.getcwd()}); "
+                          "run from the directory it was recorded from, or --set task.name=path/to/file.py:ClassName",
+                          key="task.name")
+    name = f"_ktorch_sim_task_{resolved.stem}_{hashlib.sha1(str(resolved).encode()).hexdigest()[:10]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    assert spec is not None and spec.loader is not None  # a .py file always has a source loader
+    module = importlib.util.module_from_spec(spec)
+    if str(resolved.parent) not in sys.path:
+        sys.path.append(str(resolved.parent))
+    sys.modules[name] = module  # dataclasses look their module up while the file runs
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - anything the user's file raises becomes one line
+        del sys.modules[name]
+        raise ConfigError(f"cannot load task file {_show(file)} of task {_show(path)}: {type(e).__name__}: {e}",
+                          key="task.name") from None
+    return module
+
+
+def importable_task_name(task_cls: type) -> str | None:
+    """Return the ``task.name`` that :func:`resolve_task` maps back to ``task_cls``, or None when none exists.
+
+    A class of an importable module is ``package.module:ClassName``. A class defined in the script
+    being run (module ``__main__``) is named by how the script can be found again: its module name
+    when it ran as ``python -m package.module``, else its file, relative to the current directory
+    when it lies below it (``my_tasks/walk.py:MyTask``) and absolute otherwise. A class from an
+    interactive session or notebook (no file), or one defined inside a function, has none.
+    """
+    qualname = task_cls.__qualname__
+    if "<locals>" in qualname:
+        return None
+    if task_cls.__module__ != "__main__":
+        return f"{task_cls.__module__}:{qualname}"
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return f"{spec.name}:{qualname}"
+    file = getattr(main, "__file__", None)
+    if not file or not str(file).endswith(".py"):
+        return None
+    resolved = Path(file).resolve()
+    try:
+        shown = resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        shown = str(resolved)
+    return f"{shown}:{qualname}"
 
 
 def _task_config_class(task_cls: type[RLTask], name: str) -> type[RLConfig]:
@@ -289,23 +382,29 @@ def default_config(task: str = DEFAULT_TASK) -> TrainConfig:
     return config
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+def load_config(path: str | Path | None, overrides: Sequence[str] = (), note_caps: bool = True) -> TrainConfig:
     """Read a TOML config (or none: all defaults), apply ``--set`` overrides, type-check and validate.
 
     ``overrides`` are ``"section.key=value"`` strings; ``value`` is a TOML literal
     (``ppo.learning_rate=1e-3``, ``task.action_latency_range=[0.0, 0.01]``) or, when it is not
     one, a bare string (``logging.wandb_mode=disabled``); ``none`` sets an optional value to None.
     Raises :class:`ConfigError` with one line naming the file or ``--set``, the key and the problem.
+    A CPU cap that changes a value prints one ``note:`` line on stderr (see :func:`config_from_dict`).
     """
     source = str(path) if path is not None else None
     data = _read_toml(Path(path)) if path is not None else {}
-    return config_from_dict(data, overrides, source=source)
+    return config_from_dict(data, overrides, source=source, note_caps=note_caps)
 
 
-def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), source: str | None = None) -> TrainConfig:
+def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), source: str | None = None,
+                     note_caps: bool = True) -> TrainConfig:
     """Build and validate a config from parsed TOML data (or a checkpoint's ``config`` dict).
 
     The same checks as :func:`load_config`; ``source`` names where ``data`` came from in errors.
+    When a CPU cap (``cpu.max_num_envs``, ``cpu.max_steps``) changed a value, one ``note:`` line per
+    cap goes to stderr once the config is valid, naming the key, both values and the override;
+    with ``note_caps=False`` nothing is printed and :func:`cap_notes` returns the lines for the
+    caller to print later (the training CLI, after every bad-input check has passed).
     """
     data = _normalize_task_shorthand(dict(data), source)
     data.setdefault("task", {})
@@ -319,7 +418,7 @@ def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), sou
     except ConfigError as e:
         raise e.at(where("task.name")) from None
     _check_sections(data, config_cls, where)
-    _cap_cpu_num_envs(data, config_cls, overridden)
+    notes = _cap_cpu_num_envs(data, config_cls, overridden)
     config = TrainConfig(
         task_name=task_name,
         task=_build_section("task", config_cls, {k: v for k, v in data["task"].items() if k != "name"}, where),
@@ -329,7 +428,15 @@ def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), sou
         validate(config)
     except ConfigError as e:
         raise e.at(where(e.key)) from None
+    config._cap_notes = tuple(notes)  # not a field: never saved, compared or shown in --help
+    for line in notes if note_caps else ():
+        print(line, file=sys.stderr)
     return config
+
+
+def cap_notes(config: TrainConfig) -> tuple[str, ...]:
+    """Return the ``note:`` lines of the CPU caps applied when ``config`` was loaded (empty if none)."""
+    return getattr(config, "_cap_notes", ())
 
 
 class _Where:
@@ -455,8 +562,14 @@ def _field_names(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
-def _cap_cpu_num_envs(data: dict[str, Any], config_cls: type[RLConfig], overridden: Mapping[str, str]) -> None:
-    """On the native MuJoCo CPU engine, cap task.num_envs at cpu.max_num_envs unless it came from --set."""
+def _cap_cpu_num_envs(data: dict[str, Any], config_cls: type[RLConfig], overridden: Mapping[str, str]) -> list[str]:
+    """On the native MuJoCo CPU engine, cap task.num_envs at cpu.max_num_envs unless it came from --set.
+
+    Also gives an unlimited run (``ppo.max_steps = 0``) ``cpu.max_steps`` steps there. Returns one
+    ``note:`` line per cap that changed a value, naming the key, the old and new value and the
+    ``--set`` that overrides it; :func:`config_from_dict` prints them once the config is valid.
+    """
+    notes = []
     defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     cpu_defaults = {f.name: f.default for f in dataclasses.fields(CPUConfig)}
     task = data["task"]
@@ -467,10 +580,21 @@ def _cap_cpu_num_envs(data: dict[str, Any], config_cls: type[RLConfig], overridd
     explicit = "task.num_envs" in overridden or not well_typed  # ill-typed: reported when the section is built
     if not explicit and cap > 0 and num_envs > cap and engine_runs_on_cpu(engine, device):
         task["num_envs"] = cap
+        notes.append(_cap_note("task.num_envs", num_envs, cap, "cpu.max_num_envs",
+                               f"--set task.num_envs={num_envs} or --set cpu.max_num_envs=0"))
     ppo, cpu_steps = data.setdefault("ppo", {}), data.get("cpu", {}).get("max_steps", cpu_defaults["max_steps"])
     if ppo.get("max_steps", 0) == 0 and isinstance(cpu_steps, int) and cpu_steps > 0 and \
             engine_runs_on_cpu(engine, device):
         ppo["max_steps"] = cpu_steps
+        notes.append(_cap_note("ppo.max_steps", "0 (unlimited)", cpu_steps, "cpu.max_steps",
+                               "--set ppo.max_steps=<steps> or --set cpu.max_steps=0 (run until stopped)"))
+    return notes
+
+
+def _cap_note(key: str, old: Any, new: Any, cap_key: str, override: str) -> str:
+    """Return the line that says a CPU cap changed ``key`` and how to override it."""
+    return (f"note: {key} {old} -> {new}, capped by {cap_key} because physics runs on native MuJoCo on the CPU; "
+            f"override with {override}")
 
 
 def engine_runs_on_cpu(engine: Any, device: Any) -> bool:
@@ -627,12 +751,16 @@ def _require(ok: bool, key: str, problem: str) -> None:
         raise ConfigError(problem, key=key)
 
 
-def validate(config: TrainConfig) -> None:
+def validate(config: TrainConfig, task_cls: type[RLTask] | None = None) -> None:
     """Range and consistency checks across sections; raises :class:`ConfigError` naming the key.
 
-    :func:`load_config` calls this; call it again after changing a config in code.
+    :func:`load_config` calls this; call it again after changing a config in code. ``task_cls``
+    is the task class when the caller has it (``PPOTask.launch``), so ``task.name`` need not resolve.
     """
-    _, config_cls = resolve_task(config.task_name)
+    if task_cls is None:
+        _, config_cls = resolve_task(config.task_name)
+    else:
+        config_cls = _task_config_class(task_cls, config.task_name)
     _require(isinstance(config.task, config_cls), "task",
              f"task {config.task_name} needs a {config_cls.__name__}, got {type(config.task).__name__}")
     _validate_task(config.task)

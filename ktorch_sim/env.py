@@ -50,6 +50,7 @@ from ktorch_sim.components.base import (
 )
 from ktorch_sim.components.noise import is_active
 from ktorch_sim.components.observations import init_bias_state, noisy, reset_bias
+from ktorch_sim.components.robot_base import base_body, base_position
 from ktorch_sim.engines import Engine, EngineConfig, make_engine
 from ktorch_sim.engines.base import FIELDS_NEEDING_SET_CONST
 from ktorch_sim.sim2real import ControlPipeline, Sim2RealConfig
@@ -116,6 +117,7 @@ class Env:
         self._obs_bias: dict[str, torch.Tensor] = {}
         self._episode_return = torch.zeros(n, device=dev)
         self._max_distance = torch.zeros(n, device=dev)  # farthest horizontal distance from the origin this episode
+        self._base = base_body(self.model) if self.model.nbody > 1 else None  # the base the distance metric tracks
         self._metric_sums: dict[str, torch.Tensor] = {}
         self._last_td: TensorDict | None = None
         self._pinned_commands: dict[str, torch.Tensor] = {}
@@ -220,7 +222,8 @@ class Env:
         """Sums over episodes finished since the last call (device scalars), then clear them.
 
         Keys: ``episodes``, ``episode_return``, ``episode_length``, ``distance_from_origin``
-        (largest horizontal distance reached; sums, divide by ``episodes``), ``failures``,
+        (largest horizontal distance of the base from the world origin, :mod:`ktorch_sim.components.robot_base`;
+        absent for a model without any body; sums, divide by ``episodes``), ``failures``,
         ``termination/<name>`` counts, and per step (not per episode) counts of world resets:
         ``bad_physics`` (non-finite state or overflow), ``overflow`` (the overflow part of it)
         and ``bad_action`` (non-finite actions kept out of the physics).
@@ -313,8 +316,10 @@ class Env:
 
     def _record_episode_metrics(self, reward: torch.Tensor, done: torch.Tensor, terminated: torch.Tensor) -> None:
         self._episode_return += reward
-        torch.maximum(self._max_distance, self.ctx.physics.qpos[:, :2].norm(dim=-1), out=self._max_distance)
-        self._add_metric("distance_from_origin", (self._max_distance * done).sum())
+        if self._base is not None:
+            xy = base_position(self.ctx.physics, self._base)[:, :2]
+            torch.maximum(self._max_distance, xy.norm(dim=-1), out=self._max_distance)
+            self._add_metric("distance_from_origin", (self._max_distance * done).sum())
         self._add_metric("episodes", done.sum())
         self._add_metric("episode_return", (self._episode_return * done).sum())
         self._add_metric("episode_length", (self.ctx.episode_steps * done).sum())

@@ -19,7 +19,10 @@ summary ``tools/play.py`` prints. Definitions (docs/evaluation.md has the long f
   seen): the command is the velocity command's ``[vx, vy, wz]`` (zero for a task without
   one: stand still), the measured linear velocity is the base's planar velocity
   ``qvel[0:3]`` in the heading (yaw-only) frame, and the measured yaw rate is the world-z
-  component of the base angular velocity (what the velocity rewards compare). The errors are
+  component of the base angular velocity (what the velocity rewards compare). A model without
+  a free joint (a planar walker on slide and hinge joints) has the same quantities from its
+  root body's world pose and velocity (:mod:`ktorch_sim.components.robot_base`; one physics
+  substep older than ``qvel`` after a step, as MuJoCo computes them). The errors are
   RMS over all samples: ``sqrt(mean(|c_xy - v_xy|^2))`` (m/s) and ``sqrt(mean((c_wz - w_z)^2))``
   (rad/s).
 * **Foot air time**: per foot, a swing is a run of consecutive sampled states without foot-floor
@@ -45,8 +48,15 @@ import torch
 from tensordict import TensorDict
 
 from ktorch_sim.algorithms.carry import reset_carry
-from ktorch_sim.components.commands import heading_frame_xy
-from ktorch_sim.components.observations import FeetContactObservation, quat_rotate
+from ktorch_sim.components.observations import FeetContactObservation
+from ktorch_sim.components.robot_base import (
+    base_angular_velocity,
+    base_body,
+    base_linear_velocity,
+    base_quat,
+    heading_xy,
+    quat_yaw,
+)
 from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.env import Env
 from ktorch_sim.policy_rollout import pin_velocity_command, velocity_command_name
@@ -84,9 +94,14 @@ def feet_contact_sensor(env: Env) -> FeetContactObservation | None:
 
 
 def measured_velocity(env: Env) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return the base planar velocity in the heading frame [N, 2] (m/s) and world-z yaw rate [N] (rad/s)."""
-    qpos, qvel = env.engine.state.qpos, env.engine.state.qvel
-    return heading_frame_xy(qpos, qvel[:, 0:3]), quat_rotate(qpos[:, 3:7], qvel[:, 3:6])[:, 2]
+    """Return the base planar velocity in the heading frame [N, 2] (m/s) and world-z yaw rate [N] (rad/s).
+
+    The base is :func:`~ktorch_sim.components.robot_base.base_body` of the model: its free joint's
+    ``qpos``/``qvel`` when it has one, else its world pose and velocity (any MuJoCo model).
+    """
+    physics, base = env.engine.state, base_body(env.model)
+    yaw = quat_yaw(base_quat(physics, base))
+    return heading_xy(yaw, base_linear_velocity(physics, base)), base_angular_velocity(physics, base)[:, 2]
 
 
 def max_episode_steps(env: Env) -> int | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mujoco
 
+from ktorch_sim.actuators import joint_actuator_id
 from ktorch_sim.robot_metadata import RobotMetadata, load_robot_metadata
 
 __all__ = ["MOVABLE_JOINT_TYPES", "ModelFileError", "check_joint_sets", "load_metadata_file", "load_model_file"]
@@ -57,7 +58,8 @@ def check_joint_sets(meta: RobotMetadata, model: mujoco.MjModel, meta_path: str 
     """Require the metadata's joints to be exactly the model's hinge and slide joints, each with an actuator.
 
     Raises :class:`ModelFileError` naming the first joint the metadata lacks, the first one the model
-    lacks, or a joint without its ``<joint>_ctrl`` actuator.
+    lacks, or a joint without an actuator (one named ``<joint>_ctrl``, or the one unnamed actuator
+    that drives the joint).
     """
     model_joints = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(model.njnt)
                     if int(model.jnt_type[j]) in MOVABLE_JOINT_TYPES]
@@ -72,9 +74,13 @@ def check_joint_sets(meta: RobotMetadata, model: mujoco.MjModel, meta_path: str 
             raise ModelFileError(f"{meta_path}: joint {name!r} is not a hinge or slide joint of the model; "
                                  f"remove [joints.{name}] or use the model it was written for", key)
         actuator = f"{name}_ctrl"
-        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, actuator) < 0:
-            raise ModelFileError(f"{meta_path}: joint {name!r} has no actuator named {actuator!r} in the model; "
-                                 "add one to the MJCF", key)
+        try:
+            found = joint_actuator_id(model, name)
+        except ValueError as e:  # several actuators on the joint, none named <joint>_ctrl
+            raise ModelFileError(f"{meta_path}: {e}", key) from None
+        if found < 0:
+            raise ModelFileError(f"{meta_path}: joint {name!r} has no actuator (none named {actuator!r} and none "
+                                 "drives the joint); add one to the MJCF", key)
 
 
 def load_metadata_file(path: str | Path, model: mujoco.MjModel, key: str = "task.metadata_path") -> RobotMetadata:

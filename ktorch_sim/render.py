@@ -1,8 +1,9 @@
 """Render a recorded rollout to RGB frames with a camera that tracks the robot, and write the video.
 
-Camera: a MuJoCo tracking camera (``mjCAMERA_TRACKING``) on the free-floating root body (the
-base): its look-at point follows the body while its orientation (azimuth, elevation) and
-distance stay fixed, so the robot stays in the middle of the image however far it walks.
+Camera: a MuJoCo tracking camera (``mjCAMERA_TRACKING``) on the base body (the free-floating
+root, or the first body below the world of a model without a free joint): its look-at point
+follows the body while its orientation (azimuth, elevation) and distance stay fixed, so the
+robot stays in the middle of the image however far it walks.
 
 Arrows (drawn :data:`ARROW_HEIGHT` m above the base; 1 m of arrow per m/s, 0.5 m per rad/s):
 
@@ -32,11 +33,12 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from ktorch_sim.components.robot_base import base_body
 from ktorch_sim.offscreen import open_renderer
 from ktorch_sim.policy_rollout import RecordedRollout
 
-__all__ = ["VIDEO_SUFFIXES", "Arrow", "FrameRenderer", "frame_steps", "render_rollout", "velocity_arrows",
-           "write_video"]
+__all__ = ["VIDEO_SUFFIXES", "Arrow", "FrameRenderer", "body_velocity_arrows", "frame_steps", "render_rollout",
+           "velocity_arrows", "write_video"]
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 ARROW_HEIGHT = 0.6  # m above the base: clear of K-Bot's head (base 0.76 m, head ~1.3 m)
@@ -69,15 +71,36 @@ def velocity_arrows(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray | No
     """Arrows for the commanded (``command`` = vx, vy, wz in the heading frame) and measured base velocity.
 
     ``qpos``/``qvel`` are one world's state with a free joint first (``qvel[0:3]`` world-frame
-    linear velocity, ``qvel[3:6]`` body-frame angular velocity).
+    linear velocity, ``qvel[3:6]`` body-frame angular velocity); :func:`body_velocity_arrows`
+    draws the same arrows for any model.
     """
-    origin = np.array([qpos[0], qpos[1], qpos[2] + ARROW_HEIGHT])
     rotation = np.zeros(9)
     mujoco.mju_quat2Mat(rotation, np.asarray(qpos[3:7], dtype=np.float64))
-    measured_wz = YAW_ARROW_SCALE * float((rotation.reshape(3, 3) @ qvel[3:6])[2])
-    vectors = [(np.array([qvel[0], qvel[1], 0.0]), BLUE), (np.array([0.0, 0.0, measured_wz]), LIGHT_BLUE)]
+    measured_wz = float((rotation.reshape(3, 3) @ qvel[3:6])[2])
+    return _arrows(np.asarray(qpos[0:3]), _yaw(np.asarray(qpos[3:7])), np.asarray(qvel[0:3]), measured_wz, command)
+
+
+def body_velocity_arrows(model: mujoco.MjModel, data: mujoco.MjData, body: int,
+                         command: np.ndarray | None) -> list[Arrow]:
+    """:func:`velocity_arrows` for body ``body`` of any model, from ``data`` after ``mj_forward``.
+
+    Position and heading are the body's ``xpos``/``xquat``; its velocity is MuJoCo's
+    ``mj_objectVelocity`` in the world frame, so a base without a free joint (a planar walker)
+    gets arrows too.
+    """
+    velocity = np.zeros(6)  # angular, then linear, world frame
+    mujoco.mj_objectVelocity(model, data, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
+    return _arrows(np.asarray(data.xpos[body]), _yaw(np.asarray(data.xquat[body])), velocity[3:6],
+                   float(velocity[2]), command)
+
+
+def _arrows(position: np.ndarray, yaw: float, v_world: np.ndarray, measured_wz: float,
+            command: np.ndarray | None) -> list[Arrow]:
+    """Return the arrows above ``position`` for a base with heading ``yaw``, velocity ``v_world`` and yaw rate."""
+    origin = np.array([position[0], position[1], position[2] + ARROW_HEIGHT])
+    vectors = [(np.array([v_world[0], v_world[1], 0.0]), BLUE),
+               (np.array([0.0, 0.0, YAW_ARROW_SCALE * measured_wz]), LIGHT_BLUE)]
     if command is not None:
-        yaw = _yaw(np.asarray(qpos[3:7]))
         c, s = math.cos(yaw), math.sin(yaw)
         vx, vy, wz = (float(v) for v in command[:3])
         vectors = [(np.array([c * vx - s * vy, s * vx + c * vy, 0.0]), GREEN),
@@ -93,11 +116,8 @@ def velocity_arrows(qpos: np.ndarray, qvel: np.ndarray, command: np.ndarray | No
 
 
 def _root_body(model: mujoco.MjModel) -> int:
-    """Return the body of the first free joint (the floating base), else the first body after the world."""
-    for joint in range(model.njnt):
-        if int(model.jnt_type[joint]) == mujoco.mjtJoint.mjJNT_FREE:
-            return int(model.jnt_bodyid[joint])
-    return 1 if model.nbody > 1 else 0
+    """Return the base body (:func:`~ktorch_sim.components.robot_base.base_body`), or the world without one."""
+    return base_body(model).body if model.nbody > 1 else 0
 
 
 class FrameRenderer:
@@ -133,7 +153,7 @@ class FrameRenderer:
         mujoco.mj_forward(self.model, self.data)
         self.renderer.update_scene(self.data, camera=self.camera)
         if arrows and qvel is not None:
-            self._add_arrows(velocity_arrows(np.asarray(qpos), np.asarray(qvel), command))
+            self._add_arrows(body_velocity_arrows(self.model, self.data, self.camera.trackbodyid, command))
         return self.renderer.render().copy()
 
     def _add_arrows(self, arrows: Sequence[Arrow]) -> None:

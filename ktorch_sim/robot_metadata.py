@@ -347,14 +347,19 @@ def load_robot_metadata(path: str | Path) -> RobotMetadata:
 
 
 def check_against_model(meta: RobotMetadata, model: mujoco.MjModel) -> None:
-    """Check that every metadata joint exists in ``model`` with its ``<joint>_ctrl`` actuator.
+    """Check that every metadata joint exists in ``model`` with an actuator.
 
-    Raises ValueError naming the first joint (in metadata order) that is missing, so a
-    metadata file and an MJCF that drifted apart fail at load time rather than mid-training.
+    The actuator is the one named ``<joint>_ctrl``, or the one (possibly unnamed) actuator that
+    drives the joint (:func:`ktorch_sim.actuators.joint_actuator_id`). Raises ValueError naming
+    the first joint (in metadata order) that is missing, so a metadata file and an MJCF that
+    drifted apart fail at load time rather than mid-training.
     """
+    from ktorch_sim.actuators import joint_actuator_id  # actuators imports this module
+
     for joint in meta.joints:
         if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint.name) < 0:
             raise ValueError(f"{meta.robot}: joint {joint.name!r} from the metadata is not in the model")
         actuator = f"{joint.name}_ctrl"
-        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, actuator) < 0:
-            raise ValueError(f"{meta.robot}: joint {joint.name!r} has no actuator named {actuator!r} in the model")
+        if joint_actuator_id(model, joint.name) < 0:
+            raise ValueError(f"{meta.robot}: joint {joint.name!r} has no actuator named {actuator!r} in the model "
+                             "and no actuator drives it")

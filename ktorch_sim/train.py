@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ktorch_sim.checkpoint import CheckpointError
-from ktorch_sim.config import ConfigError, config_help, load_config
+from ktorch_sim.config import ConfigError, cap_notes, config_help, load_config
 from ktorch_sim.logging import RunDirError
 from ktorch_sim.model_files import ModelFileError
 
@@ -48,13 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = args.cfg
         if cfg is None and args.resume is not None and (args.resume / "config.toml").is_file():
             cfg = args.resume / "config.toml"  # resume with the run's own resolved config
-        config = load_config(cfg, args.overrides)
+        config = load_config(cfg, args.overrides, note_caps=False)
         from ktorch_sim.trainer import Trainer
 
         trainer = Trainer(config, resume=args.resume)
     except (ConfigError, CheckpointError, RunDirError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for line in cap_notes(config):  # after the bad-input checks, so an error stays the only line
+        print(line, file=sys.stderr)
     run_dir = trainer.train(progress=not args.no_progress)
     print(trainer.summary())
     print(f"run directory: {run_dir}")

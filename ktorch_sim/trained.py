@@ -118,7 +118,8 @@ def load_trained_policy(path: str | Path, overrides: Sequence[str] = (), device:
     state = load_checkpoint(file, map_location="cpu")
     # Batches only matter for training; 1 divides any number of worlds a tool asks for.
     overrides = ["ppo.batch_size=1", *overrides] + ([f"task.device={device}"] if device else [])
-    config = config_from_dict(state["config"], overrides, source=f"{file} (config)")
+    # The tools set worlds and episode lengths themselves: the CPU caps' training notes would mislead.
+    config = config_from_dict(state["config"], overrides, source=f"{file} (config)", note_caps=False)
     task_cls, _ = resolve_task(config.task_name)
     task = task_cls(config.task)
     if not isinstance(task, PPOTask):

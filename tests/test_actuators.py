@@ -107,3 +107,85 @@ def test_torque_actuators_pass_actions_through():
     act = TorqueActuators.create(load_kbot_model())
     action = torch.randn(3, 20)
     torch.testing.assert_close(act.ctrl(action, {}, torch.Generator()), action)
+
+
+UNNAMED_ACTUATORS_XML = """
+<mujoco>
+  <worldbody>
+    <body name="upper">
+      <joint name="shoulder" type="hinge" axis="0 1 0"/>
+      <geom type="capsule" fromto="0 0 0 0 0 -0.5" size="0.05" mass="1"/>
+      <body pos="0 0 -0.5">
+        <joint type="hinge" axis="0 1 0"/>
+        <geom type="capsule" fromto="0 0 0 0 0 -0.5" size="0.05" mass="1"/>
+        <site name="tip" pos="0 0 -0.5"/>
+      </body>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor joint="shoulder" gear="2"/>
+    <motor site="tip" gear="1 0 0 0 0 0"/>
+    <motor name="shoulder_boost" joint="shoulder"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def _unnamed_model() -> mujoco.MjModel:
+    """Three motors: unnamed on a named joint, unnamed on a site, and a named second one on the joint."""
+    return mujoco.MjModel.from_xml_string(UNNAMED_ACTUATORS_XML)
+
+
+def test_torque_actuators_work_on_models_with_unnamed_actuators():
+    from ktorch_sim.actuators import TorqueActuators, actuator_labels
+
+    model = _unnamed_model()
+    assert actuator_labels(model) == ["shoulder", "actuator_1", "shoulder_boost"]
+    act = TorqueActuators.create(model)
+    assert act.actuator_ids == (0, 1, 2)
+    action = torch.randn(2, 3)
+    torch.testing.assert_close(act.ctrl(action, {}, torch.Generator()), action)
+    # a subset by label (joint name or actuator_<i>) or by name, in action order
+    assert TorqueActuators.create(model, ["actuator_1", "shoulder_boost"]).actuator_ids == (1, 2)
+    with pytest.raises(ValueError, match=r"actuator 'nose' is not in the model; actuators are \['shoulder'"):
+        TorqueActuators.create(model, ["nose"])
+
+
+def _kbot_without_actuator_names() -> mujoco.MjModel:
+    from ktorch_sim.robots.kbot import KBOT_SCENE_XML
+
+    spec = mujoco.MjSpec.from_file(str(KBOT_SCENE_XML))
+    for actuator in spec.actuators:
+        actuator.name = ""
+    return spec.compile()
+
+
+def test_position_actuators_find_unnamed_actuators_by_their_joint():
+    from ktorch_sim.actuators import PositionActuators, actuator_labels
+    from ktorch_sim.model_files import check_joint_sets
+    from ktorch_sim.robot_metadata import check_against_model
+
+    named, unnamed = load_kbot_model(), _kbot_without_actuator_names()
+    meta = kbot_metadata()
+    assert all(not unnamed.actuator(i).name for i in range(unnamed.nu))
+    check_against_model(meta, unnamed)
+    check_joint_sets(meta, unnamed, "joints.toml", "task.metadata_path")
+    order = [j.name for j in meta.in_policy_order()]
+    expected = PositionActuators.create(named, meta, joint_names=order)
+    got = PositionActuators.create(unnamed, meta, joint_names=order)
+    assert got.actuator_ids == expected.actuator_ids
+    assert actuator_labels(unnamed) == [n.removesuffix("_ctrl") for n in actuator_labels(named)]
+    got.configure(unnamed)
+    expected.configure(named)
+    np.testing.assert_array_equal(unnamed.actuator_gainprm, named.actuator_gainprm)
+    np.testing.assert_array_equal(unnamed.actuator_biasprm, named.actuator_biasprm)
+
+
+def test_a_joint_with_two_unnamed_actuators_is_one_clear_error():
+    from ktorch_sim.actuators import joint_actuator_ids
+
+    model = _unnamed_model()
+    with pytest.raises(ValueError, match=r"joint 'shoulder' is driven by 2 actuators \['shoulder', 'shoulder_boost'\]"):
+        joint_actuator_ids(model, ["shoulder"])
+    with pytest.raises(ValueError, match="joint 'knee' has no actuator"):
+        joint_actuator_ids(model, ["knee"])

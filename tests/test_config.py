@@ -82,6 +82,29 @@ def test_shipped_configs_are_capped_on_the_cpu_engine(name):
     assert c.ppo.envs_per_minibatch(c.task.num_envs) == 32 and c.ppo.num_minibatches(c.task.num_envs) == 1
 
 
+def test_cpu_caps_say_so_on_stderr_with_key_values_and_override(capsys):
+    shipped = load_config(CONFIGS / "kbot_walk.toml", GPU)
+    c = load_config(CONFIGS / "kbot_walk.toml", CPU)
+    assert (c.task.num_envs, c.ppo.max_steps) == (32, 16000) and shipped.ppo.max_steps == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"note: task.num_envs {shipped.task.num_envs} -> 32, capped by cpu.max_num_envs because physics runs on "
+        f"native MuJoCo on the CPU; override with --set task.num_envs={shipped.task.num_envs} or "
+        "--set cpu.max_num_envs=0",
+        "note: ppo.max_steps 0 (unlimited) -> 16000, capped by cpu.max_steps because physics runs on native "
+        "MuJoCo on the CPU; override with --set ppo.max_steps=<steps> or --set cpu.max_steps=0 (run until stopped)",
+    ]
+    # nothing capped, nothing said: values given with --set, caps off, or not the CPU engine
+    load_config(CONFIGS / "kbot_walk.toml", [*CPU, "task.num_envs=64", "ppo.max_steps=1000"])
+    load_config(CONFIGS / "kbot_walk.toml", [*CPU, "cpu.max_num_envs=0", "cpu.max_steps=0"])
+    load_config(CONFIGS / "kbot_walk.toml", GPU)
+    assert capsys.readouterr().err == ""
+    # a config that fails validation says only its error
+    with pytest.raises(ConfigError, match="ppo.batch_size"):
+        load_config(CONFIGS / "kbot_walk.toml", [*CPU, "ppo.batch_size=0"])
+    assert capsys.readouterr().err == ""
+
+
 def test_no_file_gives_the_default_task_defaults():
     c = load_config(None)
     # without a GPU the engine resolves to native MuJoCo: the run gets cpu.max_steps instead of "forever"
@@ -338,6 +361,71 @@ def test_import_path_task_config_is_typed_and_checked(task_module, tmp_path):
     assert error_of(path, ["task.stride=2"]) == "--set task: stride must be <= 1 m"
     assert "cannot find the config class" in error_of(None, [f"task.name={task_module}:NoConfig"])
     assert "task.stride: float = 0.3" in config_help(f"{task_module}:ByBase")
+
+
+def test_a_task_file_path_resolves_relative_to_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "helper_for_config_test.py").write_text("STRIDE = 0.4\n")
+    script = TASK_MODULE.replace("from ktorch_sim", "from helper_for_config_test import STRIDE\nfrom ktorch_sim")
+    script += '\nif __name__ == "__main__":\n    raise SystemExit("the launch block must not run")\n'
+    (tmp_path / "scripts" / "train_it.py").write_text(script)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))  # the loader adds scripts/ for its neighbours
+    task_cls, config_cls = resolve_task("scripts/train_it.py:ByAttribute")
+    assert task_cls.__name__ == "ByAttribute" and config_cls.__name__ == "MyConfig"
+    # the same file is loaded once: an absolute path gives the very same class
+    assert resolve_task(f"{tmp_path}/scripts/train_it.py:ByAttribute")[0] is task_cls
+    assert load_config(None, ["task.name=scripts/train_it.py:ByBase", "task.stride=0.5"]).task.stride == 0.5
+    assert error_of(None, ["task.name=scripts/nowhere.py:ByBase"]).startswith(
+        '--set task.name: task file "scripts/nowhere.py" of task "scripts/nowhere.py:ByBase" does not exist')
+
+
+def test_a_task_module_is_found_from_the_current_directory(tmp_path, monkeypatch):
+    # python tools/play.py puts tools/ on sys.path, not the directory it runs from
+    (tmp_path / "cwd_tasks_for_config_test.py").write_text(TASK_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", str(tmp_path))])
+    assert resolve_task("cwd_tasks_for_config_test:ByBase")[0].__name__ == "ByBase"
+
+
+def test_importable_task_name_of_script_notebook_and_local_classes(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from ktorch_sim.config import importable_task_name
+    from ktorch_sim.ppo_task import _recorded_task_name
+    from tests.cartpole import CartpoleTask
+
+    assert importable_task_name(CartpoleTask) == "tests.cartpole:CartpoleTask"
+    in_main = type("MyTask", (CartpoleTask,), {"__module__": "__main__"})
+    script = types.ModuleType("__main__")
+    script.__file__ = str(tmp_path / "my_tasks" / "walk.py")
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    monkeypatch.chdir(tmp_path)
+    assert importable_task_name(in_main) == "my_tasks/walk.py:MyTask"  # python my_tasks/walk.py
+    monkeypatch.chdir(tmp_path.parent)
+    assert importable_task_name(in_main) == f"{tmp_path.name}/my_tasks/walk.py:MyTask"
+    script.__spec__ = types.SimpleNamespace(name="my_tasks.walk")  # python -m my_tasks.walk
+    assert importable_task_name(in_main) == "my_tasks.walk:MyTask"
+
+    notebook = types.ModuleType("__main__")  # no __file__: a notebook or the REPL
+    monkeypatch.setitem(sys.modules, "__main__", notebook)
+    assert importable_task_name(in_main) is None
+    with pytest.warns(UserWarning, match=r"records task.name='__main__:MyTask'; tools/play.py, tools/export.py "
+                                         r"and tools/render.py will need --set task.name=path/to/file.py:MyTask"):
+        assert _recorded_task_name(in_main) == "__main__:MyTask"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: the second launch in the same process is quiet
+        assert _recorded_task_name(in_main) == "__main__:MyTask"
+
+    def make_local():
+        class Local(CartpoleTask):
+            pass
+        return Local
+
+    assert importable_task_name(make_local()) is None
 
 
 def test_registered_tasks_resolve_to_their_classes():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 import torch
 
 from ktorch_sim.actuators import PositionActuators
@@ -194,3 +195,48 @@ def test_recompute_constants_switch_controls_mj_setconst_after_mass_randomizatio
             field = env.engine.model_field("body_subtreemass")
             assert torch.equal(field[0], env.engine.default_model_field("body_subtreemass"))
     assert calls == {True: 1, False: 0}
+
+
+def test_planar_walker_without_free_joint_runs_episodes_with_base_metrics_and_healthy_reward(monkeypatch):
+    """A model whose root is slide-x, slide-z, hinge-y: the distance metric is the torso's xy, not qpos[:2].
+
+    Each step's pre-reset state is recorded where the env records its metrics, then the sums are
+    worked by hand: distance = largest |torso xy| over the episode; return with HealthyReward(scale=1)
+    = steps alive = length, minus the failing step's 1 for a fall.
+    """
+    from tests.planar_walker import PlanarWalkerConfig, PlanarWalkerTask
+
+    env = PlanarWalkerTask(PlanarWalkerConfig(num_envs=N, min_z=0.95, num_threads=1)).make_env()
+    seen: list[tuple[torch.Tensor, ...]] = []
+    record = env._record_episode_metrics
+
+    def spy(reward, done, terminated):
+        distance = env.engine.state.xpos[:, 1, :2].norm(dim=-1).clone()  # body 1: the torso
+        seen.append((distance, done.clone(), terminated.clone(), env.ctx.episode_steps.clone(), reward.clone()))
+        record(reward, done, terminated)
+
+    monkeypatch.setattr(env, "_record_episode_metrics", spy)
+    env.reset()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(100):
+        env.step(torch.rand(N, env.num_actions, generator=g) * 2 - 1)
+    metrics = env.pop_metrics()
+
+    farthest = torch.zeros(N)
+    distance_sum = return_sum = episodes = failures = 0.0
+    for distance, done, terminated, steps, reward in seen:
+        farthest = torch.maximum(farthest, distance)
+        assert torch.equal(reward, (~terminated).float())  # 1 per step alive, 0 on the failing step
+        for i in torch.nonzero(done).flatten().tolist():
+            distance_sum += float(farthest[i])
+            return_sum += float(steps[i]) - float(terminated[i])
+            episodes += 1
+            failures += float(terminated[i])
+            farthest[i] = 0.0
+    assert episodes >= N + 1 and failures >= 1
+    assert float(metrics["episode_length"]) > 10 * episodes  # a standing walker is healthy, not failed at once
+    assert float(metrics["episodes"]) == episodes and float(metrics["failures"]) == failures
+    assert float(metrics["episode_return"]) == return_sum
+    assert float(metrics["distance_from_origin"]) == pytest.approx(distance_sum, rel=1e-6)
+    # the terminations saw the torso's height (about 1.05 m), not qpos[2] (the pitch angle, about 0)
+    assert float(metrics["termination/bad_z_termination"]) == failures

@@ -103,6 +103,27 @@ def test_joint_position_and_velocity_equal_qpos_qvel_minus_zero_offset(random_en
     np.testing.assert_allclose(_np(pos.observe(ctx_off, {})), qpos[:, 7:] - _np(offset), atol=1e-6, rtol=0)
 
 
+def test_joint_position_offsets_follow_actuators_when_joints_outnumber_them():
+    """A planar walker has 7 hinge/slide joints (3 unactuated root joints) and 4 motors, in another order."""
+    from ktorch_sim.engines import EngineConfig, make_engine
+    from tests.planar_walker import PLANAR_WALKER_XML
+
+    # motors listed right leg first: actuator k does not drive joint column k
+    xml = PLANAR_WALKER_XML.replace('<motor joint="left_hip"', '<motor joint="right_hip_"').replace(
+        '<motor joint="right_hip"', '<motor joint="left_hip"').replace('right_hip_', 'right_hip')
+    model = mujoco.MjModel.from_xml_string(xml)
+    assert [int(model.actuator_trnid[a, 0]) for a in range(model.nu)] == [5, 4, 3, 6]
+    engine = make_engine("mujoco", model, EngineConfig(num_envs=2, dt=0.005, ctrl_dt=0.02, num_threads=1))
+    qpos = np.random.default_rng(0).uniform(-0.3, 0.3, (2, model.nq))
+    reset_engine(engine, qpos)
+    offset = torch.tensor([[0.1, 0.2, 0.3, 0.4], [-0.1, -0.2, -0.3, -0.4]])  # per actuator, ctrl order
+    ctx = make_context(engine, extras={"joint_zero_offset": offset})
+    expected = qpos.copy()
+    for a, joint in enumerate([5, 4, 3, 6]):  # joint j's qpos column is j here
+        expected[:, joint] -= offset[:, a].numpy()
+    np.testing.assert_allclose(_np(JointPositionObservation().observe(ctx, {})), expected, atol=1e-6, rtol=0)
+
+
 def test_com_inertia_and_velocity_match_mj_forward(random_engine, kbot_model):
     engine, _, _, refs = random_engine
     ctx = make_context(engine)

@@ -315,3 +315,52 @@ def test_viewer_loop_steers_the_command_from_keys(tiny_kbot_walk_run, monkeypatc
     torch.testing.assert_close(seen[0], torch.zeros(1, 3))
     torch.testing.assert_close(seen[1], torch.tensor([[0.2, 0.0, 0.1]]))
     np.testing.assert_allclose(viewers[0].data.qpos, policy.env.engine.state.qpos[0].numpy(), atol=1e-6)
+
+
+# --- a model without a free joint -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_planar_walker_run(tmp_path_factory):
+    """Run directory of a one-iteration training of the planar walker (tests/planar_walker.py)."""
+    from tests.conftest import train_tiny_run
+
+    return train_tiny_run(tmp_path_factory.mktemp("planar_runs"), task="tests.planar_walker:PlanarWalkerTask")
+
+
+def test_measured_velocity_of_a_planar_walker_is_its_torso_velocity():
+    from ktorch_sim.evaluate import measured_velocity
+    from tests.planar_walker import PlanarWalkerConfig, PlanarWalkerTask
+
+    env = PlanarWalkerTask(PlanarWalkerConfig(num_envs=2)).make_env()
+    rng = np.random.default_rng(1)
+    qpos = rng.uniform(-0.3, 0.3, (2, env.model.nq)).astype(np.float32)
+    qvel = rng.normal(0.0, 1.0, (2, env.model.nv)).astype(np.float32)
+    env.engine.reset(torch.ones(2, dtype=torch.bool), torch.tensor(qpos), torch.tensor(qvel))
+    v_xy, w_z = measured_velocity(env)
+    for i in range(2):
+        d = mujoco.MjData(env.model)
+        d.qpos[:], d.qvel[:] = qpos[i], qvel[i]
+        mujoco.mj_forward(env.model, d)
+        velocity = np.zeros(6)
+        mujoco.mj_objectVelocity(env.model, d, mujoco.mjtObj.mjOBJ_BODY, 1, velocity, 0)
+        # pitching in the x-z plane leaves the heading at 0: the heading frame is the world's
+        np.testing.assert_allclose(v_xy[i].numpy(), velocity[3:5], atol=1e-4)
+        assert float(w_z[i]) == pytest.approx(velocity[2], abs=1e-5)
+
+
+def test_play_evaluates_a_trained_planar_walker(tiny_planar_walker_run, play_tool, capsys):
+    from ktorch_sim.play import PlayOptions, evaluate_checkpoint
+
+    summary = evaluate_checkpoint(tiny_planar_walker_run, PlayOptions(episodes=2, num_envs=2, max_seconds=0.2))
+    assert summary["episodes"] == 2 and summary["unfinished_worlds"] == 0
+    assert summary["task"] == "tests.planar_walker:PlanarWalkerTask"
+    assert math.isfinite(summary["linear_velocity_error_rms"]) and math.isfinite(summary["yaw_rate_error_rms"])
+    assert 1 <= summary["episode_length_mean"] <= 10
+    # HealthyReward(scale=1): the return is the number of steps that did not fail
+    assert summary["return_mean"] == pytest.approx(summary["episode_length_mean"] - summary["falls"] / 2)
+    # the command line: one JSON line, no traceback
+    assert play_tool.main([str(tiny_planar_walker_run), "--episodes", "2", "--num-envs", "2",
+                           "--max-seconds", "0.2"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and json.loads(out[0])["episodes"] == 2

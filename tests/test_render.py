@@ -137,6 +137,36 @@ def test_velocity_arrows_turn_the_heading_frame_command_into_the_world():
     assert all(a.start[2] > 0.7 + 0.5 for a in velocity_arrows(qpos, qvel, None))  # above the robot's head
 
 
+def test_body_velocity_arrows_work_without_a_free_joint_and_agree_with_it(kbot_model):
+    from ktorch_sim.render import ARROW_HEIGHT, body_velocity_arrows
+    from tests.planar_walker import planar_walker_model
+
+    model = planar_walker_model()  # root: slide x, slide z, hinge y; qpos[3:7] are leg joints
+    d = mujoco.MjData(model)
+    d.qpos[:3] = (1.0, -0.1, 0.3)
+    d.qvel[:3] = (0.8, 0.0, 0.0)  # moving forward along x, upright-ish, not turning
+    mujoco.mj_forward(model, d)
+    arrows = {a.rgba: a for a in body_velocity_arrows(model, d, 1, np.array([0.5, 0.0, 0.0]))}
+    np.testing.assert_allclose(np.subtract(arrows[BLUE].end, arrows[BLUE].start), [0.8, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(np.subtract(arrows[GREEN].end, arrows[GREEN].start), [0.5, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(arrows[BLUE].start, d.xpos[1] + [0.0, 0.0, ARROW_HEIGHT], atol=1e-9)
+    assert LIGHT_BLUE not in arrows  # no yaw rate about world z
+
+    # a free-joint robot: the same arrows as the qpos/qvel version
+    d = mujoco.MjData(kbot_model)
+    d.qpos[:] = kbot_model.qpos0
+    d.qpos[:3] = (1.0, 2.0, 0.7)
+    d.qpos[3:7] = (math.cos(math.pi / 8), 0.0, 0.0, math.sin(math.pi / 8))
+    d.qvel[:3], d.qvel[5] = (0.5, -0.2, 0.0), 1.5
+    mujoco.mj_forward(kbot_model, d)
+    free = velocity_arrows(d.qpos, d.qvel, np.array([1.0, 0.0, -1.0]))
+    body = body_velocity_arrows(kbot_model, d, 1, np.array([1.0, 0.0, -1.0]))
+    assert [a.rgba for a in body] == [a.rgba for a in free]
+    for a, b in zip(body, free, strict=True):
+        np.testing.assert_allclose(a.start, b.start, atol=1e-9)
+        np.testing.assert_allclose(a.end, b.end, atol=1e-9)
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".gif"])
 def test_write_video_frame_count_and_nothing_half_written(tmp_path, suffix):
     rng = np.random.default_rng(0)

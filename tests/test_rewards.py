@@ -118,6 +118,26 @@ def test_stay_alive_alive_failed_success(cpu_engine):
         StayAliveReward().get_reward(make_context(cpu_engine), {})
 
 
+def test_healthy_reward_pays_scale_per_step_alive_and_nothing_on_the_failing_step(cpu_engine):
+    import ktorch_sim as ks
+    from ktorch_sim.components.rewards import HealthyReward
+
+    assert ks.HealthyReward is HealthyReward
+    dev = cpu_engine.device
+    # worlds: alive, failed, time limit, failed at the time limit (a failure)
+    extras = {"terminated": torch.tensor([False, True, False, True], device=dev),
+              "truncated": torch.tensor([False, False, True, True], device=dev)}
+    ctx = make_context(cpu_engine, extras=extras)
+    reward = HealthyReward(scale=5.0)
+    # the env adds get_reward * signed_scale: 5 per step alive (also on the time-limit step), 0 on failure
+    np.testing.assert_allclose(value(reward, ctx) * reward.signed_scale, [5.0, 0.0, 5.0, 0.0])
+    assert HealthyReward().signed_scale == 1.0  # Gymnasium's default healthy_reward
+    # ksim's StayAliveReward with the same scale pays scale/balance alive and -scale on failure
+    np.testing.assert_allclose(value(StayAliveReward(scale=5.0), ctx) * 5.0, [0.05, -5.0, 0.05, -5.0], atol=1e-6)
+    with pytest.raises(KeyError, match="HealthyReward needs ctx.extras"):
+        HealthyReward().get_reward(make_context(cpu_engine), {})
+
+
 def test_upright_is_cosine_of_tilt(engine, home_qpos):
     tilts = [((1, 0, 0), 0.0), ((1, 0, 0), math.radians(30)), ((0, 1, 0), math.pi / 2), ((1, 0, 0), math.pi)]
     qpos = np.tile(home_qpos, (N, 1))

@@ -153,3 +153,83 @@ def test_termination_errors_name_the_problem(kbot_model):
         IllegalContactTermination.create(kbot_model, ["no_such_geom"])
     with pytest.raises(ValueError, match="max_length_sec"):
         EpisodeLengthTermination(max_length_sec=0.0)
+
+
+# --- models without a free joint ------------------------------------------------------------
+
+
+def planar_engine(num_envs: int = 4):
+    from ktorch_sim.engines import EngineConfig, make_engine
+    from tests.planar_walker import planar_walker_model
+
+    return make_engine("mujoco", planar_walker_model(), EngineConfig(num_envs=num_envs, dt=0.005, ctrl_dt=0.02,
+                                                                    num_threads=1))
+
+
+def test_base_terminations_on_a_planar_walker_read_the_root_body_not_qpos():
+    from tests.planar_walker import TORSO_HEIGHT
+
+    engine = planar_engine()
+    qpos = np.zeros((4, engine.model.nq))  # [root_x, root_z, root_pitch, hips and knees]
+    qpos[1, 1] = -0.6  # torso down to 0.45 m
+    qpos[2, 2] = 1.2  # pitched 1.2 rad: qpos[2] is an angle, not a height
+    qpos[3, 0] = 3.0  # 3 m along x
+    reset_engine(engine, qpos)
+    ctx = make_context(engine)
+    assert verdict(BadZTermination(min_z=0.6), ctx) == [0, -1, 0, 0]
+    assert verdict(BadZTermination(max_z=TORSO_HEIGHT - 0.01), ctx) == [-1, 0, -1, -1]
+    assert verdict(MinimumHeightTermination(min_height=0.5), ctx) == [0, -1, 0, 0]
+    assert verdict(NotUprightTermination(max_radians=1.0), ctx) == [0, 0, -1, 0]
+    assert verdict(FarFromOriginTermination(max_dist=2.0), ctx) == [0, 0, 0, 1]
+    # a named body instead of the base: the left shin's origin is 0.6 m below the torso along its axis
+    # (1.05 - 0.6 cos 1.2 = 0.83 m in the pitched world)
+    assert verdict(BadZTermination(min_z=0.6, body_name="left_shin"), ctx) == [-1, -1, 0, -1]
+    with pytest.raises(ValueError, match="body 'pelvis' is not in the model"):
+        BadZTermination(min_z=0.6, body_name="pelvis").check(ctx)
+
+    # stepped on the native engine: the walker stands on its feet, healthy, its height read from xpos
+    engine.reset(torch.ones(4, dtype=torch.bool), torch.zeros(4, engine.model.nq), torch.zeros(4, engine.model.nv))
+    for _ in range(10):
+        engine.step(torch.zeros(4, engine.model.nu))
+    ctx = make_context(engine)
+    assert verdict(BadZTermination(min_z=0.6), ctx) == [0, 0, 0, 0]
+    torch.testing.assert_close(engine.state.xpos[:, 1, 2], torch.full((4,), TORSO_HEIGHT), atol=0.02, rtol=0)
+
+
+def test_robot_base_matches_mujoco_on_a_planar_walker_and_is_qpos_for_a_free_joint(kbot_model):
+    from ktorch_sim.components.robot_base import (
+        base_angular_velocity,
+        base_body,
+        base_linear_velocity,
+        base_position,
+        base_quat,
+        quat_yaw,
+    )
+    from tests.conftest import build_engine
+
+    engine = planar_engine(num_envs=2)
+    base = base_body(engine.model)
+    assert (base.name, base.body, base.has_free_joint) == ("torso", 1, False)
+    assert base_body(engine.model, "left_shin").name == "left_shin"
+    rng = np.random.default_rng(0)
+    qpos, qvel = rng.uniform(-0.5, 0.5, (2, engine.model.nq)), rng.normal(0.0, 1.0, (2, engine.model.nv))
+    reset_engine(engine, qpos, qvel)  # after a reset the derived quantities are exact
+    for i in range(2):
+        d = mujoco.MjData(engine.model)
+        d.qpos[:], d.qvel[:] = qpos[i].astype(np.float32), qvel[i].astype(np.float32)
+        mujoco.mj_forward(engine.model, d)
+        velocity = np.zeros(6)
+        mujoco.mj_objectVelocity(engine.model, d, mujoco.mjtObj.mjOBJ_BODY, 1, velocity, 0)
+        np.testing.assert_allclose(base_position(engine.state, base)[i], d.xpos[1], atol=1e-5)
+        np.testing.assert_allclose(base_quat(engine.state, base)[i], d.xquat[1], atol=1e-5)
+        np.testing.assert_allclose(base_linear_velocity(engine.state, base)[i], velocity[3:], atol=1e-4)
+        np.testing.assert_allclose(base_angular_velocity(engine.state, base)[i], velocity[:3], atol=1e-5)
+    # pitching about y never turns the heading
+    assert quat_yaw(base_quat(engine.state, base)).abs().max() < 1e-6
+
+    kbot = build_engine(("mujoco", "cpu"), kbot_model, num_envs=2)
+    free = base_body(kbot.model)
+    assert free.has_free_joint and (free.qpos_adr, free.dof_adr) == (0, 0)
+    assert base_position(kbot.state, free).data_ptr() == kbot.state.qpos.data_ptr()  # qpos[:, 0:3] itself
+    torch.testing.assert_close(base_quat(kbot.state, free), kbot.state.qpos[:, 3:7], rtol=0, atol=0)
+    torch.testing.assert_close(base_linear_velocity(kbot.state, free), kbot.state.qvel[:, 0:3], rtol=0, atol=0)

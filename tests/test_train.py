@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,78 @@ def test_running_normalizer_merges_batches_exactly():
     torch.testing.assert_close(norm.var, data.var(0, unbiased=False), atol=1e-3, rtol=1e-3)
     out = norm(data)
     torch.testing.assert_close(out.mean(0), torch.zeros(4), atol=1e-3, rtol=0)
+
+
+LAUNCH_SCRIPT = '''
+"""A task defined in the script that launches it: its class lives in module __main__."""
+from dataclasses import dataclass
+
+import ktorch_sim as ks
+from tests.cartpole import CartpoleConfig, CartpoleTask
+
+
+@dataclass(kw_only=True)
+class ScriptConfig(CartpoleConfig):
+    """The cart-pole's settings, defined in the script too."""
+
+
+class ScriptCartpole(CartpoleTask):
+    config_class = ScriptConfig
+
+
+if __name__ == "__main__":
+    run = ScriptCartpole.launch(
+        ScriptConfig(num_envs=2, num_threads=1),
+        ppo=ks.PPOConfig(batch_size=2, rollout_length_seconds=0.1, max_steps=10),
+        model=ks.ModelConfig(hidden_size=16, depth=1, num_mixtures=2),
+        logging=ks.LoggingConfig(run_dir="runs", wandb_mode="disabled"), progress=False)
+    print(run)
+'''
+
+
+def test_a_task_launched_from_a_script_records_a_name_the_tools_can_load(tmp_path, monkeypatch):
+    from ktorch_sim.checkpoint import load_checkpoint
+    from ktorch_sim.trained import load_trained_policy
+
+    (tmp_path / "my_tasks").mkdir()
+    (tmp_path / "my_tasks" / "walk.py").write_text(LAUNCH_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "my_tasks/walk.py"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr
+    run = Path(tmp_path, proc.stdout.strip().splitlines()[-1])
+    name = "my_tasks/walk.py:ScriptCartpole"  # not __main__:ScriptCartpole
+    ckpt = load_checkpoint(sorted((run / "checkpoints").glob("ckpt_*.pt"))[-1], map_location="cpu")
+    assert ckpt["config"]["task"]["name"] == name
+    assert f'name = "{name}"' in (run / "config.toml").read_text()
+
+    # what tools/play.py and tools/export.py do: rebuild the task from the run, from where it ran
+    monkeypatch.chdir(tmp_path)
+    policy = load_trained_policy(run, ["task.num_envs=1"])
+    assert type(policy.task).__name__ == "ScriptCartpole" and type(policy.config.task).__name__ == "ScriptConfig"
+    assert policy.iteration == 1
+
+
+def test_cli_prints_the_cpu_cap_notes_once_training_starts_and_never_with_an_error(tmp_path, capsys):
+    from ktorch_sim.train import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[task]\nname = "tests.cartpole:CartpoleTask"\nnum_envs = 64\nengine = "mujoco"\nnum_threads = 1\n')
+    tiny = ["--set", "ppo.batch_size=4", "--set", "ppo.rollout_length_seconds=0.2", "--set", "model.hidden_size=16",
+            "--set", "model.depth=1", "--set", "logging.wandb_mode=disabled", "--set", "cpu.max_num_envs=8",
+            "--set", "cpu.max_steps=16", "--no-progress"]
+    # a bad input after the caps applied: the error is still the only line
+    (tmp_path / "a_file").write_text("x")
+    assert main(["--cfg", str(cfg), *tiny, "--set", f"logging.run_dir={tmp_path / 'a_file' / 'runs'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot create run directory"), err
+
+    assert main(["--cfg", str(cfg), *tiny, "--set", f"logging.run_dir={tmp_path / 'runs'}"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "note: task.num_envs 64 -> 8, capped by cpu.max_num_envs because physics runs on native MuJoCo on the CPU; "
+        "override with --set task.num_envs=64 or --set cpu.max_num_envs=0",
+        "note: ppo.max_steps 0 (unlimited) -> 16, capped by cpu.max_steps because physics runs on native MuJoCo on "
+        "the CPU; override with --set ppo.max_steps=<steps> or --set cpu.max_steps=0 (run until stopped)",
+    ]

@@ -38,6 +38,7 @@ from ktorch_sim.components.base import (
     name_to_id,
     uniform,
 )
+from ktorch_sim.components.robot_base import heading_xy, quat_yaw
 
 __all__ = [
     "AngularVelocityCommand",
@@ -95,16 +96,17 @@ def wrap_angle(angle: torch.Tensor) -> torch.Tensor:
 
 
 def base_yaw(qpos: torch.Tensor) -> torch.Tensor:
-    """Heading (yaw about world z, rad) of the free-joint base from its wxyz quaternion, (N,)."""
-    w, x, y, z = qpos[:, 3:7].unbind(-1)
-    return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    """Heading (yaw about world z, rad) of a free-joint base from its wxyz quaternion ``qpos[:, 3:7]``, (N,).
+
+    For any model (a free joint elsewhere in qpos, or none) use
+    ``quat_yaw(base_quat(physics, base_body(model)))`` from :mod:`ktorch_sim.components.robot_base`.
+    """
+    return quat_yaw(qpos[:, 3:7])
 
 
 def heading_frame_xy(qpos: torch.Tensor, v_world: torch.Tensor) -> torch.Tensor:
-    """Planar part (N, 2) of world vectors ``v_world`` (N, 3) in the base's heading (yaw-only) frame."""
-    yaw = base_yaw(qpos)
-    c, s = torch.cos(yaw), torch.sin(yaw)
-    return torch.stack([c * v_world[:, 0] + s * v_world[:, 1], -s * v_world[:, 0] + c * v_world[:, 1]], -1)
+    """Planar part (N, 2) of world vectors ``v_world`` (N, 3) in a free-joint base's heading (yaw-only) frame."""
+    return heading_xy(base_yaw(qpos), v_world)
 
 
 def _step_toward(current: torch.Tensor, target: torch.Tensor, max_step: float | torch.Tensor) -> torch.Tensor:

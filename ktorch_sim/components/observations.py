@@ -68,7 +68,8 @@ __all__ = [
     "tilt_xy",
 ]
 
-# Key in ``EnvContext.extras`` of the per-episode joint encoder offsets, (N, num_joints) in rad.
+# Key in ``EnvContext.extras`` of the per-episode joint encoder offsets, rad: (N, nu) in actuator
+# order from the environment, or (N, num_joints) in joint order.
 JOINT_ZERO_OFFSET_KEY = "joint_zero_offset"
 
 
@@ -133,6 +134,36 @@ def _constant(values: tuple[float, ...], device: str) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float32, device=device)
 
 
+_OFFSET_SOURCE_CACHE: dict[int, tuple[mujoco.MjModel, tuple[int, ...] | None]] = {}
+
+
+def _offset_sources(model: mujoco.MjModel) -> tuple[int, ...] | None:
+    """Per hinge/slide joint, the actuator whose encoder offset it reads (``nu`` for none); None for identity.
+
+    The environment draws offsets per actuator (``(N, nu)``, in ctrl order); joint ``k`` gets the
+    offset of the joint-transmission actuator that drives it. For K-Bot actuator ``k`` drives
+    joint ``k`` (identity, None); a planar walker's unactuated root slides and hinge get 0.
+    """
+    hit = _OFFSET_SOURCE_CACHE.get(id(model))
+    if hit is None or hit[0] is not model:
+        driver = {int(model.actuator_trnid[a, 0]): a for a in reversed(range(model.nu))
+                  if int(model.actuator_trntype[a]) == mujoco.mjtTrn.mjTRN_JOINT}
+        joints = [j for j in range(model.njnt) if int(model.jnt_type[j]) in _SCALAR_JOINTS]
+        sources = tuple(driver.get(j, model.nu) for j in joints)
+        hit = (model, None if sources == tuple(range(model.nu)) else sources)
+        _OFFSET_SOURCE_CACHE[id(model)] = hit
+    return hit[1]
+
+
+def _joint_offsets(model: mujoco.MjModel, offset: torch.Tensor) -> torch.Tensor:
+    """Return encoder offsets as (N, num_joints) columns: per-actuator offsets (N, nu) moved to their joints."""
+    sources = _offset_sources(model)
+    if offset.shape[-1] != model.nu or sources is None:
+        return offset  # already per joint, or actuator k drives joint k
+    padded = torch.cat([offset, torch.zeros_like(offset[:, :1])], dim=1)  # column nu: unactuated joints
+    return _cols(padded, sources)
+
+
 def _cols(x: torch.Tensor, idx: Sequence[int]) -> torch.Tensor:
     """Columns ``idx`` of a (N, M) tensor, as a new tensor."""
     return x.index_select(1, index_tensor(idx, x.device))
@@ -151,9 +182,11 @@ class JointPositionObservation(Observation):
     """Hinge/slide joint positions, (N, num_joints), rad (m for slides), in qpos order.
 
     ``qpos`` of every non-free joint minus the per-episode encoder zero offset, when the
-    environment provides one in ``ctx.extras["joint_zero_offset"]`` (N, num_joints): the real
-    robot's encoders report the angle relative to a slightly wrong zero, and the policy must
-    learn to live with that (ksim: ``qpos[7:] - zero_offset``).
+    environment provides one in ``ctx.extras["joint_zero_offset"]``: the real robot's encoders
+    report the angle relative to a slightly wrong zero, and the policy must learn to live with
+    that (ksim: ``qpos[7:] - zero_offset``). The environment's offsets are per actuator (N, nu);
+    each joint reads its actuator's, and a joint no actuator drives (a planar walker's root
+    slides) reads 0, so models with more joints than actuators work.
     """
 
     def observe(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
@@ -161,7 +194,7 @@ class JointPositionObservation(Observation):
         qpos_idx, _ = _joint_indices(ctx.model)
         q = _cols(ctx.physics.qpos, qpos_idx)
         offset = ctx.extras.get(JOINT_ZERO_OFFSET_KEY)
-        return q if offset is None else q - offset
+        return q if offset is None else q - _joint_offsets(ctx.model, offset)
 
 
 @dataclass(frozen=True, kw_only=True)

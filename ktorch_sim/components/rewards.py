@@ -62,6 +62,7 @@ __all__ = [
     "EnergyPenalty",
     "FeetAirTimeReward",
     "FeetSlipPenalty",
+    "HealthyReward",
     "JointDeviationPenalty",
     "JointVelocityPenalty",
     "LinearVelocityPenalty",
@@ -221,7 +222,9 @@ def _actuator_force_limits(model: mujoco.MjModel) -> tuple[float, ...]:
                 lo, hi = model.jnt_actfrcrange[j]
                 candidates.append(max(abs(lo), abs(hi)) * abs(model.actuator_gear[a, 0]))
         if not candidates or min(candidates) <= 0:
-            raise ValueError(f"actuator {model.actuator(a).name!r} has no force limit (set its forcerange or its "
+            from ktorch_sim.actuators import actuator_label  # actuators imports the components package
+
+            raise ValueError(f"actuator {actuator_label(model, a)!r} has no force limit (set its forcerange or its "
                              "joint's actuatorfrcrange)")
         limits.append(float(min(candidates)))
     return tuple(limits)
@@ -232,13 +235,22 @@ def _actuator_force_limits(model: mujoco.MjModel) -> tuple[float, ...]:
 
 @dataclass(frozen=True, kw_only=True)
 class StayAliveReward(Reward):
-    """``1/balance`` per step alive, ``-1`` on a failed termination, ``success_reward`` on success.
+    """ksim's survival term: ``+1/balance`` per step alive, ``-1`` on the failing step, times ``scale``.
+
+    What it pays, before ``scale``: ``1/balance`` (0.01 by default) on every step that did not
+    fail; ``-1`` on the step a termination returned -1 (or the physics broke); on a step that ended
+    the episode without failure (a time limit or a +1 termination) ``success_reward``, or
+    ``1/balance`` when that is None. A larger ``balance`` makes dying relatively more expensive.
+
+    This is not Gymnasium's ``healthy_reward`` (Hopper, Walker2d, Ant, Humanoid), which pays a
+    constant (``healthy_reward``, default 1) on every healthy step and nothing on the failing one:
+    here the per-step amount is ``scale/balance``, not ``scale``, and the failing step costs
+    ``-scale``. With ksim's ``scale=1.0`` an episode of 1000 steps earns 10, not 1000. Use
+    :class:`HealthyReward` for the Gymnasium behaviour.
 
     Reads ``ctx.extras["terminated"]`` (bool (N,): a termination returned -1 this step) and
     ``ctx.extras["truncated"]`` (bool (N,): the episode ended without failure: time limit or a
     +1 termination). A world that is both counts as failed, as in ksim (success = done and no -1).
-    A larger ``balance`` makes dying relatively more expensive. On success the term is
-    ``success_reward``, or ``1/balance`` when it is None.
     """
 
     balance: float = 100.0
@@ -246,14 +258,37 @@ class StayAliveReward(Reward):
 
     def get_reward(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
         """(N,) per-step survival term."""
-        for key in ("terminated", "truncated"):
-            if key not in ctx.extras:
-                raise KeyError(f"StayAliveReward needs ctx.extras[{key!r}] (bool (N,)) from the environment")
+        terminated, truncated = _done_flags(ctx, self)
         alive = 1.0 / self.balance
         success = alive if self.success_reward is None else self.success_reward
         value = torch.full((ctx.num_envs,), alive, device=ctx.device)
-        value = torch.where(ctx.extras["truncated"], torch.full_like(value, success), value)
-        return torch.where(ctx.extras["terminated"], torch.full_like(value, -1.0), value)
+        value = torch.where(truncated, torch.full_like(value, success), value)
+        return torch.where(terminated, torch.full_like(value, -1.0), value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HealthyReward(Reward):
+    """Gymnasium's ``healthy_reward``: ``scale`` on every step that did not fail, 0 on the failing step.
+
+    ``scale`` is the reward per step alive (Gymnasium's default is 1.0, as here). A step that ends
+    the episode without failure (the time limit) still pays; the step a termination returned -1
+    (or the physics broke) pays 0, like Gymnasium v5's Hopper and Walker2d, whose last,
+    unhealthy step earns no healthy reward. ksim's :class:`StayAliveReward` differs: ``scale/balance``
+    per step and ``-scale`` on the failing step.
+    """
+
+    def get_reward(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
+        """(N,) 1 where the step did not fail, 0 where it did (the environment multiplies by ``scale``)."""
+        terminated, _ = _done_flags(ctx, self)
+        return (~terminated).to(torch.float32)
+
+
+def _done_flags(ctx: EnvContext, owner: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ctx.extras`` terminated and truncated (bool (N,)), or one KeyError naming what is missing."""
+    for key in ("terminated", "truncated"):
+        if key not in ctx.extras:
+            raise KeyError(f"{type(owner).__name__} needs ctx.extras[{key!r}] (bool (N,)) from the environment")
+    return ctx.extras["terminated"], ctx.extras["truncated"]
 
 
 @dataclass(frozen=True, kw_only=True)

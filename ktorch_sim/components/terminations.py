@@ -7,6 +7,11 @@ step (see :mod:`ktorch_sim.engines.base` for its timing) and never synchronise w
 
 ksim's ``IllegalContactTermination`` returns a Python bool instead of an int array when no
 contact exists in the world (its quirk 12); here every termination always returns int8 (N,).
+
+The base terminations (height, tilt, distance) read the robot's base as
+:mod:`ktorch_sim.components.robot_base` defines it: ``body_name``, else the first body below the
+world. With a free joint that is ``qpos`` (ksim's ``qpos[2]``, ``qpos[3:7]``); without one (a
+planar walker on slide and hinge joints) the body's ``xpos``/``xquat``, so they work on any model.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import mujoco
 import torch
 
 from ktorch_sim.components.base import EnvContext, Termination, index_tensor, name_to_id
+from ktorch_sim.components.robot_base import base_body, base_position, base_quat
 
 __all__ = [
     "BadVelocityTermination",
@@ -39,13 +45,14 @@ def _verdict(condition: torch.Tensor, positive: bool = False) -> torch.Tensor:
 
 @dataclass(frozen=True, kw_only=True)
 class BadZTermination(Termination):
-    """Fails (-1) when the base height ``qpos[2]`` (m, world z) leaves [lower, upper].
+    """Fails (-1) when the base height (m, world z; ``qpos[2]`` for a free-joint base) leaves [lower, upper].
 
     ksim's parameters: ``min_z``/``max_z`` at curriculum level 0, moving linearly to
     ``final_min_z``/``final_max_z`` at level 1 (``lower = min_z + (final_min_z - min_z) * level``;
     without a final value the bound stays fixed). Older ksim spelled the fixed bounds
     ``unhealthy_z_lower``/``unhealthy_z_upper``; they are accepted as aliases of min_z/max_z. A
-    missing bound (None) is not checked. Uses the per-world curriculum level.
+    missing bound (None) is not checked. Uses the per-world curriculum level. ``body_name`` picks
+    the body whose height counts (default: the base, see the module docstring).
     """
 
     min_z: float | None = None
@@ -54,6 +61,7 @@ class BadZTermination(Termination):
     final_max_z: float | None = None
     unhealthy_z_lower: float | None = None
     unhealthy_z_upper: float | None = None
+    body_name: str | None = None
 
     def __post_init__(self) -> None:
         """Resolve the aliases and reject contradictory bounds."""
@@ -70,7 +78,7 @@ class BadZTermination(Termination):
 
     def check(self, ctx: EnvContext) -> torch.Tensor:
         """-1 where the base is below the lower or above the upper bound at this world's level."""
-        z = ctx.physics.qpos[:, 2]
+        z = base_position(ctx.physics, base_body(ctx.model, self.body_name))[:, 2]
         level = ctx.curriculum_level
         bad = torch.zeros_like(z, dtype=torch.bool)
         if self.min_z is not None:
@@ -87,13 +95,17 @@ class BadZTermination(Termination):
 
 @dataclass(frozen=True, kw_only=True)
 class MinimumHeightTermination(Termination):
-    """Fails (-1) when the base height ``qpos[2]`` (m, world z) is below ``min_height``: the robot fell."""
+    """Fails (-1) when the base height (m, world z) is below ``min_height``: the robot fell.
+
+    ``body_name`` picks the body (default: the base, ``qpos[2]`` for a free joint).
+    """
 
     min_height: float
+    body_name: str | None = None
 
     def check(self, ctx: EnvContext) -> torch.Tensor:
         """-1 where z < min_height."""
-        return _verdict(ctx.physics.qpos[:, 2] < self.min_height)
+        return _verdict(base_position(ctx.physics, base_body(ctx.model, self.body_name))[:, 2] < self.min_height)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,10 +114,12 @@ class NotUprightTermination(Termination):
 
     For the base quaternion (w, x, y, z) the world z component of the body z axis is
     ``cos(tilt) = 1 - 2 (x^2 + y^2)`` (after normalising), so the test is
-    ``cos(tilt) < cos(max_radians)``; yaw does not matter.
+    ``cos(tilt) < cos(max_radians)``; yaw does not matter. The quaternion is the free joint's
+    ``qpos[3:7]``, or the base body's ``xquat`` without one; ``body_name`` picks another body.
     """
 
     max_radians: float
+    body_name: str | None = None
 
     def __post_init__(self) -> None:
         """Check the angle is in [0, pi]."""
@@ -114,7 +128,7 @@ class NotUprightTermination(Termination):
 
     def check(self, ctx: EnvContext) -> torch.Tensor:
         """-1 where the tilt exceeds max_radians."""
-        quat = ctx.physics.qpos[:, 3:7]
+        quat = base_quat(ctx.physics, base_body(ctx.model, self.body_name))
         quat = quat / quat.norm(dim=-1, keepdim=True)
         cos_tilt = 1.0 - 2.0 * (quat[:, 1] ** 2 + quat[:, 2] ** 2)
         return _verdict(cos_tilt < math.cos(self.max_radians))
@@ -146,15 +160,17 @@ class FarFromOriginTermination(Termination):
 
     Returns +1 (not a failure: the robot walked off the map) when ``pos_termination`` is true,
     as ksim does by default, else -1. The distance is horizontal (our reading: the base height
-    should not count toward "far").
+    should not count toward "far"). ``body_name`` picks the body (default: the base).
     """
 
     max_dist: float
     pos_termination: bool = True
+    body_name: str | None = None
 
     def check(self, ctx: EnvContext) -> torch.Tensor:
         """+1 (or -1) where the xy distance exceeds max_dist."""
-        far = torch.linalg.vector_norm(ctx.physics.qpos[:, 0:2], dim=-1) > self.max_dist
+        xy = base_position(ctx.physics, base_body(ctx.model, self.body_name))[:, 0:2]
+        far = torch.linalg.vector_norm(xy, dim=-1) > self.max_dist
         return _verdict(far, positive=self.pos_termination)
 
 
