@@ -99,19 +99,23 @@ class PPOConfig:
     gamma: float = config_field(0.99, "Discount factor, in (0, 1].")
     lam: float = config_field(0.95, "GAE lambda, in (0, 1].")
     clip_param: float = config_field(0.2, "PPO ratio clip epsilon (also clips the value loss).")
-    value_loss_coef: float = config_field(0.5, "Weight of the value loss.")
-    use_clipped_value_loss: bool = config_field(True, "Clip the value update around the rollout's values.")
-    entropy_coef: float = config_field(0.008, "Weight of the entropy bonus.")
-    kl_coef: float = config_field(1e-3, "Weight of the KL(old || new) penalty (ksim: 1e-3; 0 disables it).")
+    value_loss_coef: float = config_field(1.0, "Weight of the value loss 0.5 (V - target)^2 (1.0 = SB3's vf_coef 0.5 "
+                                                "on the plain squared error).")
+    use_clipped_value_loss: bool = config_field(False, "Clip the value update around the rollout's values to "
+                                                       "+-clip_param (rsl_rl, CleanRL). Off by default (SB3): in raw "
+                                                       "reward units it keeps the critic from reaching large returns "
+                                                       "(docs/learning.md).")
+    entropy_coef: float = config_field(0.0, "Weight of the entropy bonus (SB3, CleanRL: 0; ksim: 0.008).")
+    kl_coef: float = config_field(0.0, "Weight of the KL(old || new) penalty (ksim: 1e-3; 0 disables it).")
     adaptive_kl: bool = config_field(False, "Adapt kl_coef x/÷1.5 to keep the KL near desired_kl (ksim).")
     desired_kl: float = config_field(0.01, "Target KL per minibatch for adaptive_kl and adaptive_lr.")
     adaptive_lr: bool = config_field(False, "Adapt the learning rate x/÷1.5 to keep the KL near desired_kl (rsl_rl).")
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages per minibatch to zero mean, unit std.")
     learning_rate: float = config_field(3e-4, "AdamW learning rate.")
-    adam_eps: float = config_field(1e-8, "AdamW epsilon (PyTorch: 1e-8; SB3 and CleanRL: 1e-5).")
-    weight_decay: float = config_field(1e-5, "AdamW weight decay.")
-    grad_clip: float = config_field(1.0, "Max global gradient norm (rsl_rl: 1.0; ksim walking uses 2.0).")
+    adam_eps: float = config_field(1e-5, "AdamW epsilon (SB3 and CleanRL: 1e-5; PyTorch's default: 1e-8).")
+    weight_decay: float = config_field(0.0, "AdamW weight decay (ksim: 1e-5).")
+    grad_clip: float = config_field(0.5, "Max global gradient norm (SB3, CleanRL: 0.5; rsl_rl: 1.0; ksim walking: 2.0).")
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
     lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine decay "
                                                 "to min_lr_fraction over max_steps.", choices=("constant", "cosine"))

@@ -113,7 +113,7 @@ def test_no_file_gives_the_default_task_defaults():
     c = dataclasses.replace(c, ppo=dataclasses.replace(c.ppo, max_steps=0))
     assert c == default_config() == TrainConfig()
     assert c.task_name == "kbot_walk" and c.task == KbotWalkConfig()
-    assert c.ppo == PPOConfig() and c.ppo.kl_coef == 1e-3 and c.ppo.grad_clip == 1.0
+    assert c.ppo == PPOConfig() and c.ppo.kl_coef == 0.0 and c.ppo.grad_clip == 0.5
     assert c.model.mlp_hidden == (512, 256, 128)
 
 
@@ -123,7 +123,7 @@ def test_no_file_gives_the_default_task_defaults():
 def test_overrides_of_scalars_tuples_optionals_and_bools():
     c = load_config(None, [*GPU, "task.num_envs=64", "ppo.learning_rate=1e-3", "ppo.reward_clip=10",
                            "task.action_latency_range=[0, 0.01]", "task.actuator_update_dt=0.005",
-                           "ppo.adaptive_kl=true", "ppo.batch_size=16", "model.mlp_hidden=[64, 32]",
+                           "ppo.adaptive_kl=true", "ppo.kl_coef=1e-3", "ppo.batch_size=16", "model.mlp_hidden=[64, 32]",
                            "logging.wandb_mode=disabled", 'logging.wandb_project="proj x"', "logging.run_name=2024",
                            "task.device=cpu"])
     assert c.task.num_envs == 64 and c.ppo.learning_rate == 1e-3
