@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -82,11 +83,42 @@ def _label(args: argparse.Namespace, lib: str) -> str:
     return lib + (f"-{args.tag}" if args.tag and lib != "sb3" else "")
 
 
+def _claim(path: Path) -> bool:
+    """Claim a job for this process with a ``.running`` marker holding our PID (atomic create).
+
+    A marker whose process is gone (a killed benchmark) is taken over, so several benchmark
+    processes can share one ``--out`` folder and an interrupted one resumes.
+    """
+    marker = path.with_suffix(".running")
+    for _ in range(2):
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                os.kill(int(marker.read_text() or 0), 0)
+                return False  # another live process runs it
+            except (ProcessLookupError, ValueError):
+                marker.unlink(missing_ok=True)  # stale: its process died
+                continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return True
+    return False
+
+
 def _run(args: argparse.Namespace, lib: str, env: str, seed: int) -> str | None:
-    """Run one job unless its JSON exists; returns an error line on failure."""
+    """Run one job unless its JSON exists or another process runs it; returns an error line on failure."""
     path = args.out / f"{_label(args, lib)}__{env}__{seed}.json"
-    if path.exists():
+    args.out.mkdir(parents=True, exist_ok=True)
+    if path.exists() or not _claim(path):
         return None
+    try:
+        return _run_claimed(args, lib, env, seed, path)
+    finally:
+        path.with_suffix(".running").unlink(missing_ok=True)
+
+
+def _run_claimed(args: argparse.Namespace, lib: str, env: str, seed: int, path: Path) -> str | None:
     cmd = [sys.executable, "-m", "benchmarks.learning", "--lib", lib, "--env", env, "--seed", str(seed),
            "--steps", str(args.steps), "--out", str(path)]
     if lib != "sb3":

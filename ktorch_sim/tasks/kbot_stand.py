@@ -28,6 +28,13 @@ class KbotStandConfig(KbotConfig):
 
     dt: float = config_field(0.002, "Physics timestep, seconds (notebook: 0.002).")
     episode_length_seconds: float = config_field(20.0, "Time limit of an episode (a truncation, not a failure).")
+    curriculum: str = config_field("linear", "How noise, pushes and randomization grow: linear (the notebook: +0.01 per "
+                                             "iteration, full after 100 iterations whatever their size) or "
+                                             "episode_length (+0.05 while episodes last over "
+                                             "curriculum_up_seconds on average, -0.05 under half of it; for small "
+                                             "CPU iterations).", choices=("linear", "episode_length"))
+    curriculum_up_seconds: float = config_field(8.0, "episode_length curriculum: mean episode length that raises "
+                                                     "the level, seconds.")
 
 
 class KbotStandTask(KbotTask[KbotStandConfig]):
@@ -111,5 +118,9 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
         )
 
     def get_curriculum(self, model: mujoco.MjModel) -> kc.Curriculum:
-        """Noise, pushes and randomization grow linearly with training iterations."""
+        """Noise, pushes and randomization grow with training iterations, or with the episode length."""
+        if self.config.curriculum == "episode_length":
+            up = self.config.curriculum_up_seconds
+            return kc.EpisodeLengthCurriculum(num_levels=20, min_level_steps=5, increase_threshold=up,
+                                              decrease_threshold=up / 2)
         return kc.LinearCurriculum(step_size=0.01, step_every_n_epochs=1)
