@@ -3,9 +3,11 @@
 The motor can hold at most a third of the torque gravity exerts on the horizontal pendulum, so
 the pendulum cannot be lifted straight up: the policy must pump energy by swinging back and
 forth, then catch and balance it upside down. Episodes start hanging down (angle pi, with a
-little noise) and never fail; only the 5 s time limit ends them. Reward per step: cos(angle)
-(+1 upright, -1 hanging) minus a small velocity and torque cost, so a policy that never swings
-up earns about -1 per step and a good one about +0.8 over the episode.
+little noise) and never fail; only the 5 s time limit ends them. Reward per step:
+10 (cos(angle) - 0.01 speed^2 - 0.01 action^2), +10 upright, -10 hanging: returns of a
+hundred-step episode span about -1000 (hanging still) to +400 (swung up), the size of the
+returns of Gymnasium's locomotion tasks, so a learner whose critic cannot follow large returns
+(the value loss clipped in raw reward units) fails it.
 """
 
 from __future__ import annotations
@@ -49,11 +51,11 @@ class PendulumObservation(ks.Observation):
 
 @dataclass(frozen=True, kw_only=True)
 class SwingUpReward(ks.Reward):
-    """cos(angle) - 0.01 speed^2 - 0.01 action^2."""
+    """10 (cos(angle) - 0.01 speed^2 - 0.01 action^2)."""
 
     def get_reward(self, ctx, state):
         angle, speed = ctx.physics.qpos[:, 0], ctx.physics.qvel[:, 0]
-        return torch.cos(angle) - 0.01 * speed.square() - 0.01 * ctx.action.square().sum(-1)
+        return 10.0 * (torch.cos(angle) - 0.01 * speed.square() - 0.01 * ctx.action.square().sum(-1))
 
 
 @dataclass(frozen=True, kw_only=True)

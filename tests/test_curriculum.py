@@ -102,3 +102,18 @@ def test_missing_metric_and_bad_settings_are_named():
         EpisodeLengthCurriculum(increase_threshold=1.0, decrease_threshold=2.0)
     with pytest.raises(ValueError, match="step_every_n_epochs"):
         LinearCurriculum(step_every_n_epochs=0)
+
+
+def test_kbot_stand_curriculum_option():
+    """kbot_stand grows pushes per iteration (the notebook) or, for small CPU iterations, with the episode length."""
+    from ktorch_sim.components.curriculum import EpisodeLengthCurriculum, LinearCurriculum
+    from ktorch_sim.tasks.kbot_stand import KbotStandConfig, KbotStandTask
+
+    assert isinstance(KbotStandTask(KbotStandConfig()).get_curriculum(None), LinearCurriculum)
+    cur = KbotStandTask(KbotStandConfig(curriculum="episode_length", curriculum_up_seconds=6.0)).get_curriculum(None)
+    assert isinstance(cur, EpisodeLengthCurriculum)
+    assert (cur.increase_threshold, cur.decrease_threshold, cur.num_levels) == (6.0, 3.0, 20)
+    state = cur.init_curriculum(torch.device("cpu"))
+    for _ in range(5):  # five iterations of 7 s episodes: up one level (1/20) once the hold time has passed
+        cur.step(state, {"episode_length_seconds": torch.tensor(7.0)})
+    assert float(state["level"]) == pytest.approx(0.05)

@@ -42,7 +42,7 @@ def test_ppo_gru_mog_learns_cartpole(tmp_path):
     assert max(lengths) >= THRESHOLD, f"no learning within {MAX_ITERATIONS} iterations: {[round(x) for x in lengths]}"
 
 
-PENDULUM_SOLVED = -10.0  # mean episode return; hanging still scores about -100, an upright finish about +40
+PENDULUM_SOLVED = -100.0  # mean episode return; hanging still scores about -1000, an upright finish about +400
 PENDULUM_ITERATIONS = 170
 
 
@@ -74,7 +74,7 @@ def test_ppo_mlp_swings_up_a_torque_limited_pendulum(tmp_path):
             returns.append(metrics["episode/return"])
         if len(returns) >= 5 and sum(returns[-5:]) / 5 >= PENDULUM_SOLVED:
             break
-    assert returns[0] < -90, f"the untrained policy should leave the pendulum hanging: {returns[0]:.0f}"
+    assert returns[0] < -900, f"the untrained policy should leave the pendulum hanging: {returns[0]:.0f}"
     recent = sum(returns[-5:]) / 5
     assert recent >= PENDULUM_SOLVED, (f"not swung up within {PENDULUM_ITERATIONS} iterations: mean return of the "
                                        f"last 5 iterations with episodes {recent:.1f} < {PENDULUM_SOLVED}")
