@@ -1,0 +1,55 @@
+"""tools/bench_learning.py: the table from run JSONs (hand-computed), job claiming, curve binning."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("bench_learning", ROOT / "tools" / "bench_learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(folder: Path, lib: str, env: str, seed: int, final: float) -> None:
+    data = {"lib": lib, "env": env, "seed": seed, "steps": 2048, "final": {"mean": final, "std": 0.0},
+            "curve": [[1024, final / 2], [2048, final]]}
+    (folder / f"{lib}__{env}__{seed}.json").write_text(json.dumps(data))
+
+
+def test_table_means_stds_and_ratio_by_hand(tmp_path):
+    tool = _tool()
+    for seed, final in enumerate((100.0, 200.0, 300.0)):
+        _write(tmp_path, "sb3", "Hopper-v5", seed, final)
+    for seed, final in enumerate((300.0, 500.0)):
+        _write(tmp_path, "ktorch-mlp", "Hopper-v5", seed, final)
+    table = tool.markdown_table(tool.load_results(tmp_path))
+    # sb3: mean 200, population std sqrt(((100)^2 + 0 + 100^2) / 3) = 81.6; ktorch: 400 +- 100, ratio 2.00.
+    assert "| Hopper-v5 | sb3 | 200 +- 82 | 100, 200, 300 | 2048 |  |" in table
+    assert "| Hopper-v5 | ktorch-mlp | 400 +- 100 | 300, 500 | 2048 | 2.00 |" in table
+
+
+def test_claim_is_exclusive_and_takes_over_dead_claims(tmp_path):
+    tool = _tool()
+    path = tmp_path / "job.json"
+    assert tool._claim(path)
+    assert not tool._claim(path)  # our own live PID holds it
+    path.with_suffix(".running").write_text("999999999")  # a process that does not exist
+    assert tool._claim(path) and path.with_suffix(".running").read_text() == str(os.getpid())
+
+
+def test_curve_bins_weight_by_episode_counts():
+    import sys
+
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.learning import CURVE_POINTS, _bin_curve
+
+    steps = CURVE_POINTS * 100  # windows of 100 steps
+    curve = _bin_curve([(50, 10.0, 1), (100, 40.0, 3), (150, float("nan"), 2), (250, 5.0, 0)], steps)
+    assert curve == [[100, 32.5]]  # (10 * 1 + 40 * 3) / 4; NaN and empty windows are left out
