@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ktorch_sim.errors import CheckpointError
+
 __all__ = [
     "FORMAT_VERSION",
     "REQUIRED_KEYS",
@@ -75,10 +77,6 @@ REQUIRED_KEYS = (
 _CKPT_RE = re.compile(r"^ckpt_(\d{8,})\.pt$")
 _TRY_EARLIER = "; delete it or resume from an earlier one"
 _MISSING = object()
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be written, read or used; the message names the file and what to do."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -352,9 +350,13 @@ class CheckpointManager:
     def resume_path(self) -> Path:
         """Return :meth:`latest`, or raise one CheckpointError line saying why there is nothing to resume.
 
-        With no ``ckpt_*.pt`` at all the line says so; when every one fails to load it repeats the
-        newest file's load error (truncated, corrupt, not a ktorch_sim checkpoint ...).
+        With no ``ckpt_*.pt`` at all the line says so (and when ``checkpoints`` is a regular file, that);
+        when every one fails to load it repeats the newest file's load error (truncated, corrupt, not a ktorch_sim checkpoint ...).
         """
+        if self.dir.exists() and not self.dir.is_dir():
+            raise CheckpointError(f"cannot resume {self.run_dir}: {self.dir} is a regular file, not the directory "
+                                  "that holds the ckpt_*.pt checkpoints; move it away (or put the checkpoints in "
+                                  "a checkpoints/ directory), or start a new run without --resume")
         path = self.latest()
         if path is not None:
             return path

@@ -24,6 +24,10 @@ table's other keys are checked against that class. ``task = "kbot_walk"`` at top
 accepted as shorthand for ``[task] name = "kbot_walk"``. A task defined in a script is named by
 its file, ``"path/to/script.py:ClassName"`` (what :meth:`PPOTask.launch` records for a task
 started from ``if __name__ == "__main__"``; see :func:`importable_task_name`).
+
+Nothing heavy is imported here: torch, MuJoCo and the task classes are imported only by the last
+checks (:func:`validate`'s engine stage), so a config error is reported in a fraction of a second.
+docs/bad_inputs.md lists the order of the checks and what each refuses.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import importlib
 import importlib.util
 import math
 import os
+import re
 import sys
 import tempfile
 import tomllib
@@ -45,9 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-import torch
+from ktorch_sim.task_config import ENGINE_KINDS, INTEGRATOR_NAMES, RLConfig, config_field
 
-from ktorch_sim.task import RLConfig, RLTask, config_field
+if typing.TYPE_CHECKING:
+    from ktorch_sim.task import RLTask
 
 DEFAULT_TASK = "kbot_walk"
 OVERRIDE_SOURCE = "--set"
@@ -198,7 +204,7 @@ class CPUConfig:
 
 
 def _default_task_config() -> RLConfig:
-    return resolve_task(DEFAULT_TASK)[1]()
+    return resolve_task_config(DEFAULT_TASK)()
 
 
 @dataclass(kw_only=True)
@@ -232,10 +238,45 @@ _FIXED_SECTIONS: dict[str, type] = {"ppo": PPOConfig, "model": ModelConfig, "log
 
 
 def registered_tasks() -> dict[str, tuple[type[RLTask], type[RLConfig]]]:
-    """Return the shipped tasks by name (``ktorch_sim.tasks.TASKS``)."""
+    """Return the shipped tasks by name (``ktorch_sim.tasks.TASKS``; imports every task module)."""
     from ktorch_sim.tasks import TASKS
 
     return dict(TASKS)
+
+
+def registered_task_names() -> tuple[str, ...]:
+    """Return the shipped tasks' names, sorted (imports no task module)."""
+    from ktorch_sim.tasks import TASK_NAMES
+
+    return tuple(sorted(TASK_NAMES))
+
+
+# "package.module:ClassName" (module parts are identifiers) or "path/to/file.py:ClassName"; the class part
+# may be nested ("Outer.Inner"). rpartition keeps a Windows drive letter's ':' in the file part.
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_MODULE_RE = re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*")
+_CLASS_RE = _MODULE_RE
+
+
+def _check_import_path(name: str) -> None:
+    """Refuse a ``task.name`` with a ':' that is not ``module:Class`` or ``file.py:Class`` (e.g. ":", "a:", ":B")."""
+    module, _, attr = name.rpartition(":")
+    module_ok = module.endswith(".py") and len(module) > 3 or _MODULE_RE.fullmatch(module) is not None
+    if module_ok and _CLASS_RE.fullmatch(attr):
+        return
+    part = "module or file" if not module_ok else "class name"
+    raise ConfigError(f"malformed task name {_show(name)} (bad {part}); expected a registered name "
+                      f"({', '.join(registered_task_names())}), \"package.module:ClassName\" or "
+                      '"path/to/file.py:ClassName"', key="task.name")
+
+
+def _unknown_task(name: str) -> ConfigError:
+    names = registered_task_names()
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return ConfigError(f"unknown task {_show(name)}; {hint}registered tasks: {', '.join(names)} "
+                       '(or "package.module:ClassName" of an RLTask subclass, or "path/to/file.py:ClassName")',
+                       key="task.name")
 
 
 def resolve_task(name: str) -> tuple[type[RLTask], type[RLConfig]]:
@@ -246,22 +287,56 @@ def resolve_task(name: str) -> tuple[type[RLTask], type[RLConfig]]:
     not run). A module path is imported from ``sys.path`` and, failing that, the current directory.
     For an import path the config class is the task class's ``config_class`` attribute, else
     the annotation of its ``__init__``'s ``config`` parameter, else X in its ``RLTask[X]`` base.
-    Raises :class:`ConfigError` (key ``task.name``) listing the registered names otherwise.
+    Raises :class:`ConfigError` (key ``task.name``) listing the registered names otherwise, and
+    one line naming the file and line when the user's module fails to import.
     """
-    tasks = registered_tasks()
-    if name in tasks:
-        return tasks[name]
+    from ktorch_sim.tasks import TASK_NAMES, task_class, task_config_class
+
+    if name in TASK_NAMES:
+        return task_class(name), task_config_class(name)
     if ":" not in name:
-        close = difflib.get_close_matches(name, tasks, n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(f"unknown task {_show(name)}; {hint}registered tasks: {', '.join(sorted(tasks))} "
-                          '(or "package.module:ClassName" of an RLTask subclass, or "path/to/file.py:ClassName")',
-                          key="task.name")
+        raise _unknown_task(name)
+    _check_import_path(name)
     task_cls = _import_task_class(name)
     return task_cls, _task_config_class(task_cls, name)
 
 
+def resolve_task_config(name: str) -> type[RLConfig]:
+    """Return the config class of ``task.name``: for a registered task without importing its task class.
+
+    The config loader uses this, so that checking a config of a shipped task imports neither torch
+    nor MuJoCo. An import path (``"package.module:ClassName"``) must import the user's module to find it.
+    """
+    from ktorch_sim.tasks import TASK_NAMES, task_config_class
+
+    if name in TASK_NAMES:
+        return task_config_class(name)
+    return resolve_task(name)[1]
+
+
+def require_ppo_task(config: TrainConfig) -> None:
+    """Raise one :class:`ConfigError` line (key ``task.name``) unless the config's task is a ``ks.PPOTask``.
+
+    Training needs a policy task; an :class:`RLTask` that only defines the environment cannot be
+    trained with PPO. Registered tasks are PPO tasks and are not imported here.
+    """
+    from ktorch_sim.tasks import TASK_NAMES
+
+    if config.task_name in TASK_NAMES:
+        return
+    task_cls, _ = resolve_task(config.task_name)
+    from ktorch_sim.ppo_task import PPOTask
+
+    if not issubclass(task_cls, PPOTask):
+        bases = ", ".join(b.__name__ for b in task_cls.__bases__)
+        raise ConfigError(f"{task_cls.__name__} (subclass of {bases}) is not a PPOTask; training needs a policy: "
+                          "subclass ks.PPOTask (which adds the actor-critic model and the optimizer)",
+                          key="task.name").at(source_of(config, "task.name"))
+
+
 def _import_task_class(path: str) -> type[RLTask]:
+    from ktorch_sim.task import RLTask
+
     module_name, _, attr = path.rpartition(":")  # rpartition: a file path may hold a drive letter's ':'
     if module_name.endswith(".py"):
         module = _load_task_file(module_name, path)
@@ -281,22 +356,79 @@ def _import_task_module(module_name: str, path: str) -> types.ModuleType:
 
     ``python tools/play.py`` puts ``tools/`` on ``sys.path``, not the directory it runs from, so
     without the second try a task module next to the user's run directory would not be found.
+    Anything the module raises while it runs (a SyntaxError, a NameError, an ImportError of one of
+    its own imports ...) becomes one :class:`ConfigError` line naming the file and line.
     """
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as e:
-        problem: ImportError = e
-        package_missing = e.name is not None and e.name.split(".")[0] == module_name.split(".")[0]
-        if package_missing and os.getcwd() not in sys.path:
+        if not _is_module_itself(e, module_name):
+            raise _module_failed(e, module_name, path) from None
+        problem: BaseException = e
+        if os.getcwd() not in sys.path:
             sys.path.append(os.getcwd())
             try:
                 return importlib.import_module(module_name)
-            except ImportError as again:
+            except ModuleNotFoundError as again:
+                if not _is_module_itself(again, module_name):
+                    raise _module_failed(again, module_name, path) from None
                 problem = again
-    except ImportError as e:
-        problem = e
+            except Exception as again:  # noqa: BLE001 - the user's module failed while it ran
+                raise _module_failed(again, module_name, path) from None
+    except Exception as e:  # noqa: BLE001 - the user's module failed while it ran
+        raise _module_failed(e, module_name, path) from None
     raise ConfigError(f"cannot import module {_show(module_name)} of task {_show(path)}: {problem}; expected a "
                       "module importable from the current directory or PYTHONPATH", key="task.name") from None
+
+
+def _is_module_itself(error: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether ``error`` says that ``module_name`` (or a package above it) is missing, not one of its imports."""
+    missing = error.name or ""
+    return missing == module_name or module_name.startswith(missing + ".")
+
+
+def _module_failed(error: BaseException, module_name: str, path: str) -> ConfigError:
+    where = _error_location(error)
+    return ConfigError(f"task module {_show(module_name)} of task {_show(path)} failed to import: "
+                       f"{where}{_one_line_error(error)}", key="task.name")
+
+
+def _one_line_error(error: BaseException) -> str:
+    """``Type: message`` on one line (a SyntaxError without its "(file, line n)" suffix)."""
+    text = error.msg if isinstance(error, SyntaxError) and error.msg else str(error)
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _error_location(error: BaseException) -> str:
+    """``"file.py, line n: "``: where the user's code failed (the deepest frame outside Python and ktorch_sim).
+
+    A SyntaxError names its own file and line. Otherwise the traceback's last frame in a file that is
+    not part of the standard library, the installed packages or ktorch_sim is the user's line; failing
+    that, the deepest frame with a file. Paths below the current directory are shown relative to it.
+    """
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{_shown_path(error.filename)}, line {error.lineno}: "
+    import sysconfig
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename and not f.filename.startswith("<")]
+    if not frames:
+        return ""
+    skip = {str(Path(p).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")
+            if (p := sysconfig.get_paths().get(key))}
+    skip.add(str(Path(__file__).resolve().parent))
+    user = [f for f in frames if not any(str(Path(f.filename).resolve()).startswith(d + os.sep) for d in skip)]
+    frame = (user or frames)[-1]
+    return f"{_shown_path(frame.filename)}, line {frame.lineno}: "
+
+
+def _shown_path(file: str) -> str:
+    resolved = Path(file).resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(resolved)
 
 
 def _load_task_file(file: str, path: str) -> types.ModuleType:
@@ -324,8 +456,8 @@ def _load_task_file(file: str, path: str) -> types.ModuleType:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - anything the user's file raises becomes one line
         del sys.modules[name]
-        raise ConfigError(f"cannot load task file {_show(file)} of task {_show(path)}: {type(e).__name__}: {e}",
-                          key="task.name") from None
+        raise ConfigError(f"cannot load task file {_show(file)} of task {_show(path)}: {_error_location(e)}"
+                          f"{_one_line_error(e)}", key="task.name") from None
     return module
 
 
@@ -381,7 +513,7 @@ def _task_config_class(task_cls: type[RLTask], name: str) -> type[RLConfig]:
 
 def default_config(task: str = DEFAULT_TASK) -> TrainConfig:
     """Build a fresh, validated config with every default, for ``task``."""
-    config = TrainConfig(task_name=task, task=resolve_task(task)[1]())
+    config = TrainConfig(task_name=task, task=resolve_task_config(task)())
     validate(config)
     return config
 
@@ -418,24 +550,44 @@ def config_from_dict(data: Mapping[str, Any], overrides: Sequence[str] = (), sou
     if not isinstance(task_name, str):
         raise ConfigError(f"expected str, got {_show(task_name)}", key="task.name", source=where("task.name"))
     try:
-        _, config_cls = resolve_task(task_name)
+        config_cls = resolve_task_config(task_name)
     except ConfigError as e:
         raise e.at(where("task.name")) from None
     _check_sections(data, config_cls, where)
+
+    def build() -> TrainConfig:
+        return TrainConfig(
+            task_name=task_name,
+            task=_build_section("task", config_cls, {k: v for k, v in data["task"].items() if k != "name"}, where),
+            **{name: _build_section(name, cls, data.get(name, {}), where) for name, cls in _FIXED_SECTIONS.items()},
+        )
+
+    # Types, then every check that needs no heavy import, on the values as given; only then the CPU caps
+    # (which may import torch to see whether CUDA is there) and the checks that depend on them or on the
+    # engines. So a typo, a wrong type or a value out of range is reported before torch is imported.
+    config = build()
+    try:
+        _validate_values(config)
+    except ConfigError as e:
+        raise e.at(where(e.key)) from None
     notes = _cap_cpu_num_envs(data, config_cls, overridden)
-    config = TrainConfig(
-        task_name=task_name,
-        task=_build_section("task", config_cls, {k: v for k, v in data["task"].items() if k != "name"}, where),
-        **{name: _build_section(name, cls, data.get(name, {}), where) for name, cls in _FIXED_SECTIONS.items()},
-    )
+    if notes:
+        config = build()
     try:
         validate(config)
     except ConfigError as e:
         raise e.at(where(e.key)) from None
-    config._cap_notes = tuple(notes)  # not a field: never saved, compared or shown in --help
+    config._cap_notes = tuple(notes)  # not fields: never saved, compared or shown in --help
+    config._where = where
     for line in notes if note_caps else ():
         print(line, file=sys.stderr)
     return config
+
+
+def source_of(config: TrainConfig, key: str | None) -> str | None:
+    """Return where ``key`` of a loaded config came from: ``--set``, the TOML file, or None (a default in code)."""
+    where = getattr(config, "_where", None)
+    return where(key) if where is not None else None
 
 
 def cap_notes(config: TrainConfig) -> tuple[str, ...]:
@@ -608,11 +760,10 @@ def engine_runs_on_cpu(engine: Any, device: Any) -> bool:
     if engine != "auto" or not isinstance(device, str):
         return False
     if device == "auto":
+        import torch
+
         return not torch.cuda.is_available()
-    try:
-        return torch.device(device).type == "cpu"
-    except (RuntimeError, ValueError):
-        return False
+    return _DEVICE_RE.fullmatch(device) is not None and device.startswith("cpu")
 
 
 # --- typed construction ------------------------------------------------------------------------------
@@ -656,7 +807,51 @@ def _convert_field(value: Any, tp: Any, field: dataclasses.Field, dotted: str, w
     choices = field.metadata.get("choices")
     if choices is not None and converted not in choices:
         raise ConfigError(_choice_problem(converted, choices), key=dotted, source=where(dotted))
+    problem = _number_problem(converted, field, raw=where.overridden.get(dotted))
+    if problem:
+        raise ConfigError(problem, key=dotted, source=where(dotted))
     return converted
+
+
+INT64_MAX = 2**63 - 1
+"""Every int in a config must fit a signed 64-bit integer (torch, numpy and checkpoints store them so)."""
+C_INT_MAX = 2**31 - 1
+"""Counts that MuJoCo or Warp keep in a C ``int`` (solver iterations, buffer sizes, control steps)."""
+
+
+def _number_problem(value: Any, field: dataclasses.Field, raw: str | None = None) -> str | None:
+    """Describe a non-finite float (or one in a tuple) or an int beyond 64 bits; None when the value is fine.
+
+    ``inf`` is allowed only in a field made with ``config_field(..., allow_inf=True)`` (its help text
+    says what infinity means) or whose default holds an infinity itself (e.g. a range ``(0.7, inf)``:
+    the default shows what it means); ``nan`` never. ``raw`` is the ``--set`` text, shown when it
+    differs (``1e400`` is read as inf).
+    """
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    if raw is not None and len(raw) > 40:
+        raw = f"{raw[:20]}... ({len(raw)} characters)"
+    shown = _show(value) if raw is None or raw == _show(value) else f"{raw} (read as {_show(value)})"
+    for item in items:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, float) and math.isnan(item):
+            return f"must be a number, got {shown}"
+        if isinstance(item, float) and math.isinf(item) and not _allows_inf(field):
+            return f"must be a finite number, got {shown}"
+        if isinstance(item, int) and not -INT64_MAX - 1 <= item <= INT64_MAX:
+            return f"must fit in a 64-bit integer (|value| <= {INT64_MAX}), got {shown}"
+    return None
+
+
+def _allows_inf(field: dataclasses.Field) -> bool:
+    """Whether ``field`` may hold an infinity: ``allow_inf`` metadata, or a default that holds one."""
+    if field.metadata.get("allow_inf"):
+        return True
+    default = field.default
+    if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    items = default if isinstance(default, (tuple, list)) else (default,)
+    return any(isinstance(v, float) and math.isinf(v) for v in items)
 
 
 def _choice_problem(value: Any, choices: Sequence[Any]) -> str:
@@ -683,7 +878,10 @@ def _convert(value: Any, tp: Any) -> Any:  # noqa: C901 - one branch per support
         raise _Mismatch("int")
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an int beyond float range: as inf, which the finiteness check refuses
+                return math.inf if value > 0 else -math.inf
         raise _Mismatch("float")
     if tp is str:
         if isinstance(value, str):
@@ -760,13 +958,29 @@ def validate(config: TrainConfig, task_cls: type[RLTask] | None = None) -> None:
 
     :func:`load_config` calls this; call it again after changing a config in code. ``task_cls``
     is the task class when the caller has it (``PPOTask.launch``), so ``task.name`` need not resolve.
+    Three stages: the values one by one and the consistency checks that need no heavy import
+    (:func:`_validate_values`: every float finite, every int within 64 bits, ranges); the checks
+    that depend on the CPU caps (batch size against the number of worlds, a cosine schedule
+    against ppo.max_steps); last the device and what the engine or the task rejects (this imports
+    torch and MuJoCo, and compiles a user's model file).
     """
     if task_cls is None:
-        _, config_cls = resolve_task(config.task_name)
+        config_cls = resolve_task_config(config.task_name)
     else:
         config_cls = _task_config_class(task_cls, config.task_name)
     _require(isinstance(config.task, config_cls), "task",
              f"task {config.task_name} needs a {config_cls.__name__}, got {type(config.task).__name__}")
+    _validate_values(config)
+    _validate_ppo_against_caps(config.ppo, config.task)
+    _validate_with_engines(config)
+
+
+def _validate_values(config: TrainConfig) -> None:
+    """Every value on its own and the consistency checks that neither the CPU caps nor torch affect."""
+    for name, section in _sections(config):
+        for f in dataclasses.fields(section):
+            problem = _number_problem(getattr(section, f.name), f)
+            _require(problem is None, f"{name}.{f.name}", problem or "")
     _validate_task(config.task)
     _validate_ppo(config.ppo, config.task)
     _validate_model(config.model)
@@ -776,23 +990,28 @@ def validate(config: TrainConfig, task_cls: type[RLTask] | None = None) -> None:
     _require(c.keep_last >= 1, "checkpoint.keep_last", f"must be >= 1, got {c.keep_last}")
     cap = config.cpu.max_num_envs
     _require(cap >= 0, "cpu.max_num_envs", f"must be >= 0 (0: no cap), got {cap}")
+    steps = config.cpu.max_steps
+    _require(steps >= 0, "cpu.max_steps", f"must be >= 0 (0: keep unlimited), got {steps}")
 
 
 def _validate_task(t: RLConfig) -> None:
-    from ktorch_sim.engines import ENGINE_KINDS
-    from ktorch_sim.engines.base import INTEGRATORS
-
     _require(t.num_envs >= 1, "task.num_envs", f"must be >= 1, got {t.num_envs}")
     _require(t.engine in ENGINE_KINDS, "task.engine", _choice_problem(t.engine, ENGINE_KINDS))
-    _validate_device(t.device)
-    _require(t.integrator in INTEGRATORS, "task.integrator", _choice_problem(t.integrator, tuple(INTEGRATORS)))
+    _require(_DEVICE_RE.fullmatch(t.device) is not None, "task.device",
+             f"expected auto, cpu or cuda[:k], got {_show(t.device)}")
+    _require(t.integrator in INTEGRATOR_NAMES, "task.integrator", _choice_problem(t.integrator, INTEGRATOR_NAMES))
     _require(t.dt > 0, "task.dt", f"must be > 0 seconds, got {t.dt}")
     ratio = t.ctrl_dt / t.dt
+    _require(ratio <= C_INT_MAX, "task.dt",
+             f"must give at most {C_INT_MAX} physics steps per task.ctrl_dt ({t.ctrl_dt}), got {t.dt} "
+             f"({ratio:.4g} steps)")
     _require(ratio >= 1 - 1e-9 and math.isclose(ratio, round(ratio), rel_tol=1e-6), "task.ctrl_dt",
              f"must be a whole multiple of task.dt ({t.dt}), got {t.ctrl_dt} ({ratio:.4g} x dt)")
     for name in ("iterations", "ls_iterations", "nconmax", "njmax"):
-        _require(getattr(t, name) >= 1, f"task.{name}", f"must be >= 1, got {getattr(t, name)}")
-    _require(t.num_threads >= 0, "task.num_threads", f"must be >= 0 (0: one per core), got {t.num_threads}")
+        value = getattr(t, name)
+        _require(1 <= value <= C_INT_MAX, f"task.{name}", f"must be in [1, {C_INT_MAX}], got {value}")
+    _require(0 <= t.num_threads <= C_INT_MAX, "task.num_threads",
+             f"must be in [0, {C_INT_MAX}] (0: one per core), got {t.num_threads}")
     lo, hi = t.action_latency_range
     _require(0 <= lo <= hi, "task.action_latency_range", f"must satisfy 0 <= min <= max, got [{lo}, {hi}]")
     _require(0 <= t.drop_action_prob < 1, "task.drop_action_prob", f"must be in [0, 1), got {t.drop_action_prob}")
@@ -800,66 +1019,90 @@ def _validate_task(t: RLConfig) -> None:
     _require(t.zero_offset_mag >= 0, "task.zero_offset_mag", f"must be >= 0, got {t.zero_offset_mag}")
     _require(t.actuator_update_dt is None or t.actuator_update_dt > 0, "task.actuator_update_dt",
              f"must be > 0 seconds or none, got {t.actuator_update_dt}")
+    _require(0 <= t.seed <= INT64_MAX, "task.seed", f"must be in [0, 2**63 - 1], got {t.seed}")
+    try:  # the task config class's own fields
+        t.check_values()
+    except ValueError as e:
+        raise ConfigError(getattr(e, "problem", str(e)), key=getattr(e, "key", "task")) from None
+
+
+_DEVICE_RE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")
+
+
+def _validate_device(device: str) -> None:
+    """Whether a CUDA device asked for exists (imports torch)."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    _require(torch.cuda.is_available(), "task.device",
+             f"{_show(device)} requested but CUDA is not available on this machine (use auto or cpu)")
+    index = int(device.partition(":")[2] or 0)
+    _require(index < torch.cuda.device_count(), "task.device",
+             f"{_show(device)} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def _validate_ppo(p: PPOConfig, t: RLConfig) -> None:
+    _require(p.batch_size >= 1, "ppo.batch_size", f"must be >= 1, got {p.batch_size}")
+    _require(p.num_passes >= 1, "ppo.num_passes", f"must be >= 1, got {p.num_passes}")
+    _require(p.minibatch_size >= 0, "ppo.minibatch_size", f"must be >= 0 (0: ppo.batch_size worlds), got {p.minibatch_size}")
+    _require(p.sequence_length >= 0, "ppo.sequence_length",
+             f"must be >= 0 (0: the whole rollout), got {p.sequence_length}")
+    _require(p.rollout_length_seconds >= t.ctrl_dt, "ppo.rollout_length_seconds",
+             f"must be >= task.ctrl_dt ({t.ctrl_dt}), got {p.rollout_length_seconds}")
+    ratio = p.rollout_length_seconds / t.ctrl_dt
+    _require(ratio <= C_INT_MAX, "ppo.rollout_length_seconds",
+             f"must be at most {C_INT_MAX} control steps of task.ctrl_dt ({t.ctrl_dt}), got "
+             f"{p.rollout_length_seconds} ({ratio:.3g} steps)")
+    steps = max(1, round(ratio))
+    if p.sequence_length and steps % p.sequence_length:
+        nearest = min(_divisors(steps), key=lambda d: abs(d - p.sequence_length))
+        raise ConfigError(f"must divide the rollout's {steps} steps (ppo.rollout_length_seconds / task.ctrl_dt), "
+                          f"got {p.sequence_length} (e.g. use {nearest})", key="ppo.sequence_length")
+    for name in ("gamma", "lam"):
+        value = getattr(p, name)
+        _require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
+    for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps", "desired_kl"):
+        _require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
+    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
+        _require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
+    _require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
+             f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
+    _require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
+    _require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
+
+
+def _divisors(n: int) -> list[int]:
+    """Return the divisors of ``n`` (trial division up to sqrt(n): fast for a rollout's 2**31 steps)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})
+
+
+def _validate_ppo_against_caps(p: PPOConfig, t: RLConfig) -> None:
+    """Check what depends on task.num_envs and ppo.max_steps, which the CPU caps may change."""
+    size = p.envs_per_minibatch(t.num_envs)
+    if t.num_envs % size:
+        fast = t.num_envs <= 10**12  # trial division up to 10**6; beyond, the gcd is a divisor too
+        divisor = max(d for d in _divisors(t.num_envs) if d <= size) if fast else math.gcd(t.num_envs, size)
+        raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
+                          key="ppo.batch_size")
+    _require(p.lr_schedule != "cosine" or p.max_steps > 0, "ppo.lr_schedule",
+             '"cosine" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')
+
+
+def _validate_with_engines(config: TrainConfig) -> None:
+    """Check the device and what the engine or the task rejects (imports torch and MuJoCo)."""
+    t, p = config.task, config.ppo
+    _validate_device(t.device)
+    if p.capture_rollout:
+        device = t.resolved_device()
+        _require(device.startswith("cuda") and t.engine in ("auto", "warp"), "ppo.capture_rollout",
+                 f"needs task.device cuda and the warp engine, got device {device!r} and engine {t.engine!r}")
     for build in (t.engine_config, t.sim2real_config, t.check_inputs):  # what the engine or the task rejects
         try:
             build()
         except ValueError as e:
             raise ConfigError(getattr(e, "problem", str(e)), key=getattr(e, "key", "task")) from None
-
-
-def _validate_device(device: str) -> None:
-    if device == "auto":
-        return
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"expected auto, cpu or cuda[:k], got {_show(device)}", key="task.device") from None
-    _require(parsed.type in ("cpu", "cuda"), "task.device", f"expected auto, cpu or cuda[:k], got {_show(device)}")
-    if parsed.type == "cuda":
-        _require(torch.cuda.is_available(), "task.device",
-                 f"{_show(device)} requested but CUDA is not available on this machine (use auto or cpu)")
-        _require(parsed.index is None or parsed.index < torch.cuda.device_count(), "task.device",
-                 f"{_show(device)} requested but this machine has {torch.cuda.device_count()} CUDA device(s)")
-
-
-def _validate_ppo(p: PPOConfig, t: RLConfig) -> None:
-    _require(p.batch_size >= 1, "ppo.batch_size", f"must be >= 1, got {p.batch_size}")
-    size = p.envs_per_minibatch(t.num_envs)
-    if t.num_envs % size:
-        divisor = max(d for d in range(1, size + 1) if t.num_envs % d == 0)
-        raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
-                          key="ppo.batch_size")
-    _require(p.num_passes >= 1, "ppo.num_passes", f"must be >= 1, got {p.num_passes}")
-    _require(p.minibatch_size >= 0, "ppo.minibatch_size", f"must be >= 0 (0: ppo.batch_size worlds), got {p.minibatch_size}")
-    _require(p.sequence_length >= 0, "ppo.sequence_length",
-             f"must be >= 0 (0: the whole rollout), got {p.sequence_length}")
-    steps = max(1, round(p.rollout_length_seconds / t.ctrl_dt))
-    if p.sequence_length and steps % p.sequence_length:
-        divisors = [d for d in range(1, steps + 1) if steps % d == 0]
-        nearest = min(divisors, key=lambda d: abs(d - p.sequence_length))
-        raise ConfigError(f"must divide the rollout's {steps} steps (ppo.rollout_length_seconds / task.ctrl_dt), "
-                          f"got {p.sequence_length} (e.g. use {nearest})", key="ppo.sequence_length")
-    _require(p.rollout_length_seconds >= t.ctrl_dt, "ppo.rollout_length_seconds",
-             f"must be >= task.ctrl_dt ({t.ctrl_dt}), got {p.rollout_length_seconds}")
-    for name in ("gamma", "lam"):
-        value = getattr(p, name)
-        _require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
-    for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps"):
-        _require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
-    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
-        _require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
-    if p.adaptive_kl or p.adaptive_lr:
-        _require(p.desired_kl > 0, "ppo.desired_kl", f"must be > 0 with adaptive_kl or adaptive_lr, got {p.desired_kl}")
-    _require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
-             f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
-    _require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
-    _require(p.lr_schedule != "cosine" or p.max_steps > 0, "ppo.lr_schedule",
-             '"cosine" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')
-    _require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
-    if p.capture_rollout:
-        device = t.resolved_device()
-        _require(device.startswith("cuda") and t.engine in ("auto", "warp"), "ppo.capture_rollout",
-                 f"needs task.device cuda and the warp engine, got device {device!r} and engine {t.engine!r}")
 
 
 def _validate_model(m: ModelConfig) -> None:
@@ -909,7 +1152,7 @@ def config_help(config_or_task_name: TrainConfig | str | None = None) -> str:
         lines += ["", f"[{name}]  {type(section).__name__}" + (f": {doc[0]}" if doc else "")]
         if name == "task":
             lines += _help_entry("task.name", str, config.task_name, TrainConfig.__dataclass_fields__["task_name"])
-            lines[-1] += f" Registered: {', '.join(sorted(registered_tasks()))}."
+            lines[-1] += f" Registered: {', '.join(registered_task_names())}."
         hints = typing.get_type_hints(type(section))
         for f in dataclasses.fields(section):
             if f.init:
@@ -1022,9 +1265,13 @@ __all__ = [
     "default_config",
     "engine_runs_on_cpu",
     "load_config",
+    "registered_task_names",
     "registered_tasks",
+    "require_ppo_task",
     "resolve_task",
+    "resolve_task_config",
     "save_config",
+    "source_of",
     "to_dict",
     "to_toml",
     "validate",

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
+from ktorch_sim.errors import RunDirError
+
 __all__ = [
     "WANDB_MODES",
     "RunDirError",
@@ -50,10 +52,6 @@ METRICS_FILE = "metrics.jsonl"
 _RESERVED = ("iteration", "env_steps")
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _WANDB_HOSTS = ("api.wandb.ai", "api.forge.coreweave.com")
-
-
-class RunDirError(ValueError):
-    """A run directory cannot be created; the message names the path and the setting to change."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -15,24 +15,13 @@ from pathlib import Path
 import mujoco
 
 from ktorch_sim.actuators import joint_actuator_id
+from ktorch_sim.errors import ModelFileError
 from ktorch_sim.robot_metadata import RobotMetadata, load_robot_metadata
 
 __all__ = ["MOVABLE_JOINT_TYPES", "ModelFileError", "check_joint_sets", "load_metadata_file", "load_model_file"]
 
 MOVABLE_JOINT_TYPES = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
 """Joint types that a metadata file must describe (free and ball joints are the base, not motors)."""
-
-
-class ModelFileError(ValueError):
-    """A model or metadata file cannot be used: ``<key>: <problem and what would be right>``.
-
-    ``key`` is the config key that named the file (``task.model_path``); ``problem`` is the rest of
-    the line, so the config loader can report it under the key's source (a TOML file or ``--set``).
-    """
-
-    def __init__(self, problem: str, key: str) -> None:
-        self.problem, self.key = problem, key
-        super().__init__(f"{key}: {problem}")
 
 
 def _one_line(text: str) -> str:

@@ -4,15 +4,15 @@ A ksim task ports hook by hook: ``get_mujoco_model``, ``get_actuators``, ``get_o
 ``get_rewards`` ... return the same component objects under the same names (``ks.X`` for
 ``ksim.X``), and :meth:`RLTask.make_env` builds the batched environment from them. The
 learning hooks (``get_model``, ``get_optimizer``, ``get_initial_model_carry``,
-``sample_action``) are overridden by a policy task (``PPOTask``).
+``sample_action``) are overridden by a policy task (``PPOTask``). The config dataclass
+(:class:`RLConfig`) and :func:`config_field` live in :mod:`ktorch_sim.task_config`, which imports
+neither torch nor MuJoCo, so the config loader can check a config before the heavy imports.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import mujoco
@@ -30,79 +30,10 @@ from ktorch_sim.components.base import (
     Reward,
     Termination,
 )
-from ktorch_sim.engines import EngineConfig
 from ktorch_sim.env import Env, EnvSpec
+from ktorch_sim.resources import check_worlds_fit
 from ktorch_sim.robot_metadata import RobotMetadata
-from ktorch_sim.sim2real import Sim2RealConfig
-
-
-def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = None) -> Any:  # noqa: A002
-    """A dataclass field with a help text (shown by ``--help``) and optional allowed values.
-
-    Mutable defaults are copied; with ``choices`` the config loader rejects any other value and
-    suggests the closest allowed one.
-    """
-    metadata: dict[str, Any] = {"help": help}
-    if choices is not None:
-        metadata["choices"] = tuple(choices)
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
-
-
-@dataclass(kw_only=True)
-class RLConfig:
-    """Environment and physics settings of a task (ksim's RLConfig and EngineConfig)."""
-
-    num_envs: int = config_field(16, "Number of parallel worlds.")
-    engine: str = config_field("auto", "Physics engine: auto (Warp on CUDA, native MuJoCo on CPU), mujoco or warp.")
-    device: str = config_field("auto", "Torch device: auto (cuda if available), cpu or cuda[:k].")
-    dt: float = config_field(0.004, "Physics timestep, seconds.")
-    ctrl_dt: float = config_field(0.02, "Control period, seconds; a whole multiple of dt.")
-    iterations: int = config_field(8, "Constraint solver iterations.")
-    ls_iterations: int = config_field(8, "Solver line-search iterations.")
-    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit or rk4.")
-    nconmax: int = config_field(16, "Warp: contacts allocated per world (pooled).")
-    njmax: int = config_field(128, "Warp: constraint rows allocated per world.")
-    num_threads: int = config_field(0, "Native MuJoCo engine: worker threads (0: one per core).")
-    recompute_constants: bool = config_field(True, "After randomizing masses, inertias, armature or geometry at a "
-                                                   "reset, recompute MuJoCo's derived constants (mj_setConst: "
-                                                   "invweight0 for constraint softness, subtree masses). Exact but "
-                                                   "costly on Warp, which recomputes every world; ksim and MuJoCo "
-                                                   "Playground skip it (false).")
-    action_latency_range: tuple[float, float] = config_field((0.0, 0.0), "Per-episode action latency range, s.")
-    drop_action_prob: float = config_field(0.0, "Probability that an action dimension is dropped per step.")
-    zero_offset_std: float = config_field(0.0, "Std of per-episode joint encoder zero offsets, rad.")
-    zero_offset_mag: float = config_field(0.0, "Half-width of uniform per-episode joint zero offsets, rad.")
-    actuator_update_dt: float | None = config_field(None, "Period at which motors take new targets, s (None: every substep).")
-    seed: int = config_field(1337, "Random seed.")
-
-    def resolved_device(self) -> str:
-        """``device``, with "auto" resolved to cuda when available."""
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
-
-    def engine_config(self) -> EngineConfig:
-        """The physics settings as an :class:`EngineConfig` (validated there)."""
-        return EngineConfig(num_envs=self.num_envs, dt=self.dt, ctrl_dt=self.ctrl_dt, iterations=self.iterations,
-                            ls_iterations=self.ls_iterations, integrator=self.integrator,
-                            device=self.resolved_device(), nconmax=self.nconmax, njmax=self.njmax,
-                            num_threads=self.num_threads)
-
-    def check_inputs(self) -> None:
-        """Check what types and ranges cannot (files the task will read); the config loader calls it.
-
-        Raise a ValueError whose message is one line; a ``key`` attribute (e.g. "task.model_path")
-        lets the loader name the setting and where it came from. The default checks nothing.
-        """
-
-    def sim2real_config(self) -> Sim2RealConfig:
-        """The sim-to-real knobs as a :class:`Sim2RealConfig`."""
-        return Sim2RealConfig(action_latency_range=tuple(self.action_latency_range),
-                              drop_action_prob=self.drop_action_prob, zero_offset_std=self.zero_offset_std,
-                              zero_offset_mag=self.zero_offset_mag, actuator_update_dt=self.actuator_update_dt)
-
+from ktorch_sim.task_config import RLConfig, config_field  # noqa: F401 - re-exported: ktorch_sim.task.RLConfig
 
 ConfigT = TypeVar("ConfigT", bound=RLConfig)
 
@@ -216,4 +147,11 @@ class RLTask(abc.ABC, Generic[ConfigT]):
         spec = self.get_env_spec(model)
         if not spec.rewards:
             raise ValueError(f"{type(self).__name__}.get_rewards() returned no rewards; at least one is required")
-        return Env(model, spec, self.config.engine_config(), engine=self.config.engine, seed=self.config.seed)
+        engine_config = self.config.engine_config()
+        engine = self.config.engine
+        if engine == "auto":
+            engine = "warp" if engine_config.device.startswith("cuda") else "mujoco"
+        # Refuse (one ConfigError line, key task.num_envs) worlds that cannot fit, before allocating any.
+        check_worlds_fit(model, engine_config.num_envs, engine, engine_config.device,
+                         randomized=any(r.fields for r in spec.randomizers))
+        return Env(model, spec, engine_config, engine=self.config.engine, seed=self.config.seed)

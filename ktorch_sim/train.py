@@ -11,10 +11,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from ktorch_sim.checkpoint import CheckpointError
-from ktorch_sim.config import ConfigError, cap_notes, config_help, load_config
-from ktorch_sim.logging import RunDirError
-from ktorch_sim.model_files import ModelFileError
+# Nothing here imports torch, MuJoCo or Warp: the config and the command line are checked first, so a
+# bad input is reported in well under a second; the trainer (and with it torch) is imported after that.
+from ktorch_sim.config import (
+    ConfigError,
+    TrainConfig,
+    cap_notes,
+    config_from_dict,
+    config_help,
+    load_config,
+    require_ppo_task,
+    source_of,
+)
+from ktorch_sim.errors import CheckpointError, ModelFileError, RunDirError, RunFinished
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,25 +51,50 @@ def _epilog(argv: list[str] | None) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run training; bad input exits with status 2 and one line on stderr."""
     args = parse_args(argv)
+    notes: list[str] = []
     try:
         if args.resume is not None and not args.resume.is_dir():
             raise CheckpointError(f"--resume {args.resume}: no such run directory")
         cfg = args.cfg
-        if cfg is None and args.resume is not None and (args.resume / "config.toml").is_file():
-            cfg = args.resume / "config.toml"  # resume with the run's own resolved config
-        config = load_config(cfg, args.overrides, note_caps=False)
+        config = None
+        if cfg is None and args.resume is not None:
+            if (args.resume / "config.toml").is_file():
+                cfg = args.resume / "config.toml"  # resume with the run's own resolved config
+            else:
+                config, note = _config_from_checkpoint(args.resume, args.overrides)
+                notes.append(note)
+        if config is None:
+            config = load_config(cfg, args.overrides, note_caps=False)
+        require_ppo_task(config)
         from ktorch_sim.trainer import Trainer
 
-        trainer = Trainer(config, resume=args.resume)
+        try:
+            trainer = Trainer(config, resume=args.resume, refuse_finished=True)
+        except ConfigError as e:  # raised while building (memory bounds): name where the key came from
+            raise (e if e.source else e.at(source_of(config, e.key))) from None
     except (ConfigError, CheckpointError, RunDirError, ModelFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for line in cap_notes(config):  # after the bad-input checks, so an error stays the only line
+    except RunFinished as e:
+        print(e, file=sys.stderr)
+        return 0
+    for line in (*notes, *cap_notes(config)):  # after the bad-input checks, so an error stays the only line
         print(line, file=sys.stderr)
     run_dir = trainer.train(progress=not args.no_progress)
     print(trainer.summary())
     print(f"run directory: {run_dir}")
     return 0
+
+
+def _config_from_checkpoint(run_dir: Path, overrides: list[str]) -> tuple[TrainConfig, str]:
+    """Return the config stored in the run's latest checkpoint (its config.toml is gone) and a note saying so."""
+    from ktorch_sim.checkpoint import CheckpointManager, load_checkpoint
+
+    path = CheckpointManager(run_dir).resume_path()
+    stored = load_checkpoint(path)["config"]
+    config = config_from_dict(stored, overrides, source=f"{path} (stored config)", note_caps=False)
+    return config, (f"note: {run_dir / 'config.toml'} is missing; resuming with the config stored in the "
+                    f"checkpoint {path}")
 
 
 if __name__ == "__main__":

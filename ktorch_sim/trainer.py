@@ -30,8 +30,10 @@ from ktorch_sim.checkpoint import (
     restore_rng_state,
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
+from ktorch_sim.errors import RunFinished
 from ktorch_sim.logging import RunLogger, make_run_dir, rewind_metrics
 from ktorch_sim.ppo_task import PPOTask, policy_spec
+from ktorch_sim.resources import check_rollout_fits
 from ktorch_sim.training_video import TrainingVideos
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
@@ -45,8 +47,15 @@ HEALTH_METRICS = {"bad_physics": "bad_worlds", "overflow": "overflow_worlds", "b
 class Trainer:
     """Builds the task, environment, model and optimizer from a config, then trains."""
 
-    def __init__(self, config: TrainConfig, resume: str | Path | None = None, task: PPOTask | None = None) -> None:
-        """Set everything up; with ``resume``, load the run directory's latest checkpoint."""
+    def __init__(self, config: TrainConfig, resume: str | Path | None = None, task: PPOTask | None = None, *,
+                 refuse_finished: bool = False) -> None:
+        """Set everything up; with ``resume``, load the run directory's latest checkpoint.
+
+        ``refuse_finished`` (the training CLI): resuming a run whose checkpoint already reached
+        ``ppo.max_steps`` raises :class:`~ktorch_sim.errors.RunFinished`, before the run directory is
+        touched, with a line that says how to extend it. Without it such a trainer trains nothing.
+        """
+        self._refuse_finished = refuse_finished
         self.config = config
         seed = config.task.seed
         torch.manual_seed(seed)
@@ -68,6 +77,8 @@ class Trainer:
             # next to them made small policy ops ~20x slower (measured: GRUCell 2.3 ms -> 54 ms).
             torch.set_num_threads(1)
         first = self.env.reset()
+        check_rollout_fits(first, self.env.num_envs, self.env.num_actions, len(self.env.spec.rewards),
+                           config.rollout_steps, str(self.device))  # one ConfigError line if it cannot fit
         spec = policy_spec(task, self.env, first)
         if config.ppo.normalize_observations:
             task.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
@@ -280,6 +291,12 @@ class Trainer:
         counters = state["counters"]
         self.iteration, self.env_steps = int(counters["iteration"]), int(counters["env_steps"])
         self.elapsed = float(counters["elapsed_seconds"])
+        max_steps = self.config.ppo.max_steps
+        if self._refuse_finished and 0 < max_steps <= self.env_steps:
+            raise RunFinished(f"run {self.run_dir} already reached ppo.max_steps ({max_steps}; its checkpoint "
+                              f"{path.name} has {self.env_steps} env steps): nothing to train. To train it further, "
+                              f"raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
+                              f"--set ppo.max_steps={self.env_steps + max_steps}")
         rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
     # --- helpers ------------------------------------------------------------------------------

@@ -111,6 +111,24 @@ def _empty_run(tmp: Path) -> Path:
     return run_dir
 
 
+RAISING = "X = 1\nY = 1 / 0\n"
+ENV_ONLY = ("from ktorch_sim.task import RLTask\nfrom tests.cartpole import CartpoleConfig\n\n\n"
+            "class EnvOnly(RLTask):\n    config_class = CartpoleConfig\n")
+
+
+def _module(tmp: Path, name: str, text: str) -> str:
+    """Write ``tmp/<name>.py`` (the case puts ``tmp`` on PYTHONPATH) and return the module name."""
+    _write(tmp, f"{name}.py", text)
+    return name
+
+
+def _checkpoints_file_run(tmp: Path) -> Path:
+    """A run directory whose ``checkpoints`` is a regular file."""
+    run_dir = _empty_run(tmp)
+    (run_dir / "checkpoints").write_text("not a directory\n")
+    return run_dir
+
+
 def _fake_wandb(tmp: Path) -> Path:
     """A ``wandb`` package whose init fails as an unreachable server would; put first on PYTHONPATH."""
     package = tmp / "fake_wandb" / "wandb"
@@ -200,6 +218,37 @@ CLI_CASES: dict[str, CliCase] = {
         lambda t: ["--resume", str(_run_with_checkpoint(t, model_state={"actor.w": torch.zeros(2)}))],
         ("ckpt_00000001.pt does not fit this model", "Missing key(s)", "resume with that config or start a new run"),
         watch_run=True),
+    "non_finite_set": CliCase(lambda t: _sets("ppo.learning_rate=inf"),
+                              ("--set ppo.learning_rate: must be a finite number, got inf",)),
+    "non_finite_overflow": CliCase(lambda t: _sets("ppo.learning_rate=1e400"),
+                                   ("--set ppo.learning_rate: must be a finite number, got 1e400 (read as inf)",)),
+    "non_finite_file": CliCase(lambda t: ["--cfg", str(_write(t, "c.toml", "[ppo]\nvalue_loss_coef = inf\n"))],
+                               ("c.toml: ppo.value_loss_coef: must be a finite number, got inf",)),
+    "rollout_length_inf": CliCase(lambda t: _sets("ppo.rollout_length_seconds=inf"),
+                                  ("--set ppo.rollout_length_seconds: must be a finite number, got inf",)),
+    "episode_length_zero": CliCase(lambda t: _sets("task.episode_length_seconds=0"),
+                                   ("--set task.episode_length_seconds: must be > 0 seconds, got 0.0",)),
+    "seed_too_big": CliCase(lambda t: _sets(f"task.seed={2**64}"),
+                            ("--set task.seed: must fit in a 64-bit integer", str(2**64))),
+    "seed_negative": CliCase(lambda t: _sets("task.seed=-1"), ("--set task.seed: must be in [0, 2**63 - 1], got -1",)),
+    "task_name_malformed": CliCase(lambda t: _sets("task.name=:"),
+                                   ('--set task.name: malformed task name ":"', '"package.module:ClassName"')),
+    "task_module_raises": CliCase(lambda t: _sets(f"task.name={_module(t, 'raising_tasks', RAISING)}:MyTask"),
+                                  ('task module "raising_tasks" of task "raising_tasks:MyTask" failed to import',
+                                   "raising_tasks.py, line 2: ZeroDivisionError: division by zero"),
+                                  env=lambda t: {"PYTHONPATH": str(t)}),
+    "task_file_syntax_error": CliCase(lambda t: _sets(f"task.name={_write(t, 'bad.py', 'def f(:')}:MyTask"),
+                                      ("cannot load task file", "bad.py, line 1: SyntaxError:")),
+    "task_not_ppo_task": CliCase(
+        lambda t: _sets(f"task.name={_module(t, 'env_only_tasks', ENV_ONLY)}:EnvOnly"),
+        ("--set task.name: EnvOnly (subclass of RLTask) is not a PPOTask", "subclass ks.PPOTask"),
+        env=lambda t: {"PYTHONPATH": os.pathsep.join([str(t), str(REPO)])}),
+    "num_envs_too_big": CliCase(lambda t: _sets(*TINY, "task.num_envs=1000000000", "ppo.batch_size=1"),
+                                ("--set task.num_envs: 1000000000 worlds need at least", "TiB",
+                                 "of MuJoCo data per world", "available host memory", "worlds fit")),
+    "checkpoints_is_a_file": CliCase(lambda t: ["--resume", str(_checkpoints_file_run(t))],
+                                     ("checkpoints is a regular file, not the directory that holds the ckpt_*.pt",),
+                                     watch_run=True),
     "run_dir_unwritable": CliCase(lambda t: _sets(*TINY, f"logging.run_dir={_write(t, 'a_file', 'x') / 'runs'}"),
                                   ("cannot create run directory", "a_file/runs", "choose another logging.run_dir")),
 }
@@ -231,7 +280,7 @@ def cli_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
     return {cid: (prepared[cid][0], futures[cid].result(), prepared[cid][3]) for cid in prepared}
 
 
-@pytest.mark.slow  # the fixture's 27 CLI starts take ~80 CPU-seconds in all (~3 s of imports each)
+@pytest.mark.slow  # the fixture's 41 CLI starts: config errors ~0.3 s each (no torch yet), the others ~3 s
 @pytest.mark.parametrize("case_id", list(CLI_CASES))
 def test_cli_bad_input_gives_one_line_and_writes_nothing(case_id: str, cli_results: dict) -> None:
     case = CLI_CASES[case_id]

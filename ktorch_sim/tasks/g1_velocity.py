@@ -32,7 +32,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import mujoco
 import numpy as np
@@ -48,38 +47,12 @@ from ktorch_sim.robots.g1 import (
     g1_gains,
     g1_initial_qpos,
 )
-from ktorch_sim.task import RLConfig, config_field
+from ktorch_sim.tasks.configs import G1VelocityConfig  # defined there (importable without torch)
 
 COMMAND = "velocity_command"
 FEET = ("left_ankle_roll_link", "right_ankle_roll_link")
 LEFT_FOOT_GEOMS = tuple(f"left_foot{i}_collision" for i in range(1, 8))
 RIGHT_FOOT_GEOMS = tuple(f"right_foot{i}_collision" for i in range(1, 8))
-
-
-@dataclass(kw_only=True)
-class G1VelocityConfig(RLConfig):
-    """Settings of the G1 velocity task; the physics defaults are mjlab's flat G1 values."""
-
-    model_path: str | None = config_field(None, "G1 MJCF (robot only, as mjlab ships it); none: $KTORCH_G1_XML, "
-                                                "else the installed mjlab's asset_zoo/robots/unitree_g1/xmls/g1.xml.")
-    dt: float = config_field(0.005, "Physics timestep, seconds (mjlab G1: 0.005).")
-    ctrl_dt: float = config_field(0.02, "Control period, seconds (mjlab: decimation 4).")
-    iterations: int = config_field(10, "Constraint solver iterations (mjlab G1: 10).")
-    ls_iterations: int = config_field(20, "Line-search iterations (mjlab G1: 20).")
-    ccd_iterations: int = config_field(50, "Convex collision iterations (mjlab flat G1: 50).")
-    nconmax: int = config_field(48, "Warp: contacts per world (MuJoCo Warp's default for this model, as mjlab "
-                                    "flat G1 leaves it).")
-    njmax: int = config_field(300, "Warp: constraint rows per world (mjlab flat G1: 300).")
-    recompute_constants: bool = config_field(False, "Recompute derived constants after the centre-of-mass draw; "
-                                                    "mjlab draws it once at start-up, so off to match its work.")
-    episode_length_seconds: float = config_field(20.0, "Time limit of an episode (a truncation), s (mjlab: 20).")
-    max_linear_speed: float = config_field(1.0, "Largest commanded |vx| and |vy|, m/s (mjlab: 1).")
-    max_yaw_rate: float = config_field(0.5, "Largest commanded |wz|, rad/s (mjlab: 0.5).")
-    push_velocity: float = config_field(0.5, "Largest planar velocity kick of a push, m/s (mjlab flat: 0.5).")
-
-    def check_inputs(self) -> None:
-        """Find the G1 model (one-line ConfigError naming task.model_path when there is none)."""
-        find_g1_xml(self.model_path)
 
 
 class G1VelocityTask(PPOTask[G1VelocityConfig]):

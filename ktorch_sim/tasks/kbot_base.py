@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import mujoco
 
@@ -17,35 +16,11 @@ from ktorch_sim.model_files import load_metadata_file, load_model_file
 from ktorch_sim.ppo_task import PPOTask
 from ktorch_sim.robot_metadata import RobotMetadata
 from ktorch_sim.robots import KBOT_JOINTS_TOML, kbot_metadata, load_kbot_model
-from ktorch_sim.task import ConfigT, RLConfig, config_field
+from ktorch_sim.task import ConfigT
+from ktorch_sim.tasks.configs import KbotConfig  # noqa: F401 - defined there (importable without torch)
 
 ARM_JOINTS = tuple(f"dof_{side}_{joint}" for side in ("right", "left")
                    for joint in ("shoulder_pitch_03", "shoulder_roll_03", "shoulder_yaw_02", "elbow_02", "wrist_00"))
-
-
-@dataclass(kw_only=True)
-class KbotConfig(RLConfig):
-    """Actuator settings every K-Bot task has."""
-
-    kp_scale: float = config_field(1.0, "Multiplier on the metadata kp.")
-    kd_scale: float = config_field(1.0, "Multiplier on the metadata kd.")
-    torque_limit_scale: float = config_field(1.0, "Multiplier on the metadata soft torque limit.")
-    action_noise: float = config_field(0.0, "Std of per-step action noise, rad.")
-    # Sized from measured peaks (tools/size_buffers.py; docs/benchmarks.md): at most 8 contacts per
-    # world (4 foot capsules x 2 on the floor) and 53 rows measured; 72 rows is the geometric bound
-    # (8 contacts x 4 pyramid rows + 20 friction-loss dofs + 20 joint limits).
-    nconmax: int = config_field(12, "Warp: contacts allocated per world (pooled); measured peak 8, x1.5.")
-    njmax: int = config_field(80, "Warp: constraint rows allocated per world; measured peak 53, bound 72.")
-
-    model_path: str | None = config_field(None, "MJCF scene to train in (robot and floor); none: the shipped "
-                                                "K-Bot scene (assets/kbot/scene.xml).")
-    metadata_path: str | None = config_field(None, "Joint metadata TOML (gains, limits, home pose) for the model's "
-                                                   "joints; none: the shipped assets/kbot/joints.toml.")
-
-    def check_inputs(self) -> None:
-        """With a user model or metadata file: compile it and check that its joints match (one-line errors)."""
-        if self.model_path is not None or self.metadata_path is not None:
-            _load_robot(self.model_path, self.metadata_path)
 
 
 @functools.lru_cache(maxsize=4)

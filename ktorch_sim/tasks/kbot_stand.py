@@ -13,28 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import mujoco
 
 import ktorch_sim.components as kc
-from ktorch_sim.task import config_field
-from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotConfig, KbotTask, home_pose
-
-
-@dataclass(kw_only=True)
-class KbotStandConfig(KbotConfig):
-    """Settings of the standing task (the notebook's launch settings where it has them)."""
-
-    dt: float = config_field(0.002, "Physics timestep, seconds (notebook: 0.002).")
-    episode_length_seconds: float = config_field(20.0, "Time limit of an episode (a truncation, not a failure).")
-    curriculum: str = config_field("linear", "How noise, pushes and randomization grow: linear (the notebook: +0.01 per "
-                                             "iteration, full after 100 iterations whatever their size) or "
-                                             "episode_length (+0.05 while episodes last over "
-                                             "curriculum_up_seconds on average, -0.05 under half of it; for small "
-                                             "CPU iterations).", choices=("linear", "episode_length"))
-    curriculum_up_seconds: float = config_field(8.0, "episode_length curriculum: mean episode length that raises "
-                                                     "the level, seconds.")
+from ktorch_sim.tasks.configs import KbotStandConfig  # defined there (importable without torch)
+from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotTask, home_pose
 
 
 class KbotStandTask(KbotTask[KbotStandConfig]):

@@ -14,39 +14,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import mujoco
 
 import ktorch_sim.components as kc
-from ktorch_sim.task import config_field
-from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotConfig, KbotTask, home_pose
+from ktorch_sim.tasks.configs import KbotWalkConfig  # defined there (importable without torch)
+from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotTask, home_pose
 
 FEET = ("LFootBushing_GPF_1517_12", "RFootBushing_GPF_1517_12")
 LEFT_FOOT_GEOMS = ("left_foot_collision_0", "left_foot_collision_1")
 RIGHT_FOOT_GEOMS = ("right_foot_collision_0", "right_foot_collision_1")
 COMMAND = "velocity_command"
-
-
-@dataclass(kw_only=True)
-class KbotWalkConfig(KbotConfig):
-    """Settings of the walking task (ksim's K-Bot example values)."""
-
-    dt: float = config_field(0.004, "Physics timestep, seconds (ksim K-Bot: 0.004).")
-    action_latency_range: tuple[float, float] = config_field((0.003, 0.01), "Per-episode action latency range, s.")
-    drop_action_prob: float = config_field(0.05, "Probability that an action dimension is dropped per step.")
-    zero_offset_mag: float = config_field(math.radians(3.0), "Half-width of per-episode joint zero offsets, rad.")
-    kp_scale: float = config_field(1.4, "Multiplier on the metadata kp.")
-    kd_scale: float = config_field(1.4, "Multiplier on the metadata kd.")
-    torque_limit_scale: float = config_field(1.5, "Multiplier on the metadata soft torque limit.")
-    action_noise: float = config_field(0.02, "Std of per-step action noise, rad.")
-    max_forward_speed: float = config_field(1.0, "Largest commanded forward speed, m/s.")
-    max_lateral_speed: float = config_field(0.3, "Largest commanded sideways speed, m/s.")
-    max_yaw_rate: float = config_field(1.0, "Largest commanded yaw rate, rad/s.")
-    gait_period: float = config_field(0.8, "Period of the sinusoidal gait clock, s.")
-    max_foot_height: float = config_field(0.08, "Swing height of the gait command, m.")
-    base_height_target: float = config_field(0.72, "Target base height above the feet, m (home pose: 0.72).")
-    episode_length_seconds: float = config_field(24.0, "Time limit of an episode (a truncation), s.")
 
 
 class KbotWalkTask(KbotTask[KbotWalkConfig]):
