@@ -141,7 +141,7 @@ class PPOConfig:
         return min(self.batch_size, num_envs)
 
     def num_minibatches(self, num_envs: int) -> int:
-        """Minibatches per pass over a rollout of ``num_envs`` environments."""
+        """Minibatches per pass over a rollout of ``num_envs`` environments when ``minibatch_size`` is 0."""
         return num_envs // self.envs_per_minibatch(num_envs)
 
 

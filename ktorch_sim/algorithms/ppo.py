@@ -241,7 +241,7 @@ class PPO:
         length = 1 if not is_recurrent(carry) else (cfg.sequence_length or num_steps)
         if num_steps % length:
             raise ValueError(f"ppo.sequence_length ({length}) must divide the rollout's {num_steps} steps")
-        transitions = cfg.minibatch_size or min(cfg.batch_size, num_envs) * num_steps
+        transitions = cfg.minibatch_size or cfg.envs_per_minibatch(num_envs) * num_steps
         return length, max(1, transitions // length)
 
     def update(self, buffer: object, start_carry: object) -> dict[str, torch.Tensor]:
