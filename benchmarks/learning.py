@@ -109,7 +109,7 @@ def ktorch_config(lib: str, env_id: str, seed: int, steps: int, overrides: list[
 def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str]) -> dict[str, Any]:
     """Train with ktorch_sim's PPO and evaluate deterministically; returns the result dict."""
     from ktorch_sim.config import to_dict
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as run_dir:
         config = ktorch_config(lib, env_id, seed, steps, overrides, run_dir)
@@ -131,7 +131,7 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES) -> d
 
     task = trainer.task
     eval_task = type(task)(dataclasses.replace(task.config, num_envs=episodes, seed=seed + 10_000))
-    eval_task.model_config, eval_task.normalizers = task.model_config, task.normalizers
+    eval_task.normalizers = task.normalizers
     env = eval_task.make_env()
     current = env.reset()
     carry = eval_task.get_initial_model_carry(trainer.model, episodes)

@@ -34,7 +34,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("ControlPipeline", "Sim2RealConfig"), "ktorch_sim.sim2real"),
     "RLTask": "ktorch_sim.task",
     **dict.fromkeys(("RLConfig", "config_field"), "ktorch_sim.task_config"),
-    **dict.fromkeys(("TrainedPolicy", "load_trained_policy"), "ktorch_sim.trained"),
+    **dict.fromkeys(("TrainedPolicy", "load_trained_policy"), "ktorch_sim.playback.trained"),
 }
 
 

@@ -11,25 +11,45 @@ feed the actor the noisy observations and the critic the clean ones (asymmetric 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tensordict import TensorDict
 
+from ktorch_sim.actuators import PositionActuators
+from ktorch_sim.algorithms.normalizer import RunningNormalizer
+from ktorch_sim.components.base import joint_qpos_indices
+from ktorch_sim.policies.actor_critic import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
+from ktorch_sim.policies.config import ModelConfig
+from ktorch_sim.registry import resolve_object
 from ktorch_sim.task import ConfigT, RLTask
+
+LAUNCHER = "ktorch_sim.training.launch:launch"
+"""What :meth:`PPOTask.launch` calls: the training layer's entry point, by name (it imports this module)."""
 
 Carry = Any
 
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """Sizes a policy needs, measured from the environment."""
+    """What a policy is built from: sizes measured from the environment and the ``model`` settings.
+
+    Attributes:
+        num_actor_inputs / num_critic_inputs: width of each network's input vector.
+        num_actions: the action vector's width.
+        action_bias: the home pose in action order, the actor's mean offset.
+        model: the config's ``[model]`` section (a :class:`~ktorch_sim.policies.config.ModelConfig`).
+        normalize_inputs: whether inputs go through running mean/std normalizers
+            (``ppo.normalize_observations``).
+    """
 
     num_actor_inputs: int
     num_critic_inputs: int
     num_actions: int
-    action_bias: torch.Tensor  # the home pose in action order: the actor's mean offset
+    action_bias: torch.Tensor
+    model: ModelConfig = field(default_factory=ModelConfig)
+    normalize_inputs: bool = False
 
 
 @dataclass
@@ -52,16 +72,17 @@ class PPOVariables:
 class PPOTask(RLTask[ConfigT]):
     """RLTask plus the actor-critic hooks PPO trains through; see the module docstring."""
 
-    model_config: Any = None  # set by the trainer from the config's [model] section
-    normalizers: torch.nn.ModuleDict | None = None  # {"actor", "critic"} RunningNormalizers when enabled
+    normalizers: torch.nn.ModuleDict | None = None  # {"actor", "critic"} RunningNormalizers; see init_normalizers
 
     @classmethod
     def launch(cls, config: ConfigT, resume: Any = None, progress: bool = True, **sections: Any) -> Any:
         """Train this task from Python, as ksim's ``Task.launch(config)``; returns the run directory.
 
-        See :func:`_launch` for how ``ppo``/``model``/``logging``/``checkpoint`` sections are formed.
+        The training loop sits above the task layer, so it is bound by name here, once, rather than
+        imported: see :func:`ktorch_sim.training.launch.launch` for how the ``ppo``/``model``/
+        ``logging``/``checkpoint`` sections are formed.
         """
-        return _launch(cls, config, resume=resume, progress=progress, **sections)
+        return resolve_object(LAUNCHER)(cls, config, resume=resume, progress=progress, **sections)
 
     # --- what each network sees -------------------------------------------------------------
 
@@ -107,20 +128,24 @@ class PPOTask(RLTask[ConfigT]):
         self.normalizers["actor"].update(self.actor_features(observations, commands), mask)
         self.normalizers["critic"].update(self.critic_features(observations, commands), mask)
 
+    def init_normalizers(self, spec: PolicySpec) -> None:
+        """Give this task fresh input normalizers when ``spec.normalize_inputs`` (else none)."""
+        self.normalizers = None
+        if spec.normalize_inputs:
+            self.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
+                                                    "critic": RunningNormalizer(spec.num_critic_inputs)})
+
     def _normalized(self, which: str, x: torch.Tensor) -> torch.Tensor:
         return x if self.normalizers is None else self.normalizers[which](x)
 
     # --- the model ----------------------------------------------------------------------------
 
     def get_model(self, spec: PolicySpec) -> torch.nn.Module:
-        """The actor-critic (default: GRU mixture of Gaussians, or MLP, per the ``model`` config)."""
-        from ktorch_sim.policies import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
-
-        m = self.model_config
-        if m is None or m.policy == "gru":
-            kw = {} if m is None else dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method)
-            actor_kw = {} if m is None else dict(num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std,
-                                                 var_scale=m.var_scale)
+        """The actor-critic (default: GRU mixture of Gaussians, or MLP, per ``spec.model``)."""
+        m = spec.model
+        if m.policy == "gru":
+            kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method)
+            actor_kw = dict(num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale)
             return ActorCritic(
                 GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw, **actor_kw),
                 GRUCritic(spec.num_critic_inputs, **kw))
@@ -129,15 +154,13 @@ class PPOTask(RLTask[ConfigT]):
                      mean_bias=spec.action_bias, activation=m.activation),
             MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden), activation=m.activation))
 
-    def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """AdamW with the ``ppo`` config's learning rate and weight decay (set by the trainer).
+    def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer | None:
+        """An optimizer for ``model``, or None (the default) for PPO's own AdamW from the ``ppo`` section.
 
-        The fused implementation (one kernel for every parameter, on CUDA and on the CPU) is used:
-        on the CPU it cut the optimizer step of a small MLP about 4x against the per-tensor loop.
+        PPO schedules the learning rate of whatever optimizer this returns
+        (:meth:`ktorch_sim.algorithms.ppo.PPO.start_iteration`).
         """
-        lr, wd = getattr(self, "_lr", 3e-4), getattr(self, "_weight_decay", 1e-5)
-        eps = getattr(self, "_adam_eps", 1e-8)
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd, eps=eps, fused=True)
+        return None
 
     def get_initial_model_carry(self, model: torch.nn.Module, batch_size: int) -> Carry:
         """Zero recurrent state for ``batch_size`` fresh episodes."""
@@ -185,15 +208,13 @@ class PPOTask(RLTask[ConfigT]):
         return variables, (actor_carry, critic_carry)
 
 
-def policy_spec(task: PPOTask, env: Any, first: TensorDict) -> PolicySpec:
+def policy_spec(task: PPOTask, env: Any, first: TensorDict, model: ModelConfig | None = None,
+                normalize_inputs: bool = False) -> PolicySpec:
     """Measure the policy's sizes from the env's first step ``first`` (its ``observation``/``command``).
 
     Position actuators bias the actor's means by the start pose of the actuated joints, so an
     untrained policy holds the robot near home; other actuators get no bias.
     """
-    from ktorch_sim.actuators import PositionActuators
-    from ktorch_sim.components.base import joint_qpos_indices
-
     obs, cmd = first["observation"], first["command"]
     actuators = env.spec.actuators
     if isinstance(actuators, PositionActuators):
@@ -202,63 +223,25 @@ def policy_spec(task: PPOTask, env: Any, first: TensorDict) -> PolicySpec:
         bias = torch.zeros(env.num_actions, device=env.device)
     return PolicySpec(num_actor_inputs=task.actor_inputs(obs, cmd).shape[-1],
                       num_critic_inputs=task.critic_inputs(obs, cmd).shape[-1],
-                      num_actions=env.num_actions, action_bias=bias.detach().clone())
+                      num_actions=env.num_actions, action_bias=bias.detach().clone(),
+                      model=model or ModelConfig(), normalize_inputs=normalize_inputs)
+
+
+def build_policy(task: PPOTask, env: Any, first: TensorDict, model: ModelConfig | None = None,
+                 normalize_inputs: bool = False) -> tuple[torch.nn.Module, PolicySpec]:
+    """Build ``task``'s actor-critic for ``env`` on the env's device: the one recipe that training,
+    playback and training videos share.
+
+    Measures the :class:`PolicySpec`, gives the task its input normalizers
+    (:meth:`PPOTask.init_normalizers`) and calls :meth:`PPOTask.get_model`. Returns the model
+    (on ``env.device``, fresh weights) and the spec.
+    """
+    spec = policy_spec(task, env, first, model, normalize_inputs)
+    task.init_normalizers(spec)
+    if task.normalizers is not None:
+        task.normalizers.to(env.device)
+    return task.get_model(spec).to(env.device), spec
 
 
 def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([p.to(torch.float32) for p in parts], dim=-1)
-
-
-def _launch(task_cls: type[PPOTask], config: Any, resume: Any = None, progress: bool = True, **sections: Any) -> Any:
-    """Train ``task_cls`` with ``config`` from Python, as ksim's ``Task.launch(config)``.
-
-    ``config`` is the task's config (an RLConfig subclass). Training sections (``ppo``,
-    ``model``, ``logging``, ``checkpoint``) may be passed as dataclasses; any of their fields
-    that ``config`` itself defines (a ksim config that subclasses PPOConfig carries
-    ``learning_rate``, ``batch_size`` ...) are taken from ``config``. Returns the run directory.
-    """
-    import dataclasses
-
-    from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, PPOConfig, TrainConfig, validate
-    from ktorch_sim.trainer import Trainer
-
-    built = {}
-    for name, cls in (("ppo", PPOConfig), ("model", ModelConfig), ("logging", LoggingConfig),
-                      ("checkpoint", CheckpointConfig)):
-        section = sections.get(name) or cls()
-        shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)}
-        built[name] = dataclasses.replace(section, **shared) if name not in sections else section
-    train_config = TrainConfig(task_name=_recorded_task_name(task_cls), task=config, **built)
-    validate(train_config, task_cls)
-    return Trainer(train_config, resume=resume, task=task_cls(config)).train(progress=progress)
-
-
-_WARNED_UNIMPORTABLE: set[str] = set()
-
-
-def _recorded_task_name(task_cls: type[PPOTask]) -> str:
-    """Return the ``task.name`` a launched run records: one ``tools/play.py`` and ``tools/export.py`` resolve.
-
-    A task class defined in the script being run lives in module ``__main__``, a name no later
-    process can import; :func:`ktorch_sim.config.importable_task_name` names it by its file (or
-    ``python -m`` module) instead. When there is no such name (a notebook, a class defined inside a
-    function) the run records ``module:ClassName`` and warns once that the tools will need
-    ``--set task.name=...``.
-    """
-    import warnings
-
-    from ktorch_sim.config import importable_task_name
-
-    name = importable_task_name(task_cls)
-    if name is not None:
-        return name
-    fallback = f"{task_cls.__module__}:{task_cls.__qualname__}"
-    if fallback not in _WARNED_UNIMPORTABLE:
-        _WARNED_UNIMPORTABLE.add(fallback)
-        warnings.warn(f"task {task_cls.__qualname__} is not defined in a file Python can import again (a notebook, "
-                      f"an interactive session or a function), so this run records task.name={fallback!r}; "
-                      f"tools/play.py, tools/export.py and tools/render.py will need --set "
-                      f"task.name=path/to/file.py:{task_cls.__name__} (or package.module:{task_cls.__name__}) "
-                      "naming a file that defines it", UserWarning, stacklevel=4)
-    return fallback
-

@@ -44,6 +44,8 @@ from typing import Any, NoReturn
 import mujoco
 import numpy as np
 
+from ktorch_sim.actuator_lookup import joint_actuator_id
+
 __all__ = [
     "JointMetadata",
     "MotorMetadata",
@@ -350,12 +352,10 @@ def check_against_model(meta: RobotMetadata, model: mujoco.MjModel) -> None:
     """Check that every metadata joint exists in ``model`` with an actuator.
 
     The actuator is the one named ``<joint>_ctrl``, or the one (possibly unnamed) actuator that
-    drives the joint (:func:`ktorch_sim.actuators.joint_actuator_id`). Raises ValueError naming
+    drives the joint (:func:`ktorch_sim.actuator_lookup.joint_actuator_id`). Raises ValueError naming
     the first joint (in metadata order) that is missing, so a metadata file and an MJCF that
     drifted apart fail at load time rather than mid-training.
     """
-    from ktorch_sim.actuators import joint_actuator_id  # actuators imports this module
-
     for joint in meta.joints:
         if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, joint.name) < 0:
             raise ValueError(f"{meta.robot}: joint {joint.name!r} from the metadata is not in the model")

@@ -105,9 +105,10 @@ class RLTask(abc.ABC, Generic[ConfigT]):
 
     # --- learning hooks (implemented by policy tasks) ---------------------------------------
 
-    def get_model(self) -> torch.nn.Module:
-        """The policy (actor and critic) as a torch module."""
-        raise NotImplementedError(f"{type(self).__name__} must implement get_model() to train a policy")
+    def get_model(self, spec: Any) -> torch.nn.Module:
+        """The policy (actor and critic) as a torch module, built from ``spec`` (a
+        :class:`~ktorch_sim.ppo_task.PolicySpec`: input and action sizes, the ``model`` settings)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_model(spec) to train a policy")
 
     def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
         """The optimizer for ``model``."""

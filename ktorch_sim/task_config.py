@@ -10,9 +10,14 @@ methods that build engine objects (:meth:`RLConfig.engine_config`, :meth:`RLConf
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ktorch_sim.errors import ConfigError, require
+from ktorch_sim.toml_values import choice_problem, show_value
 
 if TYPE_CHECKING:
     from ktorch_sim.engines import EngineConfig
@@ -22,6 +27,11 @@ if TYPE_CHECKING:
 # holds them equal), here so that the config can be checked without importing the engines.
 ENGINE_KINDS = ("auto", "mujoco", "warp")
 INTEGRATOR_NAMES = ("euler", "implicitfast", "implicit", "rk4")
+
+INT64_MAX = 2**63 - 1
+"""The largest integer a config value may hold (stored as a 64-bit integer downstream)."""
+C_INT_MAX = 2**31 - 1
+"""The largest count MuJoCo and Warp take as a C int (iterations, buffer sizes, steps per control period)."""
 
 
 def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = None,  # noqa: A002
@@ -87,6 +97,14 @@ class RLConfig:
                             device=self.resolved_device(), nconmax=self.nconmax, njmax=self.njmax,
                             num_threads=self.num_threads)
 
+    def check(self) -> None:
+        """Every range check of a task config: RLConfig's own fields, then :meth:`check_values`.
+
+        Raises :class:`~ktorch_sim.errors.ConfigError` naming the key (``task.<field>``). The config
+        loader calls it before anything heavy is imported.
+        """
+        _check_base_values(self)
+
     def check_values(self) -> None:
         """Check the ranges of this config class's own fields; the config loader calls it early.
 
@@ -94,7 +112,7 @@ class RLConfig:
         ValueError whose message is one line, with a ``key`` attribute (e.g. "task.gait_period")
         naming the setting: :class:`ktorch_sim.config.ConfigError` has one. Finiteness of every
         float and the bounds of every int are checked for all fields already (the loader does it
-        generically); the fields of RLConfig itself are checked by the loader. The default checks
+        generically); the fields of RLConfig itself by :meth:`check`. The default checks
         nothing.
         """
 
@@ -115,3 +133,40 @@ class RLConfig:
 
 
 __all__ = ["ENGINE_KINDS", "INTEGRATOR_NAMES", "RLConfig", "config_field"]
+
+
+DEVICE_RE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")
+"""The torch devices a config may name."""
+
+
+def _check_base_values(t: RLConfig) -> None:
+    """The checks of RLConfig's own fields (physics, sim2real, seed), then the subclass's ``check_values``."""
+    require(t.num_envs >= 1, "task.num_envs", f"must be >= 1, got {t.num_envs}")
+    require(t.engine in ENGINE_KINDS, "task.engine", choice_problem(t.engine, ENGINE_KINDS))
+    require(DEVICE_RE.fullmatch(t.device) is not None, "task.device",
+             f"expected auto, cpu or cuda[:k], got {show_value(t.device)}")
+    require(t.integrator in INTEGRATOR_NAMES, "task.integrator", choice_problem(t.integrator, INTEGRATOR_NAMES))
+    require(t.dt > 0, "task.dt", f"must be > 0 seconds, got {t.dt}")
+    ratio = t.ctrl_dt / t.dt
+    require(ratio <= C_INT_MAX, "task.dt",
+             f"must give at most {C_INT_MAX} physics steps per task.ctrl_dt ({t.ctrl_dt}), got {t.dt} "
+             f"({ratio:.4g} steps)")
+    require(ratio >= 1 - 1e-9 and math.isclose(ratio, round(ratio), rel_tol=1e-6), "task.ctrl_dt",
+             f"must be a whole multiple of task.dt ({t.dt}), got {t.ctrl_dt} ({ratio:.4g} x dt)")
+    for name in ("iterations", "ls_iterations", "nconmax", "njmax"):
+        value = getattr(t, name)
+        require(1 <= value <= C_INT_MAX, f"task.{name}", f"must be in [1, {C_INT_MAX}], got {value}")
+    require(0 <= t.num_threads <= C_INT_MAX, "task.num_threads",
+             f"must be in [0, {C_INT_MAX}] (0: one per core), got {t.num_threads}")
+    lo, hi = t.action_latency_range
+    require(0 <= lo <= hi, "task.action_latency_range", f"must satisfy 0 <= min <= max, got [{lo}, {hi}]")
+    require(0 <= t.drop_action_prob < 1, "task.drop_action_prob", f"must be in [0, 1), got {t.drop_action_prob}")
+    require(t.zero_offset_std >= 0, "task.zero_offset_std", f"must be >= 0, got {t.zero_offset_std}")
+    require(t.zero_offset_mag >= 0, "task.zero_offset_mag", f"must be >= 0, got {t.zero_offset_mag}")
+    require(t.actuator_update_dt is None or t.actuator_update_dt > 0, "task.actuator_update_dt",
+             f"must be > 0 seconds or none, got {t.actuator_update_dt}")
+    require(0 <= t.seed <= INT64_MAX, "task.seed", f"must be in [0, 2**63 - 1], got {t.seed}")
+    try:  # the task config class's own fields
+        t.check_values()
+    except ValueError as e:
+        raise ConfigError(getattr(e, "problem", str(e)), key=getattr(e, "key", "task")) from None

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if config is None:
             config = load_config(cfg, args.overrides, note_caps=False)
         require_ppo_task(config)
-        from ktorch_sim.trainer import Trainer
+        from ktorch_sim.training.trainer import Trainer
 
         try:
             trainer = Trainer(config, resume=args.resume, refuse_finished=True)

@@ -74,7 +74,7 @@ TINY_KBOT_WALK = ["task.num_envs=2", "task.engine=mujoco", "task.device=cpu", "p
 def train_tiny_run(run_dir: object, task: str = "kbot_walk", extra: tuple[str, ...] = ()) -> object:
     """Train one tiny iteration of ``task`` into ``run_dir``/<run> and return that run directory."""
     from ktorch_sim.config import load_config
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.trainer import Trainer
 
     config = load_config(None, [f"task.name={task}", *TINY_KBOT_WALK, f"logging.run_dir={run_dir}", *extra])
     return Trainer(config).train(progress=False)

@@ -101,12 +101,12 @@ def _field_cases() -> list[Any]:
 @pytest.fixture
 def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     """A config that passes every check would start training: fail the test instead."""
-    import ktorch_sim.trainer
+    import ktorch_sim.training.trainer
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the config was accepted")
 
-    monkeypatch.setattr(ktorch_sim.trainer, "Trainer", refuse)
+    monkeypatch.setattr(ktorch_sim.training.trainer, "Trainer", refuse)
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture, tmp: Path, run_dir: bool = True

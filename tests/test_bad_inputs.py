@@ -25,7 +25,7 @@ import torch
 
 from ktorch_sim.checkpoint import CheckpointManager
 from ktorch_sim.config import load_config, save_config, to_dict
-from ktorch_sim.logging import read_metrics
+from ktorch_sim.training.logging import read_metrics
 from ktorch_sim.motion import MotionClip, MotionError, load_motion, save_motion
 from ktorch_sim.robots import KBOT_JOINTS_TOML, kbot_home_qpos, load_kbot_model
 

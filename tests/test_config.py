@@ -393,7 +393,7 @@ def test_importable_task_name_of_script_notebook_and_local_classes(tmp_path, mon
     import types
 
     from ktorch_sim.config import importable_task_name
-    from ktorch_sim.ppo_task import _recorded_task_name
+    from ktorch_sim.training.launch import recorded_task_name as _recorded_task_name
     from tests.cartpole import CartpoleTask
 
     assert importable_task_name(CartpoleTask) == "tests.cartpole:CartpoleTask"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ktorch_sim.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
-from ktorch_sim.logging import read_metrics, rewind_metrics
+from ktorch_sim.training.logging import read_metrics, rewind_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--set", "task.name=tests.cartpole:CartpoleTask", "--set", "task.num_envs=8", "--set", "ppo.batch_size=4",

@@ -16,8 +16,8 @@ import torch
 
 from ktorch_sim.checkpoint import CheckpointManager, load_checkpoint
 from ktorch_sim.config import TrainConfig, load_config
-from ktorch_sim.logging import read_metrics
-from ktorch_sim.trainer import Trainer
+from ktorch_sim.training.logging import read_metrics
+from ktorch_sim.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 ITERATIONS = 3

@@ -1,4 +1,4 @@
-"""ONNX export (ktorch_sim.export, tools/export.py): onnxruntime reproduces the torch actor step by step.
+"""ONNX export (ktorch_sim.deploy.export, tools/export.py): onnxruntime reproduces the torch actor step by step.
 
 Ground truth: the torch policy's own actions over recorded multi-episode rollouts (carry zeroed at
 resets), and K-Bot's joints.toml read directly for the metadata.
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from ktorch_sim.export import ExportError, export_paths, export_policy, policy_interface, read_metadata
-from ktorch_sim.export_check import DEFAULT_TOLERANCE, check_export, record_rollout, replay_onnx
-from ktorch_sim.trained import load_trained_policy
+from ktorch_sim.deploy.export import ExportError, export_paths, export_policy, policy_interface, read_metadata
+from ktorch_sim.deploy.check import DEFAULT_TOLERANCE, check_export, record_rollout, replay_onnx
+from ktorch_sim.playback.trained import load_trained_policy
 from tests.conftest import train_tiny_run
 
 pytest.importorskip("onnx")
@@ -196,7 +196,7 @@ def test_cli_bad_input_one_line_exit_2(tiny_kbot_walk_run: Path, tmp_path: Path,
 def test_failed_write_leaves_nothing(gru_export: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import onnx
 
-    import ktorch_sim.export as export_module
+    import ktorch_sim.deploy.export as export_module
 
     policy, paths = gru_export
     traced = onnx.load(str(paths.step))

@@ -8,7 +8,7 @@ import torch
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.config import load_config
-from ktorch_sim.trainer import Trainer
+from ktorch_sim.training.trainer import Trainer
 
 
 def _trainer(tmp_path, name):

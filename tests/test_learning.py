@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, PPOConfig, TrainConfig
-from ktorch_sim.trainer import Trainer
+from ktorch_sim.training.trainer import Trainer
 from tests.cartpole import CartpoleConfig
 
 RANDOM_POLICY_LENGTH = 30.0

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ktorch_sim.logging import (
+from ktorch_sim.training.logging import (
     RunDirError,
     RunLogger,
     make_run_dir,

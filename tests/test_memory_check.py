@@ -50,7 +50,7 @@ def test_bad_arguments_are_one_line(capsys):
 @pytest.mark.slow
 def test_a_leak_fails_the_check(tmp_path, monkeypatch, capsys):
     """4 MiB kept alive per iteration: 15 iterations after warm-up grow RSS by ~60 MiB > the 24 MiB bound."""
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.trainer import Trainer
 
     cfg = tmp_path / "cartpole.toml"
     cfg.write_text(TINY_CARTPOLE)

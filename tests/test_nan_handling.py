@@ -24,7 +24,7 @@ from ktorch_sim.components.base import Observation, Reset, Reward, Termination
 from ktorch_sim.engines import EngineConfig, PhysicsState
 from ktorch_sim.env import Env, EnvSpec
 from ktorch_sim.robots import kbot_metadata, load_kbot_model
-from ktorch_sim.trainer import Trainer
+from ktorch_sim.training.trainer import Trainer
 from tests.cartpole import CartpoleConfig, CartpoleTask
 from tests.conftest import build_engine, reset_engine
 from tests.test_learning import cartpole_config

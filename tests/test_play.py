@@ -1,4 +1,4 @@
-"""``ktorch_sim.evaluate`` and ``tools/play.py``: metrics checked against a replay of the same env.
+"""``ktorch_sim.playback.evaluate`` and ``tools/play.py``: metrics checked against a replay of the same env.
 
 Scripted policies (not a trained network) hold K-Bot at its home pose, or drive every joint
 far from it so it falls. A second env with the same seed is stepped by hand with the same
@@ -23,8 +23,8 @@ import pytest
 import torch
 from tensordict import TensorDict
 
-from ktorch_sim.evaluate import EpisodeTallies, EvalError, evaluate
-from ktorch_sim.policy_rollout import pin_velocity_command
+from ktorch_sim.playback.evaluate import EpisodeTallies, EvalError, evaluate
+from ktorch_sim.playback.policy_rollout import pin_velocity_command
 from ktorch_sim.robots import kbot_metadata
 from ktorch_sim.tasks.kbot_walk import KbotWalkConfig, KbotWalkTask
 
@@ -275,8 +275,8 @@ def test_viewer_loop_steers_the_command_from_keys(tiny_kbot_walk_run, monkeypatc
 
     import mujoco.viewer
 
-    from ktorch_sim.play import PlayOptions, load_for_play
-    from ktorch_sim.viewer import run_viewer
+    from ktorch_sim.playback.play import PlayOptions, load_for_play
+    from ktorch_sim.playback.viewer import run_viewer
 
     policy = load_for_play(tiny_kbot_walk_run, PlayOptions(engine="mujoco", device="cpu"), num_envs=1)
     seen = []
@@ -329,7 +329,7 @@ def tiny_planar_walker_run(tmp_path_factory):
 
 
 def test_measured_velocity_of_a_planar_walker_is_its_torso_velocity():
-    from ktorch_sim.evaluate import measured_velocity
+    from ktorch_sim.playback.evaluate import measured_velocity
     from tests.planar_walker import PlanarWalkerConfig, PlanarWalkerTask
 
     env = PlanarWalkerTask(PlanarWalkerConfig(num_envs=2)).make_env()
@@ -350,7 +350,7 @@ def test_measured_velocity_of_a_planar_walker_is_its_torso_velocity():
 
 
 def test_play_evaluates_a_trained_planar_walker(tiny_planar_walker_run, play_tool, capsys):
-    from ktorch_sim.play import PlayOptions, evaluate_checkpoint
+    from ktorch_sim.playback.play import PlayOptions, evaluate_checkpoint
 
     summary = evaluate_checkpoint(tiny_planar_walker_run, PlayOptions(episodes=2, num_envs=2, max_seconds=0.2))
     assert summary["episodes"] == 2 and summary["unfinished_worlds"] == 0

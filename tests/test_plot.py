@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ktorch_sim.logging import RunLogger, read_metrics
-from ktorch_sim.plotting import draw_curves, latest_branch
+from ktorch_sim.training.logging import RunLogger, read_metrics
+from ktorch_sim.training.plotting import draw_curves, latest_branch
 
 REPO = Path(__file__).resolve().parent.parent
 PLOT = REPO / "tools" / "plot.py"

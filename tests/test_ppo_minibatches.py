@@ -63,7 +63,7 @@ def _ppo(model, **overrides) -> tuple[PPO, _Task]:
     task = _Task()
     cfg = PPOConfig(num_passes=1, kl_coef=0.0, **overrides)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    ppo = PPO(task, model, opt, cfg, torch.Generator().manual_seed(1))
+    ppo = PPO(task, model, cfg, torch.Generator().manual_seed(1), optimizer=opt)
     task.get_ppo_variables = task.record
     return ppo, task
 
@@ -173,7 +173,7 @@ def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path
     """With normalize_observations on, the policy's log-probs of the rollout's own actions, recomputed
     before any gradient step, equal the stored ones (ratio 1), and the statistics move only afterwards."""
     from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.trainer import Trainer
     from tests.cartpole import CartpoleConfig
 
     config = TrainConfig(task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=4),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-import ktorch_sim.profiling as profiling
-from ktorch_sim.profiling import StepProfiler
+import ktorch_sim.training.profiling as profiling
+from ktorch_sim.training.profiling import StepProfiler
 
 
 class FakeClock:

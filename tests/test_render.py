@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from ktorch_sim import offscreen
+from ktorch_sim.playback import offscreen
 from ktorch_sim.checkpoint import load_checkpoint
-from ktorch_sim.offscreen import GLBackendError, select_gl_backend
-from ktorch_sim.render import (
+from ktorch_sim.playback.offscreen import GLBackendError, select_gl_backend
+from ktorch_sim.playback.render import (
     BLUE,
     GREEN,
     LIGHT_BLUE,
@@ -33,7 +33,7 @@ from ktorch_sim.render import (
     write_video,
 )
 from ktorch_sim.tasks.kbot_walk import KbotWalkConfig, KbotWalkTask
-from ktorch_sim.training_video import FPS, TrainingVideos
+from ktorch_sim.training.videos import FPS, TrainingVideos
 from tests.conftest import train_tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_velocity_arrows_turn_the_heading_frame_command_into_the_world():
 
 
 def test_body_velocity_arrows_work_without_a_free_joint_and_agree_with_it(kbot_model):
-    from ktorch_sim.render import ARROW_HEIGHT, body_velocity_arrows
+    from ktorch_sim.playback.render import ARROW_HEIGHT, body_velocity_arrows
     from tests.planar_walker import planar_walker_model
 
     model = planar_walker_model()  # root: slide x, slide z, hinge y; qpos[3:7] are leg joints
@@ -308,12 +308,12 @@ def test_training_writes_videos_without_changing_training(gl, tmp_path):
 
 
 def test_a_failing_video_warns_once_and_training_goes_on(tmp_path, monkeypatch, capsys):
-    import ktorch_sim.render
+    import ktorch_sim.playback.render
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(ktorch_sim.render, "render_rollout", broken)
+    monkeypatch.setattr(ktorch_sim.playback.render, "render_rollout", broken)
     run = train_tiny_run(tmp_path, extra=("logging.video_every_minutes=1e-9", "logging.video_seconds=0.2",
                                           "ppo.max_steps=30"))
     err = capsys.readouterr().err

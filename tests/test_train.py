@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ktorch_sim.trainer import Trainer
+from ktorch_sim.training.trainer import Trainer
 from tests.test_learning import cartpole_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,7 +137,7 @@ if __name__ == "__main__":
 
 def test_a_task_launched_from_a_script_records_a_name_the_tools_can_load(tmp_path, monkeypatch):
     from ktorch_sim.checkpoint import load_checkpoint
-    from ktorch_sim.trained import load_trained_policy
+    from ktorch_sim.playback.trained import load_trained_policy
 
     (tmp_path / "my_tasks").mkdir()
     (tmp_path / "my_tasks" / "walk.py").write_text(LAUNCH_SCRIPT)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ktorch_sim.checkpoint import CheckpointError, load_checkpoint
-from ktorch_sim.trained import load_trained_policy, resolve_checkpoint
+from ktorch_sim.playback.trained import load_trained_policy, resolve_checkpoint
 
 
 def test_loads_the_checkpoint_weights_and_acts_with_the_mode(tiny_kbot_walk_run):

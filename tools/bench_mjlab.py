@@ -13,7 +13,7 @@ steps at ``--num-envs`` worlds:
    "Collection time" (rollout with policy inference, plus its return computation) and "Learning
    time" (the PPO update); the warm-up iterations are dropped and the rest summed.
 2. ktorch_sim: configs/g1_velocity.toml (MLP 512-256-128) and configs/g1_velocity_gru.toml (GRU
-   mixture of Gaussians), through :class:`ktorch_sim.trainer.Trainer`, on the same G1 MJCF as the
+   mixture of Gaussians), through :class:`ktorch_sim.training.trainer.Trainer`, on the same G1 MJCF as the
    mjlab run (found through the mjlab interpreter unless ``--g1-xml`` is given); the trainer's
    ``time/collect_s`` and ``time/update_s`` of each timed iteration are summed the same way.
 
@@ -147,7 +147,7 @@ def measure_ktorch(config_path: str, device: str, engine: str, num_envs: int, it
                    g1_xml: str | None) -> dict:
     """Time ``iterations`` Trainer iterations of a g1_velocity config after ``warmup`` (this process)."""
     from ktorch_sim.config import load_config
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as run_dir:
         overrides = [f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",

@@ -7,7 +7,7 @@ one env step does), and the components' cost relative to the physics time.
 
 ``breakdown``: ms per control step by phase (physics, actuators, events, terminations, rewards,
 commands, resets, observations, policy, other = storage and bookkeeping) while collecting a
-rollout with the policy, from :class:`ktorch_sim.profiling.StepProfiler`.
+rollout with the policy, from :class:`ktorch_sim.training.profiling.StepProfiler`.
 
 ``train``: end-to-end PPO iterations of a task (rollout collection + update): env steps/s
 overall and for collection alone, and the seconds per phase.
@@ -82,7 +82,7 @@ def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_st
     ``extra`` are config overrides (``--set``) applied last.
     """
     from ktorch_sim.config import load_config
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as run_dir:
         probe = load_config(TASK_CONFIGS[task], [f"task.engine={engine}", f"task.device={device}"])
@@ -130,11 +130,11 @@ def measure_breakdown(task: str, engine: str, device: str, num_envs: int, steps:
     """Ms per control step by phase for rollout collection with the task's default policy.
 
     One rollout of ``steps`` control steps is collected as training does (policy sampling,
-    env step, storage), after one warm-up rollout; see :mod:`ktorch_sim.profiling`.
+    env step, storage), after one warm-up rollout; see :mod:`ktorch_sim.training.profiling`.
     """
     from ktorch_sim.config import load_config
-    from ktorch_sim.profiling import StepProfiler
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.profiling import StepProfiler
+    from ktorch_sim.training.trainer import Trainer
 
     overrides = [f"task.name={task}", f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",
                  "ppo.batch_size=1", "logging.wandb_mode=disabled"]

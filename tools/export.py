@@ -27,8 +27,8 @@ ENGINE_OVERRIDES = ("task.engine=mujoco", "task.device=cpu")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
-    from ktorch_sim.export import DEFAULT_OPSET
-    from ktorch_sim.export_check import DEFAULT_TOLERANCE
+    from ktorch_sim.deploy.export import DEFAULT_OPSET
+    from ktorch_sim.deploy.check import DEFAULT_TOLERANCE
 
     parser = argparse.ArgumentParser(prog="python tools/export.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +53,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Export (and check); 0 on success, 1 when the check fails, 2 on bad input."""
     args = parse_args(argv)
-    from ktorch_sim.export import ExportError
+    from ktorch_sim.deploy.export import ExportError
 
     try:
         summary, failure = run(args)
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> tuple[dict, str | None]:
     """Do the work; returns the JSON summary and a one-line failure (None when the check passed or was not run)."""
-    from ktorch_sim.export import (
+    from ktorch_sim.deploy.export import (
         ExportError,
         check_opset,
         check_writable,
@@ -77,8 +77,8 @@ def run(args: argparse.Namespace) -> tuple[dict, str | None]:
         export_policy,
         policy_interface,
     )
-    from ktorch_sim.export_check import check_export, require_onnxruntime
-    from ktorch_sim.trained import load_trained_policy, resolve_checkpoint
+    from ktorch_sim.deploy.check import check_export, require_onnxruntime
+    from ktorch_sim.playback.trained import load_trained_policy, resolve_checkpoint
 
     check = args.check or args.check_only
     if args.num_envs < 1 or (args.steps is not None and args.steps < 1) or not args.tolerance > 0:

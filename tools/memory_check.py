@@ -2,7 +2,7 @@
 
     python tools/memory_check.py --iterations 200 --num-envs 8 --bound-mb 64
 
-Builds a :class:`~ktorch_sim.trainer.Trainer` from a config (default ``configs/kbot_walk.toml`` on the
+Builds a :class:`~ktorch_sim.training.trainer.Trainer` from a config (default ``configs/kbot_walk.toml`` on the
 native MuJoCo engine, ``--num-envs`` worlds, a ``--rollout-seconds`` rollout), then runs
 :meth:`Trainer.train` as ``python -m ktorch_sim.train`` does: metrics to ``metrics.jsonl`` every
 iteration, a checkpoint every ``--checkpoint-every-seconds`` (default: every iteration, so the save path
@@ -127,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ktorch_sim.checkpoint import CheckpointError
     from ktorch_sim.config import ConfigError, load_config
-    from ktorch_sim.logging import RunDirError
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.logging import RunDirError
+    from ktorch_sim.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory(prefix="memory_check_") as tmp:
         run_dir = args.run_dir if args.run_dir is not None else Path(tmp)

@@ -7,7 +7,7 @@
 Prints exactly one JSON object on stdout (and writes it to ``--out``, atomically): survival
 rate, falls (per termination), episode length and return, linear and yaw-rate tracking errors,
 foot air time, and where the numbers came from. Definitions: docs/evaluation.md and
-ktorch_sim/evaluate.py. Evaluating one checkpoint with ``--engine warp`` and ``--engine mujoco``
+ktorch_sim/playback/evaluate.py. Evaluating one checkpoint with ``--engine warp`` and ``--engine mujoco``
 is the sim2sim check. Bad input: one ``error: ...`` line on stderr, exit status 2.
 """
 
@@ -26,8 +26,8 @@ from typing import Any
 
 from ktorch_sim.checkpoint import CheckpointError
 from ktorch_sim.config import ConfigError
-from ktorch_sim.evaluate import EvalError
-from ktorch_sim.play import PlayOptions, evaluate_checkpoint, load_for_play
+from ktorch_sim.playback.evaluate import EvalError
+from ktorch_sim.playback.play import PlayOptions, evaluate_checkpoint, load_for_play
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,7 +100,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _view(args: argparse.Namespace) -> int:
-    from ktorch_sim.viewer import display_problem, key_map_text, run_viewer
+    from ktorch_sim.playback.viewer import display_problem, key_map_text, run_viewer
 
     problem = display_problem()
     if problem is not None:

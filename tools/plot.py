@@ -3,7 +3,7 @@
     python tools/plot.py RUN_DIR --out curves.png
 
 Reads ``RUN_DIR/metrics.jsonl`` (what every training run writes, wandb or not) and draws one
-small panel per metric against env steps (ktorch_sim/plotting.py lists the panels). Needs
+small panel per metric against env steps (ktorch_sim/training/plotting.py lists the panels). Needs
 matplotlib (``pip install -e ".[tools]"``). The PNG is written atomically. Bad input (no such
 run directory, no metrics yet, an unwritable --out): one ``error: ...`` line, exit status 2.
 """
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ktorch_sim.logging import METRICS_FILE, read_metrics
+from ktorch_sim.training.logging import METRICS_FILE, read_metrics
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import matplotlib  # noqa: F401 - only to report a missing install in one line
 
-        from ktorch_sim.plotting import draw_curves, save_png
+        from ktorch_sim.training.plotting import draw_curves, save_png
     except ImportError:
         print('error: tools/plot.py needs matplotlib; install the tools extra: pip install -e ".[tools]"',
               file=sys.stderr)

@@ -3,7 +3,7 @@
 Rolls the policy out (its deterministic mode unless ``--stochastic``) in one world on the native
 MuJoCo engine on the CPU, whatever engine it was trained on, and renders it offscreen with a
 camera that tracks the base; green arrows show the commanded velocity, blue ones the measured
-velocity (see ktorch_sim/render.py). ``--command vx,vy,wz`` holds one velocity command for the
+velocity (see ktorch_sim/playback/render.py). ``--command vx,vy,wz`` holds one velocity command for the
 whole video; by default (``--sample-commands``) the task draws commands as in training. When an
 episode ends (a fall or the time limit) the environment resets and the video goes on.
 
@@ -49,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _check(args: argparse.Namespace) -> tuple[float, float, float] | None:
     """Validate the numbers and the output path; return the parsed --command. Raises ValueError (one line)."""
-    from ktorch_sim.policy_rollout import parse_velocity_command
-    from ktorch_sim.render import check_video_path
+    from ktorch_sim.playback.policy_rollout import parse_velocity_command
+    from ktorch_sim.playback.render import check_video_path
 
     if not args.seconds > 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Render the video; one line on stderr and status 2 for bad input."""
     args = parse_args(argv)
     # Choose the GL backend first: it sets MUJOCO_GL (egl, else osmesa) when the user has not.
-    from ktorch_sim.offscreen import GLBackendError, select_gl_backend
+    from ktorch_sim.playback.offscreen import GLBackendError, select_gl_backend
 
     try:
         command = _check(args)
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ktorch_sim.checkpoint import CheckpointError
     from ktorch_sim.config import ConfigError
-    from ktorch_sim.policy_rollout import record_rollout
-    from ktorch_sim.render import render_rollout, steps_for, write_video
-    from ktorch_sim.trained import load_trained_policy
+    from ktorch_sim.playback.policy_rollout import record_rollout
+    from ktorch_sim.playback.render import render_rollout, steps_for, write_video
+    from ktorch_sim.playback.trained import load_trained_policy
 
     try:
         policy = load_trained_policy(args.checkpoint, overrides=[*OVERRIDES, f"task.seed={args.seed}"])

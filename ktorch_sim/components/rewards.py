@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import mujoco
 import torch
 
+from ktorch_sim.actuator_lookup import actuator_label
 from ktorch_sim.components.base import (
     ComponentState,
     EnvContext,
@@ -222,8 +223,6 @@ def _actuator_force_limits(model: mujoco.MjModel) -> tuple[float, ...]:
                 lo, hi = model.jnt_actfrcrange[j]
                 candidates.append(max(abs(lo), abs(hi)) * abs(model.actuator_gear[a, 0]))
         if not candidates or min(candidates) <= 0:
-            from ktorch_sim.actuators import actuator_label  # actuators imports the components package
-
             raise ValueError(f"actuator {actuator_label(model, a)!r} has no force limit (set its forcerange or its "
                              "joint's actuatorfrcrange)")
         limits.append(float(min(candidates)))

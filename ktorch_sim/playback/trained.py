@@ -27,12 +27,11 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from ktorch_sim.algorithms.normalizer import RunningNormalizer
 from ktorch_sim.algorithms.carry import reset_carry
 from ktorch_sim.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from ktorch_sim.config import TrainConfig, config_from_dict, resolve_task
 from ktorch_sim.env import Env
-from ktorch_sim.ppo_task import PolicySpec, PPOTask, policy_spec
+from ktorch_sim.ppo_task import PolicySpec, PPOTask, build_policy
 
 __all__ = ["TrainedPolicy", "load_trained_policy", "resolve_checkpoint"]
 
@@ -124,18 +123,13 @@ def load_trained_policy(path: str | Path, overrides: Sequence[str] = (), device:
     task = task_cls(config.task)
     if not isinstance(task, PPOTask):
         raise CheckpointError(f"{file}: task {config.task_name} is not a PPOTask; no policy to load")
-    task.model_config = config.model
     env = task.make_env()
     first = env.reset()
-    spec = policy_spec(task, env, first)
-    if config.ppo.normalize_observations:
-        task.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
-                                                "critic": RunningNormalizer(spec.num_critic_inputs)})
+    model, spec = build_policy(task, env, first, config.model, config.ppo.normalize_observations)
+    if task.normalizers is not None:
         _load(task.normalizers, state.get("normalizer"), file, "normalizer")
-        task.normalizers.to(env.device)
-    model = task.get_model(spec)
     _load(model, state["model"], file, "model")
-    model.to(env.device).eval()
+    model.eval()
     return TrainedPolicy(config=config, task=task, model=model, spec=spec, env=env, first=first, checkpoint=file,
                          iteration=int(state["counters"]["iteration"]))
 

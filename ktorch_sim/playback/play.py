@@ -2,7 +2,7 @@
 
 :func:`evaluate_checkpoint` loads the policy with the worlds, engine, device, seed and episode
 time limit asked for, sets the curriculum level (the checkpoint's by default: the conditions
-the policy was trained under), runs :func:`ktorch_sim.evaluate.evaluate` with the deterministic
+the policy was trained under), runs :func:`ktorch_sim.playback.evaluate.evaluate` with the deterministic
 policy (the mixture's mode) or a sampling one, and returns the summary with where it came
 from. Running it with ``engine="warp"`` and ``engine="mujoco"`` on the same checkpoint is the
 sim2sim check (docs/evaluation.md).
@@ -19,9 +19,9 @@ import torch
 
 from ktorch_sim.checkpoint import load_checkpoint
 from ktorch_sim.config import ConfigError
-from ktorch_sim.evaluate import EvalError, evaluate, max_episode_steps
-from ktorch_sim.policy_rollout import velocity_command_name
-from ktorch_sim.trained import TrainedPolicy, load_trained_policy
+from ktorch_sim.playback.evaluate import EvalError, evaluate, max_episode_steps
+from ktorch_sim.playback.policy_rollout import velocity_command_name
+from ktorch_sim.playback.trained import TrainedPolicy, load_trained_policy
 
 __all__ = ["PlayOptions", "evaluate_checkpoint", "load_for_play"]
 
@@ -33,7 +33,7 @@ class PlayOptions:
     Attributes:
         engine: "mujoco" (native, CPU) or "warp".
         device: torch device; None: cpu for mujoco, cuda when available for warp.
-        episodes: episodes to count (split over the worlds, see ktorch_sim.evaluate).
+        episodes: episodes to count (split over the worlds, see ktorch_sim.playback.evaluate).
         num_envs: parallel worlds; None: min(episodes, 64).
         command: [vx, vy, wz] pinned for the whole evaluation; None: the task's sampled commands.
         stochastic: sample actions instead of taking the policy's mode.

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ktorch_sim.policy_rollout import pin_velocity_command, velocity_command_name
+from ktorch_sim.playback.policy_rollout import pin_velocity_command, velocity_command_name
 
 if TYPE_CHECKING:
-    from ktorch_sim.trained import TrainedPolicy
+    from ktorch_sim.playback.trained import TrainedPolicy
 
 __all__ = ["KEY_MAP", "display_problem", "key_map_text", "run_viewer"]
 

@@ -3,7 +3,7 @@
 When a video is due (checked after each iteration), the current policy's weights (and
 observation normalizer) are copied into a separate single-world environment on native MuJoCo on
 the CPU, built once from the run's task config, and a deterministic rollout of
-``logging.video_seconds`` seconds is rendered (:mod:`ktorch_sim.render`, :data:`FPS` frames per
+``logging.video_seconds`` seconds is rendered (:mod:`ktorch_sim.playback.render`, :data:`FPS` frames per
 second, :data:`WIDTH` x :data:`HEIGHT`) to ``run_dir/videos/iter_<iteration>.mp4`` and logged to
 wandb as ``video/rollout`` when wandb runs. The first video comes ``video_every_minutes`` after
 training starts; the time spent rendering does not count toward the next one.
@@ -18,7 +18,6 @@ are tried.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import sys
 import time
@@ -30,7 +29,9 @@ import numpy as np
 import torch
 
 from ktorch_sim.config import TrainConfig
-from ktorch_sim.offscreen import GLBackendError
+from ktorch_sim.playback.trained import TrainedPolicy
+from ktorch_sim.ppo_task import build_policy
+from ktorch_sim.playback.offscreen import GLBackendError
 
 __all__ = ["FPS", "HEIGHT", "WIDTH", "TrainingVideos"]
 
@@ -54,7 +55,7 @@ class TrainingVideos:
     Args:
         config: the run's config (``logging.video_every_minutes``, ``logging.video_seconds``, the task).
         run_dir: the run directory; videos go to ``run_dir/videos``.
-        logger: a :class:`~ktorch_sim.logging.RunLogger` (its ``log_video`` sends the file to wandb).
+        logger: a :class:`~ktorch_sim.training.logging.RunLogger` (its ``log_video`` sends the file to wandb).
         clock: seconds, monotonic (tests pass a fake one).
 
     """
@@ -95,8 +96,8 @@ class TrainingVideos:
 
     def record(self, task: Any, model: torch.nn.Module, iteration: int) -> Path:
         """Render ``model``'s deterministic rollout to ``videos/iter_<iteration>.mp4`` and log it."""
-        from ktorch_sim.policy_rollout import record_rollout
-        from ktorch_sim.render import render_rollout, steps_for, write_video
+        from ktorch_sim.playback.policy_rollout import record_rollout
+        from ktorch_sim.playback.render import render_rollout, steps_for, write_video
 
         with _isolated_rng():
             policy = self._video_policy(task, model, iteration)
@@ -106,23 +107,18 @@ class TrainingVideos:
         self.logger.log_video(path, VIDEO_KEY, iteration)
         return path
 
-    def _video_policy(self, task: Any, model: torch.nn.Module, iteration: int) -> Any:
-        """Return the video env's policy with the current weights (the env and CPU model are built once)."""
-        from ktorch_sim.ppo_task import policy_spec
-        from ktorch_sim.trained import TrainedPolicy
-
+    def _video_policy(self, task: Any, model: torch.nn.Module, iteration: int) -> TrainedPolicy:
+        """Return the video env's policy with the current weights (the env and CPU model are built once,
+        with :func:`~ktorch_sim.ppo_task.build_policy`, the recipe training and playback use)."""
         if self._policy is None:
             task_config = dataclasses.replace(self.config.task, num_envs=1, engine="mujoco", device="cpu")
             video_task = type(task)(task_config)
-            video_task.model_config = getattr(task, "model_config", self.config.model)
             env = video_task.make_env()
             first = env.reset()
-            if task.normalizers is not None:
-                video_task.normalizers = copy.deepcopy(task.normalizers).to("cpu")
-            video_model = copy.deepcopy(model).to("cpu").eval()
-            self._policy = TrainedPolicy(config=self.config, task=video_task, model=video_model,
-                                         spec=policy_spec(video_task, env, first), env=env, first=first,
-                                         checkpoint=self.directory, iteration=iteration)
+            video_model, spec = build_policy(video_task, env, first, self.config.model,
+                                             self.config.ppo.normalize_observations)
+            self._policy = TrainedPolicy(config=self.config, task=video_task, model=video_model.eval(), spec=spec,
+                                         env=env, first=first, checkpoint=self.directory, iteration=iteration)
         policy = self._policy
         policy.model.load_state_dict(model.state_dict())
         if task.normalizers is not None:

@@ -34,8 +34,8 @@ import mujoco
 import numpy as np
 
 from ktorch_sim.components.robot_base import base_body
-from ktorch_sim.offscreen import open_renderer
-from ktorch_sim.policy_rollout import RecordedRollout
+from ktorch_sim.playback.offscreen import open_renderer
+from ktorch_sim.playback.policy_rollout import RecordedRollout
 
 __all__ = ["VIDEO_SUFFIXES", "Arrow", "FrameRenderer", "body_velocity_arrows", "frame_steps", "render_rollout",
            "velocity_arrows", "write_video"]

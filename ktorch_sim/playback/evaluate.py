@@ -59,7 +59,7 @@ from ktorch_sim.components.robot_base import (
 )
 from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.env import Env
-from ktorch_sim.policy_rollout import pin_velocity_command, velocity_command_name
+from ktorch_sim.playback.policy_rollout import pin_velocity_command, velocity_command_name
 
 __all__ = ["EpisodeTallies", "EvalError", "Policy", "evaluate", "feet_contact_sensor", "measured_velocity"]
 

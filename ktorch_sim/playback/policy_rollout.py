@@ -25,7 +25,7 @@ __all__ = ["RecordedRollout", "parse_velocity_command", "record_rollout", "veloc
 
 
 class Policy(Protocol):
-    """What :func:`record_rollout` needs (a :class:`ktorch_sim.trained.TrainedPolicy` has it)."""
+    """What :func:`record_rollout` needs (a :class:`ktorch_sim.playback.trained.TrainedPolicy` has it)."""
 
     env: Any
 

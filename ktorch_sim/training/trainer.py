@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ktorch_sim.algorithms.normalizer import ReturnScaler, RunningNormalizer
-from ktorch_sim.algorithms.ppo import PPO, invalid_transitions, learning_rate_at
+from ktorch_sim.algorithms.ppo import PPO, invalid_transitions
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.checkpoint import (
@@ -31,10 +30,10 @@ from ktorch_sim.checkpoint import (
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.errors import RunFinished
-from ktorch_sim.logging import RunLogger, make_run_dir, rewind_metrics
-from ktorch_sim.ppo_task import PPOTask, policy_spec
+from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
+from ktorch_sim.ppo_task import PPOTask, build_policy
 from ktorch_sim.resources import check_rollout_fits
-from ktorch_sim.training_video import TrainingVideos
+from ktorch_sim.training.videos import TrainingVideos
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
 COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
@@ -66,9 +65,6 @@ class Trainer:
         if not isinstance(task, PPOTask):
             raise TypeError(f"{type(task).__name__} must subclass ks.PPOTask to be trained with PPO")
         self.task = task
-        task.model_config = config.model
-        task._lr, task._weight_decay = config.ppo.learning_rate, config.ppo.weight_decay
-        task._adam_eps = config.ppo.adam_eps
 
         self.env = task.make_env()
         self.device = self.env.device
@@ -79,18 +75,11 @@ class Trainer:
         first = self.env.reset()
         check_rollout_fits(first, self.env.num_envs, self.env.num_actions, len(self.env.spec.rewards),
                            config.rollout_steps, str(self.device))  # one ConfigError line if it cannot fit
-        spec = policy_spec(task, self.env, first)
-        if config.ppo.normalize_observations:
-            task.normalizers = torch.nn.ModuleDict({"actor": RunningNormalizer(spec.num_actor_inputs),
-                                                    "critic": RunningNormalizer(spec.num_critic_inputs)}).to(self.device)
-        self.model = task.get_model(spec).to(self.device)
-        self.optimizer = task.get_optimizer(self.model)
+        self.model, _ = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
         self.curriculum = task.get_curriculum(self.env.model)
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.reward_scaler = (ReturnScaler(self.env.num_envs, config.ppo.gamma).to(self.device)
-                              if config.ppo.normalize_rewards else None)
-        self.ppo = PPO(task, self.model, self.optimizer, config.ppo, self.generator, self.reward_scaler)
+        self.ppo = PPO(task, self.model, config.ppo, self.generator, num_envs=self.env.num_envs)
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
                                                      mode="cuda_graph")
@@ -126,9 +115,7 @@ class Trainer:
     def iterate(self) -> dict[str, float]:
         """Collect a rollout, update the policy, step the curriculum; return host metrics."""
         cfg = self.config.ppo
-        lr = learning_rate_at(self.iteration, cfg.learning_rate, cfg.warmup_iterations, cfg.lr_schedule,
-                              self._total_iterations(), cfg.min_lr_fraction)
-        self.ppo.set_learning_rate(lr)
+        self.ppo.start_iteration(self.iteration, self._total_iterations())
         self.env.set_curriculum_level(self.curriculum_state["level"])
 
         start = time.perf_counter()
@@ -158,7 +145,7 @@ class Trainer:
             "time/collect_s": collected - start, "time/update_s": updated - collected,
             "perf/env_steps_per_s": steps / (updated - start), "perf/collect_steps_per_s": steps / (collected - start),
             "perf/samples_per_s": steps * cfg.num_passes / max(updated - collected, 1e-9),
-            "train/learning_rate": self.optimizer.param_groups[0]["lr"], "train/kl_coef": self.ppo.kl.kl_coef,
+            "train/learning_rate": self.ppo.learning_rate, "train/kl_coef": self.ppo.kl.kl_coef,
             "train/skipped_updates": float(self.ppo.skipped_updates - skipped_before),
         })
         return host
@@ -251,11 +238,9 @@ class Trainer:
         """Everything needed to continue training exactly where it stopped."""
         return {
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "normalizer": None if self.task.normalizers is None else self.task.normalizers.state_dict(),
-            "reward_scaler": None if self.reward_scaler is None else self.reward_scaler.state_dict(),
+            **self.ppo.state_dict(),  # optimizer, reward_scaler, ppo (adaptive KL, skipped updates)
             "curriculum": {k: v.detach().cpu() for k, v in self.curriculum_state.items()},
-            "ppo": {**self.ppo.kl.state_dict(), "skipped_updates": self.ppo.skipped_updates},
             "rng": capture_rng_state({"env": self.env.generator, "ppo": self.generator}),
             "counters": {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed_seconds": self.elapsed},
             "config": to_dict(self.config),
@@ -272,11 +257,9 @@ class Trainer:
         check_compatible(state["config"], to_dict(self.config), COMPATIBLE_KEYS, path=path)
         try:
             self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
             if self.task.normalizers is not None and state.get("normalizer") is not None:
                 self.task.normalizers.load_state_dict(state["normalizer"])
-            if self.reward_scaler is not None and state.get("reward_scaler") is not None:
-                self.reward_scaler.load_state_dict(state["reward_scaler"])
+            self.ppo.load_state_dict(state)
         except (RuntimeError, ValueError, KeyError) as e:  # shapes or keys that differ: another model or task
             text = " ".join(str(e).split()) or type(e).__name__
             reason = text if len(text) <= 160 else text[:157] + "..."
@@ -285,8 +268,6 @@ class Trainer:
                                   "a new run") from None
         for k, v in state["curriculum"].items():
             self.curriculum_state[k].copy_(v.to(self.device))
-        self.ppo.kl.load_state_dict(state["ppo"])
-        self.ppo.skipped_updates = int(state["ppo"].get("skipped_updates", 0))
         restore_rng_state(state["rng"], {"env": self.env.generator, "ppo": self.generator})
         counters = state["counters"]
         self.iteration, self.env_steps = int(counters["iteration"]), int(counters["env_steps"])
@@ -300,6 +281,16 @@ class Trainer:
         rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
     # --- helpers ------------------------------------------------------------------------------
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimizer, owned by the algorithm (:attr:`ktorch_sim.algorithms.ppo.PPO.optimizer`)."""
+        return self.ppo.optimizer
+
+    @property
+    def reward_scaler(self) -> Any:
+        """The return scaler of ``ppo.normalize_rewards`` (None when off), owned by the algorithm."""
+        return self.ppo.reward_scaler
 
     def _total_iterations(self) -> int:
         max_steps = self.config.ppo.max_steps

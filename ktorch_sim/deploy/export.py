@@ -41,7 +41,7 @@ from torch import nn
 
 import ktorch_sim
 from ktorch_sim.actuators import PositionActuators, actuator_label
-from ktorch_sim.trained import TrainedPolicy
+from ktorch_sim.playback.trained import TrainedPolicy
 
 __all__ = [
     "DEFAULT_OPSET",

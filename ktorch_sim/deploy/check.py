@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from ktorch_sim.components.terminations import EpisodeLengthTermination
-from ktorch_sim.export import CARRY_INPUT, ExportError, ExportPaths, PolicyInterface, action_scale, policy_interface
-from ktorch_sim.trained import TrainedPolicy
+from ktorch_sim.deploy.export import CARRY_INPUT, ExportError, ExportPaths, PolicyInterface, action_scale, policy_interface
+from ktorch_sim.playback.trained import TrainedPolicy
 
 __all__ = ["DEFAULT_TOLERANCE", "CheckResult", "Recording", "check_export", "default_steps", "record_rollout",
            "replay_onnx", "require_onnxruntime"]

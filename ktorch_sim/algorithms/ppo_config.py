@@ -1,0 +1,129 @@
+"""The ``[ppo]`` section: PPO's hyperparameters and their checks, beside the algorithm that reads them.
+
+Torch-free, like every config section, so the config loader checks it before the heavy imports.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ktorch_sim.errors import ConfigError, require
+from ktorch_sim.task_config import C_INT_MAX, RLConfig, config_field
+
+
+@dataclass(kw_only=True)
+class PPOConfig:
+    """PPO hyperparameters (ksim's PPOConfig and walking example, rsl_rl where ksim has none)."""
+
+    batch_size: int = config_field(256, "Worlds per minibatch (ksim's batch_size), used when ppo.minibatch_size is 0: "
+                                        "a minibatch then holds batch_size x rollout steps transitions. Must divide "
+                                        "task.num_envs (a value above task.num_envs means all of them).")
+    minibatch_size: int = config_field(0, "Transitions per minibatch (SB3's batch_size). Feed-forward policies draw "
+                                          "single transitions across worlds and time; recurrent ones whole "
+                                          "sequences of ppo.sequence_length steps. 0: ppo.batch_size worlds' worth "
+                                          "(batch_size x rollout steps).")
+    sequence_length: int = config_field(0, "Recurrent policies: steps per training sequence (truncated BPTT); the "
+                                           "rollout is cut into sequences of this length, each replayed from the "
+                                           "carry the policy had at its first step. Must divide the rollout steps. "
+                                           "0: the whole rollout (ksim). Feed-forward policies ignore it.")
+    num_passes: int = config_field(4, "Epochs over the rollout per iteration.")
+    rollout_length_seconds: float = config_field(8.0, "Rollout length per iteration, seconds of simulated time "
+                                                      "(also the truncated-BPTT horizon).")
+    gamma: float = config_field(0.99, "Discount factor, in (0, 1].")
+    lam: float = config_field(0.95, "GAE lambda, in (0, 1].")
+    clip_param: float = config_field(0.2, "PPO ratio clip epsilon (also clips the value loss).")
+    value_loss_coef: float = config_field(1.0, "Weight of the value loss 0.5 (V - target)^2 (1.0 = SB3's vf_coef 0.5 "
+                                                "on the plain squared error).")
+    use_clipped_value_loss: bool = config_field(False, "Clip the value update around the rollout's values to "
+                                                       "+-clip_param (rsl_rl, CleanRL). Off by default (SB3): in raw "
+                                                       "reward units it keeps the critic from reaching large returns "
+                                                       "(docs/learning.md).")
+    entropy_coef: float = config_field(0.0, "Weight of the entropy bonus (SB3, CleanRL: 0; ksim: 0.008).")
+    kl_coef: float = config_field(0.0, "Weight of the KL(old || new) penalty (ksim: 1e-3; 0 disables it).")
+    adaptive_kl: bool = config_field(False, "Adapt kl_coef x/÷1.5 to keep the KL near desired_kl (ksim).")
+    desired_kl: float = config_field(0.01, "Target KL per minibatch for adaptive_kl and adaptive_lr.")
+    adaptive_lr: bool = config_field(False, "Adapt the learning rate x/÷1.5 to keep the KL near desired_kl (rsl_rl).")
+    log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
+    normalize_advantages: bool = config_field(True, "Normalize advantages per minibatch to zero mean, unit std.")
+    learning_rate: float = config_field(3e-4, "AdamW learning rate.")
+    adam_eps: float = config_field(1e-5, "AdamW epsilon (SB3 and CleanRL: 1e-5; PyTorch's default: 1e-8).")
+    weight_decay: float = config_field(0.0, "AdamW weight decay (ksim: 1e-5).")
+    grad_clip: float = config_field(0.5, "Max global gradient norm (SB3, CleanRL: 0.5; rsl_rl: 1.0; ksim walking: 2.0).")
+    warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
+    lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine decay "
+                                                "to min_lr_fraction over max_steps.", choices=("constant", "cosine"))
+    min_lr_fraction: float = config_field(0.01, "Final learning rate of the cosine schedule, as a fraction.")
+    normalize_observations: bool = config_field(False, "Running mean/std normalization of policy inputs "
+                                                       "(ksim: none; mjlab tracking: on).")
+    normalize_rewards: bool = config_field(False, "Divide rewards by the running std of the discounted return, "
+                                                  "clipped to +-10 (SB3's VecNormalize, Gymnasium's NormalizeReward).")
+    max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
+    reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
+    capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
+                                                "components, resets, storage) as one CUDA graph and replay it "
+                                                "(CUDA + Warp only; not yet verified on a GPU).")
+
+    def envs_per_minibatch(self, num_envs: int) -> int:
+        """Environments in one minibatch: ``batch_size``, or all ``num_envs`` when that is fewer."""
+        return min(self.batch_size, num_envs)
+
+    def check(self, task: RLConfig) -> None:
+        """Ranges, and consistency with the task's control period; raises :class:`ConfigError` naming the key."""
+        _check_values(self, task)
+
+    def check_batches(self, task: RLConfig) -> None:
+        """What depends on ``task.num_envs`` and ``max_steps``, which the CPU caps may change (checked after them)."""
+        _check_batches(self, task)
+
+    def num_minibatches(self, num_envs: int) -> int:
+        """Minibatches per pass over a rollout of ``num_envs`` environments when ``minibatch_size`` is 0."""
+        return num_envs // self.envs_per_minibatch(num_envs)
+
+
+def _check_values(p: PPOConfig, t: RLConfig) -> None:
+    require(p.batch_size >= 1, "ppo.batch_size", f"must be >= 1, got {p.batch_size}")
+    require(p.num_passes >= 1, "ppo.num_passes", f"must be >= 1, got {p.num_passes}")
+    require(p.minibatch_size >= 0, "ppo.minibatch_size", f"must be >= 0 (0: ppo.batch_size worlds), got {p.minibatch_size}")
+    require(p.sequence_length >= 0, "ppo.sequence_length",
+             f"must be >= 0 (0: the whole rollout), got {p.sequence_length}")
+    require(p.rollout_length_seconds >= t.ctrl_dt, "ppo.rollout_length_seconds",
+             f"must be >= task.ctrl_dt ({t.ctrl_dt}), got {p.rollout_length_seconds}")
+    ratio = p.rollout_length_seconds / t.ctrl_dt
+    require(ratio <= C_INT_MAX, "ppo.rollout_length_seconds",
+             f"must be at most {C_INT_MAX} control steps of task.ctrl_dt ({t.ctrl_dt}), got "
+             f"{p.rollout_length_seconds} ({ratio:.3g} steps)")
+    steps = max(1, round(ratio))
+    if p.sequence_length and steps % p.sequence_length:
+        nearest = min(_divisors(steps), key=lambda d: abs(d - p.sequence_length))
+        raise ConfigError(f"must divide the rollout's {steps} steps (ppo.rollout_length_seconds / task.ctrl_dt), "
+                          f"got {p.sequence_length} (e.g. use {nearest})", key="ppo.sequence_length")
+    for name in ("gamma", "lam"):
+        value = getattr(p, name)
+        require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
+    for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps", "desired_kl"):
+        require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
+    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
+        require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
+    require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
+             f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
+    require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
+    require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
+
+
+def _divisors(n: int) -> list[int]:
+    """Return the divisors of ``n`` (trial division up to sqrt(n): fast for a rollout's 2**31 steps)."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})
+
+
+def _check_batches(p: PPOConfig, t: RLConfig) -> None:
+    """Check what depends on task.num_envs and ppo.max_steps, which the CPU caps may change."""
+    size = p.envs_per_minibatch(t.num_envs)
+    if t.num_envs % size:
+        fast = t.num_envs <= 10**12  # trial division up to 10**6; beyond, the gcd is a divisor too
+        divisor = max(d for d in _divisors(t.num_envs) if d <= size) if fast else math.gcd(t.num_envs, size)
+        raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
+                          key="ppo.batch_size")
+    require(p.lr_schedule != "cosine" or p.max_steps > 0, "ppo.lr_schedule",
+             '"cosine" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')

@@ -1,0 +1,52 @@
+"""The ``[model]`` section: which actor-critic :meth:`ktorch_sim.ppo_task.PPOTask.get_model` builds and its sizes.
+
+Torch-free, like every config section, so the config loader checks it before the heavy imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ktorch_sim.errors import ConfigError
+from ktorch_sim.task_config import config_field
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    """Actor-critic sizes (the K-Scale humanoid benchmark notebook's GRU by default)."""
+
+    policy: str = config_field("gru", "Network: gru (GRU stack, mixture-of-Gaussians actor) or mlp (Gaussian MLP).",
+                               choices=("gru", "mlp"))
+    hidden_size: int = config_field(128, "GRU hidden size.")
+    depth: int = config_field(5, "Number of stacked GRU cells.")
+    num_mixtures: int = config_field(5, "Gaussians per joint in the actor's mixture.")
+    min_std: float = config_field(0.01, "Lower clip of each Gaussian's std (after softplus).")
+    max_std: float = config_field(1.0, "Upper clip of each Gaussian's std.")
+    var_scale: float = config_field(1.0, "Scale on the softplus std output.")
+    mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and critic.")
+    activation: str = config_field("elu", "Hidden activation of the mlp policy and critic (rsl_rl: elu; SB3 and "
+                                          "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
+    init_std: float = config_field(1.0, "Initial action std of the mlp policy's Gaussian (a learned, "
+                                        "state-independent log std; SB3: 1.0).")
+    sequence_method: str = config_field("auto", "GRU training pass with resets: loop (GRUCell per step), packed (cut "
+                                                "at resets, one fused nn.GRU call; cuDNN on CUDA) or auto (packed on "
+                                                "CUDA, loop on CPU). Both are exact.",
+                                        choices=("auto", "loop", "packed"))
+
+    def check(self) -> None:
+        """Ranges of the fields; raises :class:`ConfigError` (key ``model.<field>``) at the first bad one."""
+        for name in ("hidden_size", "depth", "num_mixtures"):
+            _require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
+        _require(self.min_std > 0, "min_std", f"must be > 0, got {self.min_std}")
+        _require(self.max_std >= self.min_std, "max_std",
+                 f"must be >= model.min_std ({self.min_std}), got {self.max_std}")
+        _require(self.var_scale > 0, "var_scale", f"must be > 0, got {self.var_scale}")
+        _require(self.init_std > 0, "init_std", f"must be > 0, got {self.init_std}")
+        sizes = "[" + ", ".join(str(h) for h in self.mlp_hidden) + "]"
+        _require(len(self.mlp_hidden) >= 1 and all(h >= 1 for h in self.mlp_hidden), "mlp_hidden",
+                 f"must be a non-empty array of sizes >= 1, got {sizes}")
+
+
+def _require(ok: bool, name: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(problem, key=f"model.{name}")
