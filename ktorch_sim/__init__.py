@@ -11,9 +11,11 @@ is reported before those heavy imports.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import sys
 from typing import Any
 
-__version__ = "0.1.0"
+from ktorch_sim.version import __version__  # noqa: F401 - the public ktorch_sim.__version__
 
 # public name -> module that defines it (the component library's names come from ktorch_sim.components)
 _LAZY: dict[str, str] = {
@@ -23,6 +25,7 @@ _LAZY: dict[str, str] = {
                     "ktorch_sim.checkpoint"),
     **dict.fromkeys(("CheckpointConfig", "ConfigError", "LoggingConfig", "ModelConfig", "PPOConfig", "TrainConfig",
                      "config_help", "load_config"), "ktorch_sim.config"),
+    "build_policy": "ktorch_sim.ppo_task",
     **dict.fromkeys(("ENGINE_KINDS", "Engine", "EngineConfig", "MujocoEngine", "PhysicsState", "make_engine"),
                     "ktorch_sim.engines"),
     **dict.fromkeys(("Env", "EnvSpec"), "ktorch_sim.env"),
@@ -35,7 +38,35 @@ _LAZY: dict[str, str] = {
     "RLTask": "ktorch_sim.task",
     **dict.fromkeys(("RLConfig", "config_field"), "ktorch_sim.task_config"),
     **dict.fromkeys(("TrainedPolicy", "load_trained_policy"), "ktorch_sim.playback.trained"),
+    "Trainer": "ktorch_sim.training.trainer",
 }
+
+
+# Modules that moved in 0.2 (the package was split into training/, playback/ and deploy/): importing an
+# old path is one clear error that names the new one.
+_MOVED: dict[str, str] = {
+    **{f"ktorch_sim.{old}": f"ktorch_sim.{new}" for old, new in (
+        ("trainer", "training.trainer"), ("logging", "training.logging"), ("profiling", "training.profiling"),
+        ("training_video", "training.videos"), ("plotting", "training.plotting"), ("trained", "playback.trained"),
+        ("evaluate", "playback.evaluate"), ("policy_rollout", "playback.policy_rollout"), ("play", "playback.play"),
+        ("viewer", "playback.viewer"), ("render", "playback.render"), ("offscreen", "playback.offscreen"),
+        ("export", "deploy.export"), ("export_check", "deploy.check"))},
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder):
+    """Turns an import of a module path from before the split into one line naming its new place."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
+        new = _MOVED.get(fullname)
+        if new is not None:
+            raise ModuleNotFoundError(f"{fullname} moved to {new} (ktorch_sim 0.2 groups training, playback and "
+                                      f"deployment in subpackages); import {new} instead", name=fullname)
+        return None
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())
 
 
 def _component_names() -> list[str]:

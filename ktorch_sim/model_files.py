@@ -14,7 +14,7 @@ from pathlib import Path
 
 import mujoco
 
-from ktorch_sim.actuators import joint_actuator_id
+from ktorch_sim.actuator_lookup import joint_actuator_id
 from ktorch_sim.errors import ModelFileError
 from ktorch_sim.robot_metadata import RobotMetadata, load_robot_metadata
 

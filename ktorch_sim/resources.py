@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ktorch_sim.config import ConfigError
+from ktorch_sim.errors import ConfigError
 
 
 def format_bytes(n: float) -> str:

@@ -39,7 +39,7 @@ import mujoco
 import torch
 from torch import nn
 
-import ktorch_sim
+from ktorch_sim.version import __version__
 from ktorch_sim.actuators import PositionActuators, actuator_label
 from ktorch_sim.playback.trained import TrainedPolicy
 
@@ -184,7 +184,7 @@ def export_metadata(policy: TrainedPolicy, interface: PolicyInterface, opset: in
         "task": policy.config.task_name,
         "checkpoint": str(policy.checkpoint.resolve()),
         "iteration": policy.iteration,
-        "ktorch_sim_version": ktorch_sim.__version__,
+        "ktorch_sim_version": __version__,
         "opset": opset,
         "ctrl_dt": float(env.ctrl_dt),
         "joint_names": joint_names,

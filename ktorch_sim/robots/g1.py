@@ -26,7 +26,7 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
-from ktorch_sim.config import ConfigError
+from ktorch_sim.errors import ConfigError
 
 __all__ = [
     "G1_ENV_VAR",

@@ -13,6 +13,7 @@ import mujoco
 import numpy as np
 
 from ktorch_sim.actuators import actuator_ids, configure_pd_actuators
+from ktorch_sim.model_files import load_metadata_file, load_model_file
 from ktorch_sim.robot_metadata import RobotMetadata, check_against_model, load_robot_metadata
 
 __all__ = [
@@ -80,3 +81,17 @@ def load_kbot_pd_model(
     limit = np.minimum(meta.soft_torque_limit * torque_limit_scale, meta.peak_torque)
     configure_pd_actuators(model, ids, meta.kp * kp_scale, meta.kd * kd_scale, limit)
     return model
+
+
+@functools.lru_cache(maxsize=4)
+def load_kbot_robot(model_path: str | None, metadata_path: str | None) -> tuple[mujoco.MjModel, RobotMetadata]:
+    """Load the K-Bot model and metadata a task config names (``model_path``, ``metadata_path``) (shipped ones for None), checked against each other.
+
+    Cached, so checking the config and building the task compile a user's file once; callers
+    copy the model before changing it.
+    """
+    if model_path is None and metadata_path is None:
+        return load_kbot_model(), kbot_metadata()
+    model = load_kbot_model() if model_path is None else load_model_file(model_path)
+    meta = load_metadata_file(KBOT_JOINTS_TOML if metadata_path is None else metadata_path, model)
+    return model, meta

@@ -68,9 +68,9 @@ class KbotConfig(RLConfig):
     def check_inputs(self) -> None:
         """With a user model or metadata file: compile it and check that its joints match (one-line errors)."""
         if self.model_path is not None or self.metadata_path is not None:
-            from ktorch_sim.tasks.kbot_base import _load_robot
+            from ktorch_sim.robots.kbot import load_kbot_robot  # compiles MuJoCo models: imported when needed
 
-            _load_robot(self.model_path, self.metadata_path)
+            load_kbot_robot(self.model_path, self.metadata_path)
 
 
 @dataclass(kw_only=True)

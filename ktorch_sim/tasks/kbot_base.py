@@ -6,35 +6,20 @@ The model, its metadata in policy order, PD actuators, and the actor's view of t
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Sequence
 
 import mujoco
 
 from ktorch_sim.actuators import Actuators, PositionActuators
-from ktorch_sim.model_files import load_metadata_file, load_model_file
 from ktorch_sim.ppo_task import PPOTask
 from ktorch_sim.robot_metadata import RobotMetadata
-from ktorch_sim.robots import KBOT_JOINTS_TOML, kbot_metadata, load_kbot_model
+from ktorch_sim.robots import kbot_metadata
+from ktorch_sim.robots.kbot import load_kbot_robot
 from ktorch_sim.task import ConfigT
 from ktorch_sim.tasks.configs import KbotConfig  # noqa: F401 - defined there (importable without torch)
 
 ARM_JOINTS = tuple(f"dof_{side}_{joint}" for side in ("right", "left")
                    for joint in ("shoulder_pitch_03", "shoulder_roll_03", "shoulder_yaw_02", "elbow_02", "wrist_00"))
-
-
-@functools.lru_cache(maxsize=4)
-def _load_robot(model_path: str | None, metadata_path: str | None) -> tuple[mujoco.MjModel, RobotMetadata]:
-    """Load the model and metadata the config names (shipped ones for None), checked against each other.
-
-    Cached, so checking the config and building the task compile a user's file once; callers
-    copy the model before changing it.
-    """
-    if model_path is None and metadata_path is None:
-        return load_kbot_model(), kbot_metadata()
-    model = load_kbot_model() if model_path is None else load_model_file(model_path)
-    meta = load_metadata_file(KBOT_JOINTS_TOML if metadata_path is None else metadata_path, model)
-    return model, meta
 
 
 def home_pose(meta: RobotMetadata | None = None) -> dict[str, float]:
@@ -54,12 +39,12 @@ class KbotTask(PPOTask[ConfigT]):
 
     def get_mujoco_model(self) -> mujoco.MjModel:
         """K-Bot on a flat floor (or ``model_path``'s scene)."""
-        model, _ = _load_robot(self.config.model_path, self.config.metadata_path)
+        model, _ = load_kbot_robot(self.config.model_path, self.config.metadata_path)
         return copy.copy(model)
 
     def robot_metadata(self) -> RobotMetadata:
         """Return the joint metadata (``metadata_path``, default K-Bot's), in file order."""
-        return _load_robot(self.config.model_path, self.config.metadata_path)[1]
+        return load_kbot_robot(self.config.model_path, self.config.metadata_path)[1]
 
     def get_mujoco_model_metadata(self, model: mujoco.MjModel) -> RobotMetadata:
         """Return the joint metadata, with actions in the deployed policy's joint order (nn_id)."""
