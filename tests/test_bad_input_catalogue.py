@@ -85,7 +85,7 @@ def _field_cases() -> list[Any]:
     """Every (task, key, how, value) of the table: each field of each section, for each task's config class."""
     cases = []
     sections = [("task", C.resolve_task_config(t), t) for t in TASKS]
-    sections += [(name, cls, "kbot_walk") for name, cls in C._FIXED_SECTIONS.items()]
+    sections += [(name, cls, "kbot_walk") for name, cls in C.loader._FIXED_SECTIONS.items()]
     for section, cls, task in sections:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
@@ -150,10 +150,10 @@ def test_inf_is_allowed_only_where_the_field_says_what_it_means() -> None:
         z_range: tuple[float, float] = C.config_field((0.7, float("inf")), "Healthy height range.")
 
     plain, unbounded, z_range = dataclasses.fields(Fields)
-    assert C._number_problem(float("inf"), plain) == "must be a finite number, got inf"
-    assert C._number_problem(float("inf"), unbounded) is None
-    assert C._number_problem((0.5, float("inf")), z_range) is None
-    assert C._number_problem(float("nan"), unbounded) == "must be a number, got nan"
+    assert C.convert._number_problem(float("inf"), plain) == "must be a finite number, got inf"
+    assert C.convert._number_problem(float("inf"), unbounded) is None
+    assert C.convert._number_problem((0.5, float("inf")), z_range) is None
+    assert C.convert._number_problem(float("nan"), unbounded) == "must be a number, got nan"
 
 
 # --- cases that are not one field ----------------------------------------------------------------------

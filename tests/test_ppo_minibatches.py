@@ -7,7 +7,6 @@ starting carries must equal the carries the policy had while collecting.
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch

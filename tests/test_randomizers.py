@@ -33,6 +33,7 @@ from ktorch_sim.components.randomizers import (
     needs_recompute,
     randomized_fields,
 )
+from ktorch_sim.robots.kbot import KBOT_FOOT_GEOMS
 from tests.conftest import ENGINE_IDS, ENGINE_SPECS, build_engine, make_context, reset_engine
 
 N = 4
@@ -102,7 +103,7 @@ def _cases(model: mujoco.MjModel) -> dict[str, tuple[object, str, tuple, str, tu
                           "plus", (0.3, 0.5)),
         "floor_friction": (FloorFrictionRandomizer.from_geom_name(model, "floor", 0.2, 0.3), "geom_friction",
                            (floor, 0), "equals", (0.2, 0.3)),
-        "foot_friction": (FootFrictionRandomizer.from_geom_names(model, scale_lower=0.2, scale_upper=0.3),
+        "foot_friction": (FootFrictionRandomizer.from_geom_names(model, KBOT_FOOT_GEOMS, scale_lower=0.2, scale_upper=0.3),
                           "geom_friction", (feet, 0), "equals", (0.2, 0.3)),
     }
 
@@ -255,7 +256,7 @@ def test_foot_friction_changes_sliding_but_floor_friction_cannot(engine_spec, kb
     engine = build_engine(engine_spec, kbot_model, num_envs=3, batched_fields=("geom_friction",))
     ctx = make_context(engine)
     dev = engine.device
-    FootFrictionRandomizer.from_geom_names(kbot_model, scale_lower=0.01, scale_upper=0.01).apply(
+    FootFrictionRandomizer.from_geom_names(kbot_model, KBOT_FOOT_GEOMS, scale_lower=0.01, scale_upper=0.01).apply(
         engine, torch.tensor([True, False, False], device=dev), ctx)
     FloorFrictionRandomizer.from_geom_name(kbot_model, "floor", 0.01, 0.01).apply(
         engine, torch.tensor([False, True, False], device=dev), ctx)
@@ -292,7 +293,7 @@ def test_geom_friction_per_geom_and_shared_draws(engine):
 def test_field_bookkeeping_and_conflicts(kbot_model):
     mass = AllBodiesMassMultiplicationRandomizer()
     torso = MassMultiplicationRandomizer.from_body_name(kbot_model, "torso")
-    feet = FootFrictionRandomizer.from_geom_names(kbot_model)
+    feet = FootFrictionRandomizer.from_geom_names(kbot_model, KBOT_FOOT_GEOMS)
     floor = FloorFrictionRandomizer.from_geom_name(kbot_model)
     assert randomized_fields([mass, feet, floor]) == ("body_mass", "geom_friction")
     assert needs_recompute([mass]) and not needs_recompute([feet, floor])

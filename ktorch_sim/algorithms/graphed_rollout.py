@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from tensordict import TensorDict
 
-from ktorch_sim.algorithms.rollout import STORED_NEXT_KEYS, RolloutCollector, _allocate, reset_carry
+from ktorch_sim.algorithms.carry import map_carry, reset_carry
+from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.env import Env
 from ktorch_sim.ppo_task import PPOTask
 
@@ -74,23 +75,15 @@ class GraphedRolloutCollector(RolloutCollector):
             for _ in range(self.num_steps):
                 self._step_body()
         self._rollouts += 1
-        carry = _clone(self._carry)
-        _, _, last = self.task.sample_action(model, carry, self.current["observation"], self.current["command"],
-                                             self.generator)
-        values = self.buffer["value"]
-        self.buffer.set("next_value", torch.cat([values[:, 1:], last["value"][:, None]], dim=1))
-        return self.buffer, start_carry, carry, last["value"]
+        return self._finish(model, start_carry, _clone(self._carry))
 
     def _step_body(self) -> None:
         """One control step, reading and writing static buffers only (capturable)."""
         obs, cmd = self.current["observation"], self.current["command"]
         action, carry, extras = self.task.sample_action(self._model, self._carry, obs, cmd, self.generator)
         out = self.env.step(action)
-        step = TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
-                           "next": out["next"].select(*STORED_NEXT_KEYS)}, batch_size=[self.env.num_envs])
-        if self.buffer is None:
-            self.buffer = _allocate(step, self.num_steps)
-        stored = self.buffer.exclude("next_value")  # shares the buffer's tensors
+        step = self._transition(obs, cmd, action, extras, out)
+        stored = self._storage(step).exclude("next_value")  # shares the buffer's tensors
         stored.apply_(lambda column, new: column.index_copy_(1, self._slot, new.unsqueeze(1)), step)
         self._slot += 1
         _copy_into(self._carry, reset_carry(carry, out["next", "done"][:, 0]))
@@ -113,9 +106,7 @@ class GraphedRolloutCollector(RolloutCollector):
 
 
 def _clone(carry: Any) -> Any:
-    if isinstance(carry, (tuple, list)):
-        return type(carry)(_clone(c) for c in carry)
-    return None if carry is None else carry.clone()
+    return map_carry(carry, torch.clone)
 
 
 def _copy_into(dst: Any, src: Any) -> None:

@@ -48,21 +48,31 @@ class RolloutCollector:
             obs, cmd = self.current["observation"], self.current["command"]
             action, carry, extras = self.task.sample_action(model, carry, obs, cmd, self.generator)
             out = self.env.step(action)
-            step = TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
-                               "next": out["next"].select(*STORED_NEXT_KEYS)}, batch_size=[self.env.num_envs])
-            if self.buffer is None:
-                self.buffer = _allocate(step, self.num_steps)
-            self.buffer[:, t] = step
+            step = self._transition(obs, cmd, action, extras, out)
+            self._storage(step)[:, t] = step
             carry = reset_carry(carry, out["next", "done"][:, 0])
             self.current = out["next"].select("observation", "command")
+        return self._finish(model, start_carry, carry)
+
+    # --- shared with GraphedRolloutCollector ------------------------------------------------------
+
+    def _transition(self, obs: TensorDict, cmd: TensorDict, action: torch.Tensor, extras: dict[str, torch.Tensor],
+                    out: TensorDict) -> TensorDict:
+        """The [N] record of one control step: what the policy saw and did, and what followed."""
+        return TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
+                           "next": out["next"].select(*STORED_NEXT_KEYS)}, batch_size=[self.env.num_envs])
+
+    def _storage(self, step: TensorDict) -> TensorDict:
+        """The [N, T] buffer, allocated with ``step``'s layout on its device the first time."""
+        if self.buffer is None:
+            self.buffer = step.unsqueeze(1).expand(step.batch_size[0], self.num_steps).clone()
+        return self.buffer
+
+    def _finish(self, model: torch.nn.Module, start_carry: Any, carry: Any
+                ) -> tuple[TensorDict, Any, Any, torch.Tensor]:
+        """Bootstrap V(s_T) with one more critic pass, store ``next_value`` and return what :meth:`collect` does."""
         _, _, last = self.task.sample_action(model, carry, self.current["observation"], self.current["command"],
                                              self.generator)
         values = self.buffer["value"]
-        next_value = torch.cat([values[:, 1:], last["value"][:, None]], dim=1)
-        self.buffer.set("next_value", next_value)
+        self.buffer.set("next_value", torch.cat([values[:, 1:], last["value"][:, None]], dim=1))
         return self.buffer, start_carry, carry, last["value"]
-
-
-def _allocate(step: TensorDict, num_steps: int) -> TensorDict:
-    """An [N, T] buffer with the layout of one [N] step, on its device."""
-    return step.unsqueeze(1).expand(step.batch_size[0], num_steps).clone()

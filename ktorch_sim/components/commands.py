@@ -39,6 +39,7 @@ from ktorch_sim.components.base import (
     uniform,
 )
 from ktorch_sim.components.robot_base import heading_xy, quat_yaw
+from ktorch_sim.rotations import wrap_angle
 
 __all__ = [
     "AngularVelocityCommand",
@@ -88,11 +89,6 @@ def _scaled(value: ScaleLike, ctx: EnvContext) -> float | torch.Tensor:
 def _ctrl_dt(ctrl_dt: float | None, ctx: EnvContext) -> float:
     """Return the component's own control period if given, else the environment's."""
     return ctx.ctrl_dt if ctrl_dt is None else ctrl_dt
-
-
-def wrap_angle(angle: torch.Tensor) -> torch.Tensor:
-    """Angle wrapped to [-pi, pi)."""
-    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
 
 
 def base_yaw(qpos: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,7 @@ from ktorch_sim.components.base import (
     uniform,
 )
 from ktorch_sim.components.noise import as_bias, as_noise, is_active
+from ktorch_sim.rotations import quat_rotate
 
 __all__ = [
     "ActuatorAccelerationObservation",
@@ -74,21 +75,6 @@ JOINT_ZERO_OFFSET_KEY = "joint_zero_offset"
 
 
 # --- small helpers -----------------------------------------------------------------------------
-
-
-def quat_rotate(quat: torch.Tensor, vec: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-    """Rotate ``vec`` (..., 3) by the unit quaternion ``quat`` (..., 4), wxyz (MuJoCo's order).
-
-    With ``inverse=True`` the conjugate rotation is applied: a world-frame vector is expressed
-    in the frame whose orientation ``quat`` is. The quaternion is normalised first, so float32
-    sensor quaternions of norm 1 +- 1e-7 do not scale the result.
-    """
-    q = quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True).clamp_min(1e-12)
-    w, u = q[..., :1], q[..., 1:]
-    if inverse:
-        u = -u
-    t = 2.0 * torch.linalg.cross(u, vec.expand_as(u), dim=-1)
-    return vec + w * t + torch.linalg.cross(u, t, dim=-1)
 
 
 def _resolve_model(model: mujoco.MjModel | None, physics_model: mujoco.MjModel | None) -> mujoco.MjModel:

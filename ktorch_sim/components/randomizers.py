@@ -37,7 +37,6 @@ _MOVING_JOINTS = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SL
 
 __all__ = [
     "FIELDS_NEEDING_RECOMPUTE",
-    "KBOT_FOOT_GEOMS",
     "AllBodiesCOMRandomizer",
     "AllBodiesInertiaRandomizer",
     "AllBodiesMassMultiplicationRandomizer",
@@ -62,10 +61,6 @@ __all__ = [
 # the engine's mass/inertia/qpos0 set, plus geom shapes and placements, because native MuJoCo's mj_setConst
 # also rebuilds each body's collision BVH (used by its mid-phase) from them; without it a grown geom is missed.
 FIELDS_NEEDING_RECOMPUTE: frozenset[str] = FIELDS_NEEDING_SET_CONST | {"geom_size", "geom_pos", "geom_quat"}
-
-# K-Bot's four foot collision capsules (they have geom priority 1, so their friction wins over the floor's).
-KBOT_FOOT_GEOMS: tuple[str, ...] = ("left_foot_collision_0", "left_foot_collision_1", "right_foot_collision_0",
-                                    "right_foot_collision_1")
 
 
 # --- module helpers --------------------------------------------------------------------------
@@ -290,15 +285,15 @@ class FootFrictionRandomizer(GeomFrictionRandomizer):
     """Sliding friction of the feet, one value per world (``geom_friction[foot, 0] = U(lower, upper)``).
 
     This is the friction randomizer that acts on K-Bot: its foot geoms have priority 1, so their
-    friction, not the floor's, sets every foot-floor contact. ``from_geom_names`` defaults to
-    K-Bot's four foot capsules.
+    friction, not the floor's, sets every foot-floor contact. ``from_geom_names`` takes the
+    robot's foot geoms (K-Bot's: :data:`ktorch_sim.robots.kbot.KBOT_FOOT_GEOMS`).
     """
 
     @classmethod
-    def from_geom_names(cls, model: mujoco.MjModel, geom_names: Sequence[str] = KBOT_FOOT_GEOMS,
+    def from_geom_names(cls, model: mujoco.MjModel, geom_names: Sequence[str],
                         scale_lower: float = 0.4, scale_upper: float = 1.0,
                         per_geom: bool = False) -> FootFrictionRandomizer:
-        """Resolve the foot geom names (K-Bot's by default) to ids once."""
+        """Resolve the foot geom names to ids once."""
         ids = tuple(name_to_id(model, mujoco.mjtObj.mjOBJ_GEOM, n) for n in geom_names)
         return cls(geom_ids=ids, scale_lower=scale_lower, scale_upper=scale_upper, per_geom=per_geom)
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ktorch_sim.components.base import EnvContext, Reset, index_tensor, uniform
+from ktorch_sim.rotations import axis_angle_quat, quat_mul
 
 # Joint types a reset or randomizer treats as actuated joints (never the free or ball joint).
 _MOVING_JOINTS = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
@@ -43,26 +44,6 @@ __all__ = [
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product ``a * b`` of (..., 4) quaternions in (w, x, y, z) order."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack((
-        aw * bw - ax * bx - ay * by - az * bz,
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-    ), dim=-1)
-
-
-def axis_angle_quat(angle: torch.Tensor, axis: int) -> torch.Tensor:
-    """Quaternions (N, 4), wxyz, of rotations by ``angle`` (N,) rad about the x (0), y (1) or z (2) axis."""
-    q = torch.zeros(*angle.shape, 4, dtype=angle.dtype, device=angle.device)
-    q[..., 0] = torch.cos(0.5 * angle)
-    q[..., 1 + axis] = torch.sin(0.5 * angle)
-    return q
 
 
 @functools.cache

@@ -47,6 +47,7 @@ from ktorch_sim.components.base import (
     masked_assign,
     name_to_id,
 )
+from ktorch_sim.rotations import heading_xy, normalized_quat, quat_rotate, quat_yaw, wrap_angle
 
 __all__ = [
     "ActionAccelerationPenalty",
@@ -124,43 +125,6 @@ def _cached_floats(values: tuple[float, ...], device: str) -> torch.Tensor:
 def _float_tensor(values: Sequence[float], device: torch.device) -> torch.Tensor:
     """Return a float32 tensor of ``values`` on ``device``, built once per (values, device) and reused."""
     return _cached_floats(tuple(float(v) for v in values), str(device))
-
-
-def _normalized_quat(quat: torch.Tensor) -> torch.Tensor:
-    return quat / torch.linalg.vector_norm(quat, dim=-1, keepdim=True).clamp_min(1e-12)
-
-
-def _quat_rotate(quat: torch.Tensor, v: torch.Tensor, inverse: bool = False) -> torch.Tensor:
-    """Rotate ``v`` (N, 3) by the wxyz quaternion ``quat`` (N, 4), or by its inverse.
-
-    ``inverse=True`` maps a world-frame vector into the body frame of ``quat``.
-    """
-    q = _normalized_quat(quat)
-    w, u = q[..., :1], q[..., 1:]
-    if inverse:
-        u = -u
-    t = 2.0 * torch.linalg.cross(u, v, dim=-1)
-    return v + w * t + torch.linalg.cross(u, t, dim=-1)
-
-
-def _yaw(quat: torch.Tensor) -> torch.Tensor:
-    """Heading angle (rotation about world z) of a wxyz quaternion, (N,)."""
-    q = _normalized_quat(quat)
-    w, x, y, z = q.unbind(-1)
-    return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def _heading_frame_xy(quat: torch.Tensor, v_world: torch.Tensor) -> torch.Tensor:
-    """World-frame ``v`` (N, 3) -> its planar (x, y) part in the base's heading frame, (N, 2)."""
-    yaw = _yaw(quat)
-    c, s = torch.cos(yaw), torch.sin(yaw)
-    vx, vy = v_world[..., 0], v_world[..., 1]
-    return torch.stack([c * vx + s * vy, -s * vx + c * vy], dim=-1)
-
-
-def _wrap_angle(a: torch.Tensor) -> torch.Tensor:
-    """Wrap angles to [-pi, pi)."""
-    return torch.remainder(a + math.pi, 2.0 * math.pi) - math.pi
 
 
 def _valid_history(ctx: EnvContext, steps: int) -> torch.Tensor:
@@ -303,7 +267,7 @@ class UprightReward(Reward):
 
     def get_reward(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
         """(N,) cosine of the base's tilt from vertical."""
-        q = _normalized_quat(ctx.physics.qpos[:, 3:7])
+        q = normalized_quat(ctx.physics.qpos[:, 3:7])
         return 1.0 - 2.0 * (q[:, 1] ** 2 + q[:, 2] ** 2)
 
 
@@ -348,7 +312,7 @@ class LinearVelocityPenalty(_BaseVelocityPenalty):
 
     def _velocity(self, ctx: EnvContext) -> torch.Tensor:
         v = ctx.physics.qvel[:, 0:3]
-        return _quat_rotate(ctx.physics.qpos[:, 3:7], v, inverse=True) if self.in_robot_frame else v
+        return quat_rotate(ctx.physics.qpos[:, 3:7], v, inverse=True) if self.in_robot_frame else v
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -363,7 +327,7 @@ class AngularVelocityPenalty(_BaseVelocityPenalty):
 
     def _velocity(self, ctx: EnvContext) -> torch.Tensor:
         w = ctx.physics.qvel[:, 3:6]
-        return w if self.in_robot_frame else _quat_rotate(ctx.physics.qpos[:, 3:7], w)
+        return w if self.in_robot_frame else quat_rotate(ctx.physics.qpos[:, 3:7], w)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -797,10 +761,10 @@ class LinearVelocityReward(Reward):
     def terms(self, ctx: EnvContext) -> dict[str, torch.Tensor]:
         """Return the four tracking terms, each (N,)."""
         c = _command(ctx, self.cmd, self)[:, 0:2]
-        v = _heading_frame_xy(ctx.physics.qpos[:, 3:7], ctx.physics.qvel[:, 0:3])
+        v = _heading_xy_of(ctx.physics.qpos[:, 3:7], ctx.physics.qvel[:, 0:3])
         speed_c = torch.linalg.vector_norm(c, dim=-1)
         speed_v = torch.linalg.vector_norm(v, dim=-1)
-        yaw_err = _wrap_angle(torch.atan2(v[:, 1], v[:, 0]) - torch.atan2(c[:, 1], c[:, 0]))
+        yaw_err = wrap_angle(torch.atan2(v[:, 1], v[:, 0]) - torch.atan2(c[:, 1], c[:, 0]))
 
         def ekp(x: torch.Tensor, sigma: float) -> torch.Tensor:
             return exp_kernel_with_penalty(x, sigma, self.sq_scale, self.abs_scale)
@@ -843,7 +807,7 @@ class AngularVelocityReward(Reward):
     def terms(self, ctx: EnvContext) -> dict[str, torch.Tensor]:
         """``mag`` and ``dir``, each (N,)."""
         c = _command(ctx, self.cmd, self)[:, self.index]
-        wz = _quat_rotate(ctx.physics.qpos[:, 3:7], ctx.physics.qvel[:, 3:6])[:, 2]
+        wz = quat_rotate(ctx.physics.qpos[:, 3:7], ctx.physics.qvel[:, 3:6])[:, 2]
         mag = exp_kernel_with_penalty(wz - c, self.angvel_length_scale, self.sq_scale, self.abs_scale)
 
         def sign(x: torch.Tensor) -> torch.Tensor:
@@ -1039,3 +1003,8 @@ class SinusoidalGaitReward(Reward):
         z = pos.reshape(pos.shape[0], self.num_feet, 3)[..., 2]
         cmd = _command(ctx, self.pos_cmd, self)[:, : self.num_feet]
         return 1.0 - torch.abs(z - cmd).sum(dim=-1) / self.max_height
+
+
+def _heading_xy_of(quat: torch.Tensor, v_world: torch.Tensor) -> torch.Tensor:
+    """World-frame ``v_world`` (N, 3) -> its planar (x, y) part in the heading frame of ``quat``, (N, 2)."""
+    return heading_xy(quat_yaw(quat), v_world)

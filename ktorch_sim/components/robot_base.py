@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from ktorch_sim.components.base import name_to_id
-from ktorch_sim.components.observations import quat_rotate
 from ktorch_sim.engines.base import PhysicsState
+from ktorch_sim.rotations import heading_xy, quat_rotate, quat_yaw
 
 __all__ = [
     "BaseBody",
@@ -133,13 +133,3 @@ def base_angular_velocity(physics: PhysicsState, base: BaseBody) -> torch.Tensor
     return physics.cvel[:, base.body, 0:3]
 
 
-def quat_yaw(quat: torch.Tensor) -> torch.Tensor:
-    """Heading (yaw about world z, rad) of wxyz quaternions (N, 4), (N,)."""
-    w, x, y, z = quat.unbind(-1)
-    return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def heading_xy(yaw: torch.Tensor, v_world: torch.Tensor) -> torch.Tensor:
-    """Planar part (N, 2) of world vectors ``v_world`` (N, 3) in the heading (yaw-only) frame of ``yaw`` (N,)."""
-    c, s = torch.cos(yaw), torch.sin(yaw)
-    return torch.stack([c * v_world[:, 0] + s * v_world[:, 1], -s * v_world[:, 0] + c * v_world[:, 1]], -1)

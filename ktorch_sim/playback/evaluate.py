@@ -60,6 +60,7 @@ from ktorch_sim.components.robot_base import (
 from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.env import Env
 from ktorch_sim.playback.policy_rollout import pin_velocity_command, velocity_command_name
+from ktorch_sim.robots.kbot import KBOT_LEFT_FOOT_GEOMS, KBOT_RIGHT_FOOT_GEOMS
 
 __all__ = ["EpisodeTallies", "EvalError", "Policy", "evaluate", "feet_contact_sensor", "measured_velocity"]
 
@@ -67,8 +68,7 @@ Policy = Callable[[TensorDict, TensorDict, Any], tuple[torch.Tensor, Any]]
 """``policy(observations, commands, carry) -> (action [N, A], next carry)``; the carry is zeroed per done world."""
 
 # K-Bot's foot collision geoms, used when a task has no FeetContactObservation of its own (kbot_stand).
-KBOT_FOOT_GEOMS = (("left_foot_collision_0", "left_foot_collision_1"),
-                   ("right_foot_collision_0", "right_foot_collision_1"))
+KBOT_FOOT_GEOMS = (KBOT_LEFT_FOOT_GEOMS, KBOT_RIGHT_FOOT_GEOMS)
 
 
 class EvalError(ValueError):

@@ -31,6 +31,10 @@ KBOT_DIR: Path = Path(__file__).resolve().parent.parent / "assets" / "kbot"
 KBOT_XML: Path = KBOT_DIR / "kbot.xml"
 KBOT_SCENE_XML: Path = KBOT_DIR / "scene.xml"
 KBOT_JOINTS_TOML: Path = KBOT_DIR / "joints.toml"
+KBOT_LEFT_FOOT_GEOMS: tuple[str, ...] = ("left_foot_collision_0", "left_foot_collision_1")
+KBOT_RIGHT_FOOT_GEOMS: tuple[str, ...] = ("right_foot_collision_0", "right_foot_collision_1")
+KBOT_FOOT_GEOMS: tuple[str, ...] = KBOT_LEFT_FOOT_GEOMS + KBOT_RIGHT_FOOT_GEOMS
+"""K-Bot's four foot collision capsules (geom priority 1: their friction, not the floor's, sets a foot contact)."""
 
 _HOME_KEY = "home"
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import mujoco
 
 import ktorch_sim.components as kc
+from ktorch_sim.robots.kbot import KBOT_FOOT_GEOMS
 from ktorch_sim.tasks.configs import KbotWalkConfig  # defined there (importable without torch)
 from ktorch_sim.tasks.kbot_base import ARM_JOINTS, KbotTask, home_pose
 
@@ -39,7 +40,7 @@ class KbotWalkTask(KbotTask[KbotWalkConfig]):
         return (
             kc.StaticFrictionRandomizer(scale_lower=0.5, scale_upper=2.0),
             kc.ArmatureRandomizer(scale_lower=0.95, scale_upper=1.05),
-            kc.FootFrictionRandomizer.from_geom_names(model, scale_lower=0.5, scale_upper=1.5),
+            kc.FootFrictionRandomizer.from_geom_names(model, KBOT_FOOT_GEOMS, scale_lower=0.5, scale_upper=1.5),
             kc.AllBodiesMassMultiplicationRandomizer(scale_lower=0.95, scale_upper=1.05),
             kc.AllBodiesCOMRandomizer(scale=0.01),
         )
