@@ -1,6 +1,6 @@
 """The batched environment: an engine plus components, one TensorDict per control step.
 
-Order inside :meth:`Env.step` (DESIGN.md; tests rely on it):
+Order inside :meth:`Env.step` (tests rely on it):
 
 1. the policy maps observations (and its carry) to an action (outside, before ``step``);
 2. events act, the actuators turn the action into per-substep targets (latency, drops, zero

@@ -2,7 +2,7 @@
 
 Pure functions first (easy to test against hand-worked numbers), then :class:`PPO`, which
 owns the optimizer step. Design choices, each a documented departure from or match with ksim
-(``reference/ksim_features.md`` section 4) and rsl_rl:
+and rsl_rl (the quirk numbers are ksim's PPO differences as this project lists them):
 
 - GAE is torchrl's ``generalized_advantage_estimate`` on [N, T, 1] tensors (time_dim=-2),
   computed once per rollout with the rollout's values (rsl_rl), not re-computed with the

@@ -6,7 +6,7 @@ parameters. ``get_reward`` returns the *unscaled* term; the environment multipli
 ``signed_scale`` is ``-abs(scale)``), a ``...Reward`` is added with ``scale`` as given.
 
 Timing. Rewards run after the physics step and the terminations, before finished worlds are
-reset (``DESIGN.md``). ``qpos``/``qvel`` describe the new state; ``xpos``, ``cvel``,
+reset (the step order in :mod:`ktorch_sim.env`). ``qpos``/``qvel`` describe the new state; ``xpos``, ``cvel``,
 ``actuator_force`` and contacts are what the last physics substep computed (one ``dt`` stale,
 see :mod:`ktorch_sim.engines.base`); ``ctx.observations`` and ``ctx.commands`` are what the policy
 saw before acting, as in ksim's trajectories.
