@@ -248,7 +248,8 @@ def test_joint_properties_match_metadata(model: mujoco.MjModel, meta: RobotMetad
 
 BODY_COLLISION = {"torso_collision": "box", "pelvis_collision": "box", "left_thigh_collision": "capsule",
                   "right_thigh_collision": "capsule", "left_shin_collision": "capsule",
-                  "right_shin_collision": "capsule", "left_hand_collision": "capsule", "right_hand_collision": "capsule"}
+                  "right_shin_collision": "capsule", "left_hand_collision": "capsule",
+                  "right_hand_collision": "capsule"}
 
 
 def test_foot_capsules_and_body_geoms_are_the_only_colliders(model: mujoco.MjModel) -> None:
@@ -276,7 +277,8 @@ def test_collision_geoms_touch_the_floor_but_never_each_other() -> None:
     robot = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0 and model.geom_conaffinity[g]]
 
     def collide(a: int, b: int) -> bool:
-        return bool((model.geom_contype[a] & model.geom_conaffinity[b]) | (model.geom_contype[b] & model.geom_conaffinity[a]))
+        return bool((model.geom_contype[a] & model.geom_conaffinity[b])
+                    | (model.geom_contype[b] & model.geom_conaffinity[a]))
 
     assert all(collide(g, floor) for g in robot)
     assert not any(collide(a, b) for a in robot for b in robot)

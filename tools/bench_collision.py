@@ -58,8 +58,8 @@ def run_pass(engine: object, home: torch.Tensor, steps: int, noise: float, measu
     if not measure:
         return {"control_steps_per_s": n * steps / elapsed}
     c = torch.stack(contacts)
-    return {"contacts_mean": float(c.mean()), "contacts_peak": float(c.max()), "rows_peak": float(torch.stack(rows).max()),
-            "min_base_z": min(base_z), "min_body_z": min(body_z)}
+    return {"contacts_mean": float(c.mean()), "contacts_peak": float(c.max()),
+            "rows_peak": float(torch.stack(rows).max()), "min_base_z": min(base_z), "min_body_z": min(body_z)}
 
 
 def main(argv: list[str] | None = None) -> None:
