@@ -4,10 +4,11 @@
 
 writes (by default into the run directory) ``policy.onnx`` (step graph), ``policy.init.onnx``
 (zero carry; recurrent policies only) and ``policy.json`` (metadata, also inside the ONNX
-files); see docs/export.md for the format. ``--check`` then rolls out one episode (``--steps`` control steps) of ``--num-envs`` worlds on
-the native MuJoCo engine with the torch policy, replays the recorded observations and commands
-through onnxruntime with the carry threaded through and zeroed at every reset, and exits 1 if
-any action differs by more than ``--tolerance`` rad. ``--check-only`` checks existing files at
+files); see docs/export.md for the format. ``--check`` then rolls out one episode (``--steps``
+control steps) of ``--num-envs`` worlds on the native MuJoCo engine with the torch policy,
+replays the recorded observations and commands through onnxruntime with the carry threaded
+through and zeroed at every reset, and exits 1 if any action differs by more than
+``--tolerance`` rad. ``--check-only`` checks existing files at
 ``--out`` without exporting. Prints one JSON line on stdout; what it is doing and, during the
 check, a progress line every 10 s go to stderr. Bad input: one ``error:`` line, exit 2.
 """
