@@ -77,7 +77,7 @@ GPU_BUDGETS = {"environment": StageBudget(150, 20), "correctness": StageBudget(1
 SMOKE_BUDGETS = {"environment": StageBudget(600, 5), "correctness": StageBudget(600, 5),
                  "physics": StageBudget(600, 5), "throughput": StageBudget(600, 5),
                  "learning": StageBudget(0, 5)}
-KILL_GRACE_S = 15.0  # after its allowance a stage gets this long to stop on SIGINT, then SIGKILL
+KILL_GRACE_S = {"gpu": 15.0, "smoke": 5.0}  # after its allowance a stage gets this long to stop on SIGINT
 END_MARGIN_S = 20.0  # kept free at the end of the budget for the grace period and the last write
 
 
@@ -192,16 +192,17 @@ def run_stage(stage: str, args: argparse.Namespace, allowance_s: float, scratch:
     """Run ``stage`` in a child process with its output in ``DIR/<stage>.log``; return its report entry."""
     result = scratch / f"{stage}.json"
     log = args.out / f"{stage}.log"
+    grace = KILL_GRACE_S["smoke" if args.smoke else "gpu"]
     start = time.time()
     cmd = stage_command(stage, args, result, start + allowance_s)
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
-            rc = proc.wait(timeout=allowance_s + KILL_GRACE_S)
+            rc = proc.wait(timeout=allowance_s + grace)
             ended = None
         except subprocess.TimeoutExpired:
-            ended = stop_process_group(proc, KILL_GRACE_S)
+            ended = stop_process_group(proc, grace)
             rc = proc.returncode
     entry = {"status": "failed", "figures": {}, **(read_json(result) or {})}
     if entry["status"] not in ("ok", "failed", "skipped"):  # the child ended before writing its last status
@@ -210,7 +211,7 @@ def run_stage(stage: str, args: argparse.Namespace, allowance_s: float, scratch:
                   "exit_code": rc, "log": log.name})
     if ended is not None:
         entry["status"] = "timeout"
-        entry["reason"] = (f"ran past its allowance of {allowance_s:.0f} s (+{KILL_GRACE_S:.0f} s grace): "
+        entry["reason"] = (f"ran past its allowance of {allowance_s:.0f} s (+{grace:.0f} s grace): "
                            f"{ended}; the measurements finished before that are kept")
     elif rc != 0 and entry["status"] == "ok":
         entry["status"] = "failed"

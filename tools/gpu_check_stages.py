@@ -454,20 +454,21 @@ def run_pytest(ctx: StageContext, name: str, selection: Sequence[str]) -> dict:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *selection]
     print("$ " + " ".join(cmd), flush=True)
     timeout = max(ctx.seconds_left() - 5.0, 10.0)
+    start = time.perf_counter()
     try:
         rc: int | None = subprocess.run(cmd, cwd=REPO_ROOT, timeout=timeout, stdin=subprocess.DEVNULL).returncode
     except subprocess.TimeoutExpired:
         rc = None
     return {"command": cmd[2:], "exit_code": rc, "timeout_s": None if rc is not None else round(timeout),
-            "cases": junit_cases(xml)}
+            "pytest_seconds": round(time.perf_counter() - start, 2), "cases": junit_cases(xml)}
 
 
 def pytest_check(run: dict, module: str) -> dict:
     """The check of one test module's cases in a :func:`run_pytest` result: counts and a status."""
     cases = [c for c in run["cases"] if f".{module}::" in c["name"] or c["name"].startswith(f"{module}::")]
     counts = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "errors", "skipped")}
-    result = {"command": run["command"], "exit_code": run["exit_code"], "tests": len(cases), **counts,
-              "cases": cases}
+    result = {"command": run["command"], "exit_code": run["exit_code"], "pytest_seconds": run["pytest_seconds"],
+              "tests": len(cases), **counts, "cases": cases}
     if run["timeout_s"] is not None:
         return {**result, "status": "failed", "error": f"pytest ran past the stage's time ({run['timeout_s']} s)"}
     if not cases:
