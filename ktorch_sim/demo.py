@@ -5,7 +5,8 @@
 It prints the mean base height and how many robots are still up every 0.5 s, then the
 throughput. With ksim's K-Bot gains (kp, kd x1.4) the ankles are too soft to balance the
 robot without a policy (kbot_facts.md section 8), so the robots sink and tip over within a
-few seconds: exactly what a trained policy has to fix.
+few seconds and then lie on the floor (base about 0.13 m up: the chest, pelvis, thigh, shin and
+hand collision geoms hold them on it): exactly what a trained policy has to fix.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """``python -m ktorch_sim.train --cfg configs/kbot_walk.toml [--set key=value ...] [--resume RUN_DIR]``.
 
 Trains a task with PPO, logging to wandb (online, offline or disabled) and to the run
-directory's ``metrics.jsonl``, with atomic checkpoints. Ctrl-C (or SIGTERM) finishes the
-current iteration, saves a checkpoint and exits cleanly; ``--resume RUN_DIR`` continues it.
+directory's ``metrics.jsonl``, with atomic checkpoints. Ctrl-C (or SIGTERM) stops within a
+control step or minibatch, drops the unfinished iteration, saves the checkpoint of the last
+finished one and exits cleanly; ``--resume RUN_DIR`` continues it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ktorch_sim.config import (
     source_of,
 )
 from ktorch_sim.errors import CheckpointError, ModelFileError, RunDirError, RunFinished
+from ktorch_sim.run_paths import next_steps
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
     run_dir = trainer.train(progress=not args.no_progress)
     print(trainer.summary())
-    print(f"run directory: {run_dir}")
+    print(next_steps(run_dir))  # where the files are and the next commands; last line "run directory: ..."
     return 0
 
 

@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ktorch_sim"
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "toml_values", "registry", "version", "rotations"),  # leaves: errors, formatting, naming, math
+    # leaves: errors, value formatting, naming, math, progress lines, run-directory paths
+    ("errors", "toml_values", "registry", "version", "rotations", "phase_progress", "run_paths"),
     ("engines",),  # MuJoCo and MuJoCo Warp behind one interface
     # the MuJoCo model's parts: actuator laws, robot metadata and files, components, sim-to-real effects
     ("actuator_lookup", "robot_metadata", "model_files", "resources", "components", "actuators", "sim2real",

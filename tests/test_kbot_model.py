@@ -246,10 +246,18 @@ def test_joint_properties_match_metadata(model: mujoco.MjModel, meta: RobotMetad
         assert model.actuator_ctrllimited[i] and model.jnt_actfrclimited[j.id], joint.name
 
 
-def test_only_foot_capsules_collide(model: mujoco.MjModel) -> None:
-    colliding = {model.geom(g).name for g in range(model.ngeom) if model.geom_contype[g] or model.geom_conaffinity[g]}
-    assert colliding == {n for pair in FOOT_CAPSULES.values() for n in pair}
-    for name in colliding:
+BODY_COLLISION = {"torso_collision": "box", "pelvis_collision": "box", "left_thigh_collision": "capsule",
+                  "right_thigh_collision": "capsule", "left_shin_collision": "capsule",
+                  "right_shin_collision": "capsule", "left_hand_collision": "capsule",
+                  "right_hand_collision": "capsule"}
+
+
+def test_foot_capsules_and_body_geoms_are_the_only_colliders(model: mujoco.MjModel) -> None:
+    robot = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0]
+    colliding = {model.geom(g).name for g in robot if model.geom_contype[g] or model.geom_conaffinity[g]}
+    feet = {n for pair in FOOT_CAPSULES.values() for n in pair}
+    assert colliding == feet | set(BODY_COLLISION)
+    for name in feet:
         g = model.geom(name)
         assert g.type[0] == mujoco.mjtGeom.mjGEOM_CAPSULE
         assert g.size[0] == pytest.approx(0.020)
@@ -257,6 +265,27 @@ def test_only_foot_capsules_collide(model: mujoco.MjModel) -> None:
         np.testing.assert_allclose(g.friction, (0.64, 0.02, 0.01))
         np.testing.assert_allclose(g.solref, (0.02, 0.8))
         np.testing.assert_allclose(g.solimp[:3], (0.98, 0.99, 0.1))
+    for name, kind in BODY_COLLISION.items():
+        g = model.geom(name)
+        assert g.type[0] == getattr(mujoco.mjtGeom, f"mjGEOM_{kind.upper()}"), name
+        assert (g.contype[0], g.conaffinity[0], g.condim[0], g.priority[0]) == (0, 1, 3, 0), name
+
+
+def test_collision_geoms_touch_the_floor_but_never_each_other() -> None:
+    model = load_kbot_model(scene=True)
+    floor = model.geom("floor").id
+    robot = [g for g in range(model.ngeom) if model.geom_bodyid[g] != 0 and model.geom_conaffinity[g]]
+
+    def collide(a: int, b: int) -> bool:
+        return bool((model.geom_contype[a] & model.geom_conaffinity[b])
+                    | (model.geom_contype[b] & model.geom_conaffinity[a]))
+
+    assert all(collide(g, floor) for g in robot)
+    assert not any(collide(a, b) for a in robot for b in robot)
+    data = mujoco.MjData(model)
+    data.qpos[:] = kbot_home_qpos(model)
+    mujoco.mj_forward(model, data)
+    assert data.ncon == 0  # standing at home (soles 1 mm up), nothing touches
 
 
 def test_foot_sites_contain_capsules(model: mujoco.MjModel) -> None:

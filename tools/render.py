@@ -1,4 +1,4 @@
-"""Render a trained policy to a video: ``python tools/render.py CHECKPOINT_OR_RUN_DIR --out video.mp4``.
+"""Render a trained policy to a video: ``python tools/render.py CHECKPOINT_OR_RUN_DIR [--out video.mp4]``.
 
 Rolls the policy out (its deterministic mode unless ``--stochastic``) in one world on the native
 MuJoCo engine on the CPU, whatever engine it was trained on, and renders it offscreen with a
@@ -7,7 +7,7 @@ velocity (see ktorch_sim/playback/render.py). ``--command vx,vy,wz`` holds one v
 whole video; by default (``--sample-commands``) the task draws commands as in training. When an
 episode ends (a fall or the time limit) the environment resets and the video goes on.
 
-    python tools/render.py runs/20261121-kbot_walk --out walk.mp4 --seconds 10 --command 0.5,0,0
+    python tools/render.py runs/20261121-kbot_walk --seconds 10 --command 0.5,0,0   # -> its render.mp4
     python tools/render.py runs/20261121-kbot_walk/checkpoints/ckpt_000100.pt --out walk.gif --fps 20
 
 Needs an offscreen OpenGL backend: MUJOCO_GL is used as set, else EGL and then OSMesa are tried
@@ -30,7 +30,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_OR_RUN_DIR",
                         help="a run directory (its latest checkpoint) or a checkpoint file")
-    parser.add_argument("--out", type=Path, required=True, help="output video, .mp4 or .gif")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output video, .mp4 or .gif (default: render.mp4 in the run directory; "
+                             "render_<checkpoint>.mp4 for a checkpoint file)")
     parser.add_argument("--seconds", type=float, default=10.0, help="video length in seconds (default 10)")
     parser.add_argument("--fps", type=float, default=30.0,
                         help="frames per second (default 30; 50 shows every 0.02 s control step)")
@@ -44,7 +46,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the policy's mode")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the environment (resets, commands, pushes) and of sampled actions (default 0)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        from ktorch_sim.run_paths import default_output
+
+        args.out = default_output(args.checkpoint, "render.mp4")
+    return args
 
 
 def _check(args: argparse.Namespace) -> tuple[float, float, float] | None:

@@ -30,6 +30,7 @@ from tensordict import TensorDict
 from ktorch_sim.algorithms.carry import map_carry, reset_carry
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.env import Env
+from ktorch_sim.phase_progress import tick
 from ktorch_sim.ppo_task import PPOTask
 
 __all__ = ["GraphedRolloutCollector"]
@@ -69,11 +70,13 @@ class GraphedRolloutCollector(RolloutCollector):
         if self.mode == "cuda_graph" and self._rollouts >= 1:
             if self._graph is None:
                 self._graph = self._capture()
-            for _ in range(self.num_steps):
+            for t in range(self.num_steps):
                 self._graph.replay()
+                tick("collect", t + 1, self.num_steps)  # host counters only: no GPU sync
         else:
-            for _ in range(self.num_steps):
+            for t in range(self.num_steps):
                 self._step_body()
+                tick("collect", t + 1, self.num_steps)
         self._rollouts += 1
         return self._finish(model, start_carry, _clone(self._carry))
 

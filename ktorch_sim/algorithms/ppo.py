@@ -37,6 +37,7 @@ from torchrl.objectives.value.functional import generalized_advantage_estimate
 
 from ktorch_sim.algorithms.carry import index_carry, is_recurrent, map_carry, reset_carry, stack_carries
 from ktorch_sim.algorithms.normalizer import ReturnScaler
+from ktorch_sim.phase_progress import tick
 
 
 @dataclass(frozen=True)
@@ -316,10 +317,13 @@ class PPO:
         batch = batch.reshape(num_envs * num_steps // length, length)
         sums: dict[str, torch.Tensor] = {}
         count = 0
+        done, total = 0, cfg.num_passes * -(-batch.batch_size[0] // per_minibatch)
         for _ in range(cfg.num_passes):
             order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(per_minibatch):
                 metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx))
+                done += 1
+                tick("update", done, total, "minibatches")  # host counters only: no GPU sync
                 if applied:
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()

@@ -14,6 +14,7 @@ from tensordict import TensorDict
 
 from ktorch_sim.algorithms.carry import index_carry, reset_carry
 from ktorch_sim.env import Env
+from ktorch_sim.phase_progress import tick
 from ktorch_sim.ppo_task import PPOTask
 
 __all__ = ["STORED_NEXT_KEYS", "RolloutCollector", "index_carry", "reset_carry"]
@@ -52,6 +53,7 @@ class RolloutCollector:
             self._storage(step)[:, t] = step
             carry = reset_carry(carry, out["next", "done"][:, 0])
             self.current = out["next"].select("observation", "command")
+            tick("collect", t + 1, self.num_steps)  # host counters only: no GPU sync
         return self._finish(model, start_carry, carry)
 
     # --- shared with GraphedRolloutCollector ------------------------------------------------------

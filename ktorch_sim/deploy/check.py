@@ -32,6 +32,7 @@ import torch
 
 from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.deploy.export import CARRY_INPUT, ExportError, ExportPaths, PolicyInterface, action_scale, policy_interface
+from ktorch_sim.phase_progress import tick
 from ktorch_sim.playback.trained import TrainedPolicy
 
 __all__ = ["DEFAULT_TOLERANCE", "CheckResult", "Recording", "check_export", "default_steps", "record_rollout",
@@ -115,6 +116,7 @@ def record_rollout(policy: TrainedPolicy, steps: int) -> Recording:
         carry = policy.reset_carry(carry, done)
         if t + 1 < steps:
             resets[t + 1] = _numpy(done)
+        tick("torch rollout", t + 1, steps)
     return Recording(inputs=inputs, resets=resets, actions=actions)
 
 
@@ -144,6 +146,7 @@ def replay_onnx(paths: ExportPaths, interface: PolicyInterface, recording: Recor
         actions[t] = outputs[0]
         if carry is not None:
             carry = outputs[1]
+        tick("onnxruntime replay", t + 1, steps)
     return actions
 
 

@@ -39,15 +39,17 @@ import mujoco
 import torch
 
 from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
+from ktorch_sim.engines.warp_notice import compile_notice, init_quietly
 
 _warp_ready = False
 
 
-def init_warp() -> None:
+def init_warp(cpu_only: bool = False) -> None:
     """Initialise Warp once, with its kernel cache in a stable per-user place.
 
     ``WARP_CACHE_PATH`` wins if set; otherwise kernels are cached under
-    ``~/.cache/ktorch_sim/warp`` so the 20-30 s first compile happens once per machine.
+    ``~/.cache/ktorch_sim/warp`` so the first compile happens once per machine. ``cpu_only``: the
+    caller asked for the CPU, so Warp's warning about a missing CUDA driver is not shown.
     """
     global _warp_ready
     if _warp_ready:
@@ -57,7 +59,7 @@ def init_warp() -> None:
     if "WARP_CACHE_PATH" not in os.environ:
         wp.config.kernel_cache_dir = str(Path.home() / ".cache" / "ktorch_sim" / "warp")
     wp.config.log_level = wp.LOG_WARNING
-    wp.init()
+    init_quietly(wp.init, cpu_only)
     _warp_ready = True
 
 
@@ -136,7 +138,7 @@ class WarpEngine(Engine):
     def __init__(self, model: mujoco.MjModel, config: EngineConfig) -> None:
         """Upload the model, allocate N worlds and build the zero-copy torch views."""
         super().__init__(model, config)
-        init_warp()
+        init_warp(cpu_only=self.device.type == "cpu")
         import mujoco_warp as mjw
         import warp as wp
 
@@ -172,6 +174,7 @@ class WarpEngine(Engine):
         self._reset_qvel_t = wp.to_torch(self._reset_qvel)
         self._fields = {name: wp.to_torch(getattr(self._m, name)) for name in self.batched_fields}
         self._graphs: dict[str, object] = {}
+        self._compiled: set[str] = set()  # bodies whose first call (compiling their kernels) is done
         self.forward()
 
     # --- graph plumbing -------------------------------------------------------------------
@@ -204,6 +207,11 @@ class WarpEngine(Engine):
         Inside an outer torch CUDA graph capture the body's kernels are recorded into that
         graph instead (``_scope`` opened Warp's external capture).
         """
+        if name not in self._compiled:  # the first call compiles (or loads) the body's kernels: say so if slow
+            self._compiled.add(name)
+            with compile_notice(name, self._wp_device, self._wp.config.kernel_cache_dir):
+                self._launch(name, body)
+            return
         if not self.config.capture or self._outer_capture():
             body()
             return

@@ -4,7 +4,9 @@ top to bottom in :meth:`Trainer.iterate`; everything it needs is built in ``__in
 Metrics are reduced on the device and copied to the host once per iteration. A checkpoint is
 written atomically every ``checkpoint.save_every_seconds`` and when training stops (end of
 ``ppo.max_steps``, Ctrl-C or SIGTERM); ``resume`` continues from the latest one with the same
-iteration counter, curriculum level, learning rate and random streams.
+iteration counter, curriculum level, learning rate and random streams. A stop request cuts the
+iteration in flight short and saves the state of the last finished one
+(:mod:`ktorch_sim.phase_progress`, which also prints progress inside long iterations).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from ktorch_sim.checkpoint import (
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.errors import RunFinished
-from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
+from ktorch_sim.phase_progress import IterationGuard, PhaseProgress, progress_line
 from ktorch_sim.ppo_task import PPOTask, build_policy
+from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
 from ktorch_sim.resources import check_rollout_fits
 from ktorch_sim.training.videos import TrainingVideos
 
@@ -193,9 +196,13 @@ class Trainer:
         bar = tqdm(total=max_steps or None, initial=self.env_steps, unit="step", disable=not progress,
                    dynamic_ncols=True)
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        # A stop request ends the iteration in flight within a step; the last finished one is saved.
+        guard = IterationGuard(self, PhaseProgress(lambda: self._stop, progress_line(bar) if progress else None))
         try:
             while not self._stop and (max_steps <= 0 or self.env_steps < max_steps):
-                metrics = self.iterate()
+                metrics = guard.iterate()
+                if metrics is None:
+                    break
                 self.first_metrics = self.first_metrics or {**metrics, "iteration": self.iteration}
                 self.last_metrics = {**metrics, "iteration": self.iteration}
                 if self.iteration % self.config.logging.log_every_iterations == 0:
@@ -211,7 +218,7 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             bar.close()
-            self.save()
+            guard.save()
             self.logger.close()
         return self.run_dir
 
@@ -230,7 +237,8 @@ class Trainer:
         if self._stop:  # a second Ctrl-C stops at once (the checkpoint is still written in `finally`)
             raise KeyboardInterrupt
         self._stop = True
-        print(f"\nstopping after this iteration (signal {signum}); a checkpoint will be saved", flush=True)
+        print(f"\nstopping (signal {signum}): the iteration in flight is dropped; the checkpoint of iteration "
+              f"{self.iteration} will be saved", flush=True)
 
     # --- checkpoints --------------------------------------------------------------------------
 
