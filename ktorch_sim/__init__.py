@@ -50,7 +50,7 @@ _MOVED: dict[str, str] = {
         ("training_video", "training.videos"), ("plotting", "training.plotting"), ("trained", "playback.trained"),
         ("evaluate", "playback.evaluate"), ("policy_rollout", "playback.policy_rollout"), ("play", "playback.play"),
         ("viewer", "playback.viewer"), ("render", "playback.render"), ("offscreen", "playback.offscreen"),
-        ("export", "deploy.export"), ("export_check", "deploy.check"))},
+        ("export", "deploy.export"), ("export_check", "deploy.check"), ("resources", "utils.resources"))},
 }
 
 
@@ -60,8 +60,8 @@ class _MovedModules(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
         new = _MOVED.get(fullname)
         if new is not None:
-            raise ModuleNotFoundError(f"{fullname} moved to {new} (ktorch_sim 0.2 groups training, playback and "
-                                      f"deployment in subpackages); import {new} instead", name=fullname)
+            raise ModuleNotFoundError(f"{fullname} moved to {new} (ktorch_sim 0.2 groups training, playback, "
+                                      f"deployment and leaf helpers in subpackages); import {new} instead", name=fullname)
         return None
 
 

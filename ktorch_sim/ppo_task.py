@@ -22,7 +22,7 @@ from ktorch_sim.algorithms.normalizer import RunningNormalizer
 from ktorch_sim.components.base import joint_qpos_indices
 from ktorch_sim.policies.actor_critic import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
 from ktorch_sim.policies.config import ModelConfig
-from ktorch_sim.registry import resolve_object
+from ktorch_sim.utils.registry import resolve_object
 from ktorch_sim.task import ConfigT, RLTask
 
 LAUNCHER = "ktorch_sim.training.launch:launch"

@@ -31,7 +31,7 @@ from ktorch_sim.components.base import (
     Termination,
 )
 from ktorch_sim.env import Env, EnvSpec
-from ktorch_sim.resources import check_worlds_fit
+from ktorch_sim.utils.resources import check_worlds_fit
 from ktorch_sim.robot_metadata import RobotMetadata
 from ktorch_sim.task_config import RLConfig, config_field  # noqa: F401 - re-exported: ktorch_sim.task.RLConfig
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ktorch_sim.errors import ConfigError, require
-from ktorch_sim.toml_values import choice_problem, show_value
+from ktorch_sim.utils.toml_values import choice_problem, show_value
 
 if TYPE_CHECKING:
     from ktorch_sim.engines import EngineConfig

@@ -25,7 +25,7 @@ from ktorch_sim.config import (
     source_of,
 )
 from ktorch_sim.errors import CheckpointError, ModelFileError, RunDirError, RunFinished
-from ktorch_sim.run_paths import next_steps
+from ktorch_sim.utils.run_paths import next_steps
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

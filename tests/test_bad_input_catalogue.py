@@ -273,9 +273,9 @@ def test_num_envs_that_cannot_fit_is_refused_before_allocating(tmp_path: Path, c
 def test_rollout_buffer_that_cannot_fit_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """With 64 MiB available, 8 worlds x 5,000,000 rollout steps cannot fit; the line says so."""
-    import ktorch_sim.resources
+    import ktorch_sim.utils.resources
 
-    monkeypatch.setattr(ktorch_sim.resources, "available_memory", lambda device: (64 << 20, "test budget"))
+    monkeypatch.setattr(ktorch_sim.utils.resources, "available_memory", lambda device: (64 << 20, "test budget"))
     code, lines, _ = _main(_sets(*TINY, "ppo.rollout_length_seconds=100000"), capsys, tmp_path)
     assert code == 2 and len(lines) == 1, lines
     assert lines[0].startswith("error: --set task.num_envs: 8 worlds need at least "), lines[0]
@@ -285,7 +285,7 @@ def test_rollout_buffer_that_cannot_fit_is_refused(tmp_path: Path, capsys: pytes
 
 
 def test_memory_figures() -> None:
-    from ktorch_sim.resources import available_memory, format_bytes, mujoco_world_bytes
+    from ktorch_sim.utils.resources import available_memory, format_bytes, mujoco_world_bytes
     from ktorch_sim.robots import load_kbot_model
 
     assert format_bytes(512) == "512 B" and format_bytes(3 << 30) == "3.0 GiB"

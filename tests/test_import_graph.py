@@ -2,7 +2,7 @@
 
 Every ``import`` counts, at module level or inside a function (a deferred import of a heavy
 dependency is fine; one that dodges a cycle is not), except those under ``if TYPE_CHECKING:``.
-A higher layer is reached from a lower one only by name (:mod:`ktorch_sim.registry`), never by
+A higher layer is reached from a lower one only by name (:mod:`ktorch_sim.utils.registry`), never by
 an import. The layers, lowest first, are the package's map (README, "Layout").
 """
 
@@ -17,11 +17,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ktorch_sim"
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # leaves: errors, value formatting, naming, math, progress lines, run-directory paths
-    ("errors", "toml_values", "registry", "version", "rotations", "phase_progress", "run_paths"),
+    # leaves: errors, the version, utils/ (math, value formatting, naming, progress lines, paths, memory bounds)
+    ("errors", "version", "utils"),
     ("engines",),  # MuJoCo and MuJoCo Warp behind one interface
     # the MuJoCo model's parts: actuator laws, robot metadata and files, components, sim-to-real effects
-    ("actuator_lookup", "robot_metadata", "model_files", "resources", "components", "actuators", "sim2real",
+    ("actuator_lookup", "robot_metadata", "model_files", "components", "actuators", "sim2real",
      "motion", "robots"),
     # the config sections, each beside what it configures (torch-free at import)
     ("task_config", "algorithms.ppo_config", "policies.config", "training.config"),

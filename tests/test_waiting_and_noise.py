@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from ktorch_sim.phase_progress import IterationGuard, IterationInterrupted, PhaseProgress, reporting, tick
-from ktorch_sim.run_paths import default_output, next_steps, run_dir_of
+from ktorch_sim.utils.phase_progress import IterationGuard, IterationInterrupted, PhaseProgress, reporting, tick
+from ktorch_sim.utils.run_paths import default_output, next_steps, run_dir_of
 
 REPO = Path(__file__).resolve().parents[1]
 STOP_BOUND_S = 30.0  # generous: the stop itself takes well under a second

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ktorch_sim.checkpoint import CheckpointError
 from ktorch_sim.config import ConfigError
-from ktorch_sim.run_paths import default_output
+from ktorch_sim.utils.run_paths import default_output
 
 ENGINE_OVERRIDES = ("task.engine=mujoco", "task.device=cpu")
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> tuple[dict, str | None]:
         policy_interface,
     )
     from ktorch_sim.deploy.check import check_export, require_onnxruntime
-    from ktorch_sim.phase_progress import PhaseProgress, reporting
+    from ktorch_sim.utils.phase_progress import PhaseProgress, reporting
     from ktorch_sim.playback.trained import load_trained_policy, resolve_checkpoint
 
     check = args.check or args.check_only

@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seed of the environment (resets, commands, pushes) and of sampled actions (default 0)")
     args = parser.parse_args(argv)
     if args.out is None:
-        from ktorch_sim.run_paths import default_output
+        from ktorch_sim.utils.run_paths import default_output
 
         args.out = default_output(args.checkpoint, "render.mp4")
     return args

@@ -30,7 +30,7 @@ from tensordict import TensorDict
 from ktorch_sim.algorithms.carry import map_carry, reset_carry
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.env import Env
-from ktorch_sim.phase_progress import tick
+from ktorch_sim.utils.phase_progress import tick
 from ktorch_sim.ppo_task import PPOTask
 
 __all__ = ["GraphedRolloutCollector"]

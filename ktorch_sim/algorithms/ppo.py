@@ -37,7 +37,7 @@ from torchrl.objectives.value.functional import generalized_advantage_estimate
 
 from ktorch_sim.algorithms.carry import index_carry, is_recurrent, map_carry, reset_carry, stack_carries
 from ktorch_sim.algorithms.normalizer import ReturnScaler
-from ktorch_sim.phase_progress import tick
+from ktorch_sim.utils.phase_progress import tick
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from tensordict import TensorDict
 
 from ktorch_sim.algorithms.carry import index_carry, reset_carry
 from ktorch_sim.env import Env
-from ktorch_sim.phase_progress import tick
+from ktorch_sim.utils.phase_progress import tick
 from ktorch_sim.ppo_task import PPOTask
 
 __all__ = ["STORED_NEXT_KEYS", "RolloutCollector", "index_carry", "reset_carry"]

@@ -39,7 +39,7 @@ from ktorch_sim.components.base import (
     uniform,
 )
 from ktorch_sim.components.robot_base import heading_xy, quat_yaw
-from ktorch_sim.rotations import wrap_angle
+from ktorch_sim.utils.rotations import wrap_angle
 
 __all__ = [
     "AngularVelocityCommand",

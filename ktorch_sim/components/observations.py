@@ -37,7 +37,7 @@ from ktorch_sim.components.base import (
     uniform,
 )
 from ktorch_sim.components.noise import as_bias, as_noise, is_active
-from ktorch_sim.rotations import quat_rotate
+from ktorch_sim.utils.rotations import quat_rotate
 
 __all__ = [
     "ActuatorAccelerationObservation",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ktorch_sim.components.base import EnvContext, Reset, index_tensor, uniform
-from ktorch_sim.rotations import axis_angle_quat, quat_mul
+from ktorch_sim.utils.rotations import axis_angle_quat, quat_mul
 
 # Joint types a reset or randomizer treats as actuated joints (never the free or ball joint).
 _MOVING_JOINTS = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))

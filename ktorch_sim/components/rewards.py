@@ -47,7 +47,7 @@ from ktorch_sim.components.base import (
     masked_assign,
     name_to_id,
 )
-from ktorch_sim.rotations import heading_xy, normalized_quat, quat_rotate, quat_yaw, wrap_angle
+from ktorch_sim.utils.rotations import heading_xy, normalized_quat, quat_rotate, quat_yaw, wrap_angle
 
 __all__ = [
     "ActionAccelerationPenalty",

@@ -29,7 +29,7 @@ import torch
 
 from ktorch_sim.components.base import name_to_id
 from ktorch_sim.engines.base import PhysicsState
-from ktorch_sim.rotations import heading_xy, quat_rotate, quat_yaw
+from ktorch_sim.utils.rotations import heading_xy, quat_rotate, quat_yaw
 
 __all__ = [
     "BaseBody",

@@ -12,8 +12,8 @@ from typing import Any, Literal, Union
 
 from ktorch_sim.errors import ConfigError
 from ktorch_sim.task_config import INT64_MAX
-from ktorch_sim.toml_values import choice_problem as _choice_problem
-from ktorch_sim.toml_values import show_value
+from ktorch_sim.utils.toml_values import choice_problem as _choice_problem
+from ktorch_sim.utils.toml_values import show_value
 
 if typing.TYPE_CHECKING:
     from ktorch_sim.config.loader import _Where

@@ -23,7 +23,7 @@ from ktorch_sim.config.tasks import _task_config_class, resolve_task, resolve_ta
 from ktorch_sim.errors import OVERRIDE_SOURCE, ConfigError, require
 from ktorch_sim.policies.config import ModelConfig
 from ktorch_sim.task_config import DEVICE_RE, RLConfig, config_field
-from ktorch_sim.toml_values import show_value
+from ktorch_sim.utils.toml_values import show_value
 from ktorch_sim.training.config import CheckpointConfig, CPUConfig, LoggingConfig
 
 if typing.TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any
 from ktorch_sim.config.loader import DEFAULT_TASK, TrainConfig, _sections, default_config
 from ktorch_sim.config.tasks import registered_task_names
 from ktorch_sim.config.convert import _type_name
-from ktorch_sim.toml_values import show_value, toml_value
+from ktorch_sim.utils.toml_values import show_value, toml_value
 
 
 def config_help(config_or_task_name: TrainConfig | str | None = None) -> str:

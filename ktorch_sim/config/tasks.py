@@ -23,7 +23,7 @@ from typing import Any
 from ktorch_sim.errors import ConfigError
 from ktorch_sim.task_config import RLConfig
 from ktorch_sim.tasks import TASK_NAMES, task_class, task_config_class
-from ktorch_sim.toml_values import show_value
+from ktorch_sim.utils.toml_values import show_value
 
 if typing.TYPE_CHECKING:
     from ktorch_sim.task import RLTask

@@ -32,7 +32,7 @@ import torch
 
 from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.deploy.export import CARRY_INPUT, ExportError, ExportPaths, PolicyInterface, action_scale, policy_interface
-from ktorch_sim.phase_progress import tick
+from ktorch_sim.utils.phase_progress import tick
 from ktorch_sim.playback.trained import TrainedPolicy
 
 __all__ = ["DEFAULT_TOLERANCE", "CheckResult", "Recording", "check_export", "default_steps", "record_rollout",

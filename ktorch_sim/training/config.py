@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ktorch_sim.errors import require
 from ktorch_sim.task_config import config_field
-from ktorch_sim.toml_values import show_value
+from ktorch_sim.utils.toml_values import show_value
 
 
 @dataclass(kw_only=True)

@@ -6,7 +6,7 @@ written atomically every ``checkpoint.save_every_seconds`` and when training sto
 ``ppo.max_steps``, Ctrl-C or SIGTERM); ``resume`` continues from the latest one with the same
 iteration counter, curriculum level, learning rate and random streams. A stop request cuts the
 iteration in flight short and saves the state of the last finished one
-(:mod:`ktorch_sim.phase_progress`, which also prints progress inside long iterations).
+(:mod:`ktorch_sim.utils.phase_progress`, which also prints progress inside long iterations).
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from ktorch_sim.checkpoint import (
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.errors import RunFinished
-from ktorch_sim.phase_progress import IterationGuard, PhaseProgress, progress_line
+from ktorch_sim.utils.phase_progress import IterationGuard, PhaseProgress, progress_line
 from ktorch_sim.ppo_task import PPOTask, build_policy
 from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
-from ktorch_sim.resources import check_rollout_fits
+from ktorch_sim.utils.resources import check_rollout_fits
 from ktorch_sim.training.videos import TrainingVideos
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
