@@ -1,7 +1,7 @@
 """Tests of the self-authored K-Bot model (assets/kbot) and its joint metadata loader.
 
-Expected numbers are those of shared/reference/kbot_facts.md (sections 3, 4, 7, 8, 10), i.e.
-of the robot that ksim's K-Bot example trains on; MuJoCo's own kinematics and sensors are the
+Expected numbers are K-Bot's published figures (masses, joint ranges, motor limits, gains), i.e.
+those of the robot that ksim's K-Bot example trains on; MuJoCo's own kinematics and sensors are the
 ground truth the model is measured with.
 """
 
