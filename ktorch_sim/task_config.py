@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     from ktorch_sim.engines import EngineConfig
     from ktorch_sim.sim2real import Sim2RealConfig
 
-# The names the engines accept (ktorch_sim.engines.ENGINE_KINDS and engines.base.INTEGRATORS; a test
-# holds them equal), here so that the config can be checked without importing the engines.
+# The names the engines accept (ktorch_sim.engines.ENGINE_KINDS and engines.base.INTEGRATORS, SOLVERS,
+# CONES; a test holds them equal), here so that the config can be checked without importing the engines.
+# "model": keep what the model's own <option> declares.
 ENGINE_KINDS = ("auto", "mujoco", "warp")
-INTEGRATOR_NAMES = ("euler", "implicitfast", "implicit", "rk4")
+INTEGRATOR_NAMES = ("model", "euler", "implicitfast", "implicit", "rk4", "discrete")
+SOLVER_NAMES = ("model", "newton", "cg", "pgs")
+CONE_NAMES = ("model", "pyramidal", "elliptic")
 
 
 def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = None,  # noqa: A002
@@ -54,7 +57,12 @@ class RLConfig:
     ctrl_dt: float = config_field(0.02, "Control period, seconds; a whole multiple of dt.")
     iterations: int = config_field(8, "Constraint solver iterations.")
     ls_iterations: int = config_field(8, "Solver line-search iterations.")
-    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit or rk4.")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit, rk4, discrete, "
+                                                   "or model (what the MJCF's <option> declares).")
+    solver: str = config_field("model", "Constraint solver: model (what the MJCF's <option> declares; Newton if "
+                                        "nothing), newton, cg or pgs (native engine only).", choices=SOLVER_NAMES)
+    cone: str = config_field("model", "Friction cone: model (what the MJCF's <option> declares; pyramidal if "
+                                      "nothing), pyramidal or elliptic.", choices=CONE_NAMES)
     nconmax: int = config_field(16, "Warp: contacts allocated per world (pooled).")
     njmax: int = config_field(128, "Warp: constraint rows allocated per world.")
     num_threads: int = config_field(0, "Native MuJoCo engine: worker threads (0: one per core).")
@@ -83,7 +91,8 @@ class RLConfig:
         from ktorch_sim.engines import EngineConfig
 
         return EngineConfig(num_envs=self.num_envs, dt=self.dt, ctrl_dt=self.ctrl_dt, iterations=self.iterations,
-                            ls_iterations=self.ls_iterations, integrator=self.integrator,
+                            ls_iterations=self.ls_iterations, integrator=self.integrator, solver=self.solver,
+                            cone=self.cone,
                             device=self.resolved_device(), nconmax=self.nconmax, njmax=self.njmax,
                             num_threads=self.num_threads)
 
@@ -114,4 +123,4 @@ class RLConfig:
                               zero_offset_mag=self.zero_offset_mag, actuator_update_dt=self.actuator_update_dt)
 
 
-__all__ = ["ENGINE_KINDS", "INTEGRATOR_NAMES", "RLConfig", "config_field"]
+__all__ = ["CONE_NAMES", "ENGINE_KINDS", "INTEGRATOR_NAMES", "RLConfig", "SOLVER_NAMES", "config_field"]

@@ -5,20 +5,29 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
+from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState, apply_physics_options, check_warp_options
 from ktorch_sim.engines.mujoco import MujocoEngine
 
 ENGINE_KINDS = ("auto", "mujoco", "warp")
 
 
 def make_engine(kind: str, model: mujoco.MjModel, config: EngineConfig) -> Engine:
-    """Build an engine by name: "mujoco", "warp", or "auto" (Warp on CUDA, native MuJoCo on CPU)."""
+    """Build an engine by name: "mujoco", "warp", or "auto" (Warp on CUDA, native MuJoCo on CPU).
+
+    The Warp engine refuses, before any Warp work, an integrator, solver or cone that MuJoCo
+    Warp lacks, whether the model's own ``<option>`` declares it or the config asks for it.
+    """
     if kind not in ENGINE_KINDS:
         raise ValueError(f"engine must be one of {list(ENGINE_KINDS)}, got {kind!r}")
     if kind == "auto":
         kind = "warp" if torch.device(config.device).type == "cuda" else "mujoco"
     if kind == "mujoco":
         return MujocoEngine(model, config)
+    import copy
+
+    effective = copy.copy(model)
+    apply_physics_options(effective, config)
+    check_warp_options(effective, config)
     from ktorch_sim.engines.warp import WarpEngine
 
     return WarpEngine(model, config)
