@@ -46,7 +46,7 @@ from tests.conftest import ENGINE_IDS, ENGINE_SPECS
 
 EARLY_STEPS = 5
 WARP_SPECS = [s for s in ENGINE_SPECS if s[0] == "warp"]
-WARP_IDS = [i for s, i in zip(ENGINE_SPECS, ENGINE_IDS) if s[0] == "warp"]
+WARP_IDS = [i for s, i in zip(ENGINE_SPECS, ENGINE_IDS, strict=True) if s[0] == "warp"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def _f32(x: np.ndarray) -> np.ndarray:
 
 def kbot_initial(model: mujoco.MjModel, rng: np.random.Generator, steps: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Six worlds: 2 at home on the floor, 2 with randomized joints, 2 falling with a random base velocity; PD targets."""
+    """Six worlds: 2 at home on the floor, 2 with randomized joints, 2 falling with a random base velocity."""
     home = kbot_home_qpos(model)
     qpos = np.tile(home, (6, 1))
     qvel = np.zeros((6, model.nv))
