@@ -147,3 +147,10 @@ def test_task_config_refuses_unknown_solver_and_cone_names():
     for key, value in (("task.solver", "jacobi"), ("task.cone", "round")):
         with pytest.raises(ConfigError, match=key.split(".")[1]):
             load_config(None, ["task.name=kbot_walk", f"{key}={value}"])
+
+
+def test_warp_engine_built_directly_refuses_pgs_too(model):
+    from ktorch_sim.engines.warp import WarpEngine
+
+    with pytest.raises(ValueError, match="MuJoCo Warp cannot run solver 'pgs'"):
+        WarpEngine(model, EngineConfig(num_envs=1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mujoco
 import torch
 
-from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState, apply_physics_options, check_warp_options
+from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
 from ktorch_sim.engines.mujoco import MujocoEngine
 
 ENGINE_KINDS = ("auto", "mujoco", "warp")
@@ -23,11 +23,6 @@ def make_engine(kind: str, model: mujoco.MjModel, config: EngineConfig) -> Engin
         kind = "warp" if torch.device(config.device).type == "cuda" else "mujoco"
     if kind == "mujoco":
         return MujocoEngine(model, config)
-    import copy
-
-    effective = copy.copy(model)
-    apply_physics_options(effective, config)
-    check_warp_options(effective, config)
     from ktorch_sim.engines.warp import WarpEngine
 
     return WarpEngine(model, config)
