@@ -45,7 +45,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("environment", "correctness", "physics", "throughput", "learning")
@@ -62,6 +61,7 @@ class StageBudget:
     Attributes:
         nominal_s: the allowance when the budget has room (the last stage gets all that is left).
         min_s: below this much time left, the stage is skipped instead of started.
+
     """
 
     nominal_s: float
@@ -86,7 +86,7 @@ END_MARGIN_S = 20.0  # kept free at the end of the budget for the grace period a
 
 
 def now_iso() -> str:
-    """Current UTC time, ISO 8601, seconds."""
+    """Return the current UTC time, ISO 8601, seconds."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -102,7 +102,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 
 def read_json(path: Path) -> dict | None:
-    """The JSON object in ``path``, or None when it is missing or not valid JSON."""
+    """Return the JSON object in ``path``, or None when it is missing or not valid JSON."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -123,7 +123,7 @@ def git_commit() -> str:
 
 
 def new_report(args: argparse.Namespace, stages: Sequence[str]) -> dict:
-    """The report before any stage ran: settings, commit, every selected stage pending."""
+    """Start the report: settings, commit, every selected stage pending."""
     commit = git_commit()
     if commit == "unknown" and args.commit:
         commit = args.commit
@@ -223,7 +223,7 @@ def run_stage(stage: str, args: argparse.Namespace, allowance_s: float, scratch:
 
 
 def log_tail(path: Path, lines: int = 30) -> str:
-    """The last ``lines`` lines of a log file (text, undecodable bytes replaced)."""
+    """Return the last ``lines`` lines of a log file (text, undecodable bytes replaced)."""
     try:
         return "\n".join(path.read_bytes().decode(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -282,7 +282,7 @@ def run_all(args: argparse.Namespace) -> dict:
 
 
 def summary_text(report: dict) -> str:
-    """A few lines with the headline figures, for the end of the console output."""
+    """Format the headline figures as a few lines for the end of the console output."""
     lines = [f"gpu_check: commit {report['commit']}, mode {report['mode']}: " +
              ", ".join(f"{k} {v}" for k, v in report.get("summary", {}).items())]
     for name, entry in report["stages"].items():
@@ -327,7 +327,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``tools/gpu_check.py`` argument parser."""
+    """Build the ``tools/gpu_check.py`` argument parser."""
     p = argparse.ArgumentParser(prog="tools/gpu_check.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--minutes", type=_positive_float, default=None,

@@ -133,7 +133,7 @@ class StageContext:
 
 
 def injected_fault(stage: str) -> str | None:
-    """The fault ``GPU_CHECK_FAULT`` asks for in ``stage`` (``raise`` or ``hang``), if any."""
+    """Return the fault ``GPU_CHECK_FAULT`` asks for in ``stage`` (``raise`` or ``hang``), if any."""
     for item in os.environ.get(FAULT_ENV, "").split(","):
         name, _, kind = item.strip().partition("=")
         if name == stage:
@@ -293,7 +293,7 @@ def package_versions() -> dict:
 
 
 def device_info() -> dict:
-    """The GPU as torch sees it, and the driver as nvidia-smi reports it."""
+    """Describe the GPU as torch sees it and the driver as nvidia-smi reports it."""
     import torch
 
     info: dict[str, Any] = {"cuda_available": torch.cuda.is_available(), "gpu_name": None, "driver": None}
@@ -385,7 +385,7 @@ def time_first_kbot_step(device: str, num_envs: int) -> dict:
 
 
 def stage_correctness(ctx: StageContext) -> None:
-    """The parity, captured-vs-eager and NaN-injection tests on the device; sync-free collection."""
+    """Run the parity, captured-vs-eager and NaN-injection tests on the device; check sync-free collection."""
     # One pytest process for all three (its start-up imports cost seconds on a CPU); one check per file.
     selection = ["tests/test_engine_parity.py", "tests/test_graphed_rollout.py", "tests/test_nan_handling.py", "-k",
                  f"({ctx.sizes.parity_select}) or {CAPTURED_TEST} or ({ctx.sizes.nan_select})"]
@@ -425,7 +425,7 @@ def run_pytest(ctx: StageContext, name: str, selection: Sequence[str]) -> dict:
 
 
 def pytest_check(run: dict, module: str) -> dict:
-    """The check of one test module's cases in a :func:`run_pytest` result: counts and a status."""
+    """Make the check of one test module's cases in a :func:`run_pytest` result: counts and a status."""
     cases = [c for c in run["cases"] if f".{module}::" in c["name"] or c["name"].startswith(f"{module}::")]
     counts = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "errors", "skipped")}
     result = {"command": run["command"], "exit_code": run["exit_code"], "pytest_seconds": run["pytest_seconds"],
@@ -585,8 +585,10 @@ def train_row(ctx: StageContext, bench_training: Any, capture: bool, method: str
     extra = [f"ppo.capture_rollout={str(capture).lower()}", f"model.sequence_method={method}",
              *ctx.sizes.model_overrides]
     try:
+        # Captured: iteration 1 runs eager, iteration 2 records the graph; time the replays after them.
         row = bench_training.measure_train("kbot_walk", "warp", ctx.sizes.device, ctx.sizes.train_worlds,
-                                           ctx.sizes.train_rollout_steps, ctx.sizes.train_iterations, extra)
+                                           ctx.sizes.train_rollout_steps, ctx.sizes.train_iterations, extra,
+                                           warmup=2 if capture else 1)
         row["status"] = "ok"
     except Exception:  # noqa: BLE001 - recorded; the next combination runs
         traceback.print_exc()
@@ -665,7 +667,7 @@ def wait_or_stop(proc: subprocess.Popen, stop_at: float, grace_s: float) -> str:
 
 
 def summarize_metrics(path: Path, points: int = 40) -> dict:
-    """Iterations, env steps, first/last/best lines and a thinned curve from a run's metrics.jsonl."""
+    """Summarize a run's metrics.jsonl: iterations, env steps, first/last/best lines, a thinned curve."""
     import json
 
     keys = ("iteration", "env_steps", "episode/length", "episode/return", "perf/env_steps_per_s",
