@@ -10,29 +10,25 @@ methods that build engine objects (:meth:`RLConfig.engine_config`, :meth:`RLConf
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ktorch_sim.engines.options import (  # noqa: F401 - re-exported: the names a task config may use
+    CONE_NAMES,
+    ENGINE_KINDS,
+    INTEGRATOR_NAMES,
+    SOLVER_NAMES,
+    check_physics,
+)
 from ktorch_sim.errors import ConfigError, require
+from ktorch_sim.utils.limits import C_INT_MAX, INT64_MAX  # noqa: F401 - re-exported for the config sections
 from ktorch_sim.utils.toml_values import choice_problem, show_value
 
 if TYPE_CHECKING:
     from ktorch_sim.engines import EngineConfig
     from ktorch_sim.sim2real import Sim2RealConfig
-
-# The names the engines accept (ktorch_sim.engines.ENGINE_KINDS and engines.base.INTEGRATORS; a test
-# holds them equal), here so that the config can be checked without importing the engines.
-ENGINE_KINDS = ("auto", "mujoco", "warp")
-INTEGRATOR_NAMES = ("euler", "implicitfast", "implicit", "rk4")
-
-INT64_MAX = 2**63 - 1
-"""The largest integer a config value may hold (stored as a 64-bit integer downstream)."""
-C_INT_MAX = 2**31 - 1
-"""The largest count MuJoCo and Warp take as a C int (iterations, buffer sizes, steps per control period)."""
-
 
 def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = None,  # noqa: A002
                  allow_inf: bool = False) -> Any:
@@ -64,7 +60,12 @@ class RLConfig:
     ctrl_dt: float = config_field(0.02, "Control period, seconds; a whole multiple of dt.")
     iterations: int = config_field(8, "Constraint solver iterations.")
     ls_iterations: int = config_field(8, "Solver line-search iterations.")
-    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit or rk4.")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit, rk4, discrete, "
+                                                   "or model (what the MJCF's <option> declares).")
+    solver: str = config_field("model", "Constraint solver: model (what the MJCF's <option> declares; Newton if "
+                                        "nothing), newton, cg or pgs (native engine only).", choices=SOLVER_NAMES)
+    cone: str = config_field("model", "Friction cone: model (what the MJCF's <option> declares; pyramidal if "
+                                      "nothing), pyramidal or elliptic.", choices=CONE_NAMES)
     nconmax: int = config_field(16, "Warp: contacts allocated per world (pooled).")
     njmax: int = config_field(128, "Warp: constraint rows allocated per world.")
     num_threads: int = config_field(0, "Native MuJoCo engine: worker threads (0: one per core).")
@@ -93,7 +94,8 @@ class RLConfig:
         from ktorch_sim.engines import EngineConfig
 
         return EngineConfig(num_envs=self.num_envs, dt=self.dt, ctrl_dt=self.ctrl_dt, iterations=self.iterations,
-                            ls_iterations=self.ls_iterations, integrator=self.integrator,
+                            ls_iterations=self.ls_iterations, integrator=self.integrator, solver=self.solver,
+                            cone=self.cone,
                             device=self.resolved_device(), nconmax=self.nconmax, njmax=self.njmax,
                             num_threads=self.num_threads)
 
@@ -132,7 +134,7 @@ class RLConfig:
                               zero_offset_mag=self.zero_offset_mag, actuator_update_dt=self.actuator_update_dt)
 
 
-__all__ = ["ENGINE_KINDS", "INTEGRATOR_NAMES", "RLConfig", "config_field"]
+__all__ = ["CONE_NAMES", "ENGINE_KINDS", "INTEGRATOR_NAMES", "RLConfig", "SOLVER_NAMES", "config_field"]
 
 
 DEVICE_RE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")
@@ -141,23 +143,10 @@ DEVICE_RE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")
 
 def _check_base_values(t: RLConfig) -> None:
     """The checks of RLConfig's own fields (physics, sim2real, seed), then the subclass's ``check_values``."""
-    require(t.num_envs >= 1, "task.num_envs", f"must be >= 1, got {t.num_envs}")
+    check_physics(t, prefix="task.")
     require(t.engine in ENGINE_KINDS, "task.engine", choice_problem(t.engine, ENGINE_KINDS))
     require(DEVICE_RE.fullmatch(t.device) is not None, "task.device",
-             f"expected auto, cpu or cuda[:k], got {show_value(t.device)}")
-    require(t.integrator in INTEGRATOR_NAMES, "task.integrator", choice_problem(t.integrator, INTEGRATOR_NAMES))
-    require(t.dt > 0, "task.dt", f"must be > 0 seconds, got {t.dt}")
-    ratio = t.ctrl_dt / t.dt
-    require(ratio <= C_INT_MAX, "task.dt",
-             f"must give at most {C_INT_MAX} physics steps per task.ctrl_dt ({t.ctrl_dt}), got {t.dt} "
-             f"({ratio:.4g} steps)")
-    require(ratio >= 1 - 1e-9 and math.isclose(ratio, round(ratio), rel_tol=1e-6), "task.ctrl_dt",
-             f"must be a whole multiple of task.dt ({t.dt}), got {t.ctrl_dt} ({ratio:.4g} x dt)")
-    for name in ("iterations", "ls_iterations", "nconmax", "njmax"):
-        value = getattr(t, name)
-        require(1 <= value <= C_INT_MAX, f"task.{name}", f"must be in [1, {C_INT_MAX}], got {value}")
-    require(0 <= t.num_threads <= C_INT_MAX, "task.num_threads",
-             f"must be in [0, {C_INT_MAX}] (0: one per core), got {t.num_threads}")
+            f"expected auto, cpu or cuda[:k], got {show_value(t.device)}")
     lo, hi = t.action_latency_range
     require(0 <= lo <= hi, "task.action_latency_range", f"must satisfy 0 <= min <= max, got [{lo}, {hi}]")
     require(0 <= t.drop_action_prob < 1, "task.drop_action_prob", f"must be in [0, 1), got {t.drop_action_prob}")

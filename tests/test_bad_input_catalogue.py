@@ -357,10 +357,11 @@ def test_resume_when_checkpoints_is_a_regular_file(finished_run: Path, tmp_path:
 
 
 def test_light_engine_names_equal_the_engines() -> None:
-    """task_config's copies of the engine and integrator names (checked without importing the engines)."""
+    """task_config's copies of the engine, integrator, solver and cone names (checked without importing the engines)."""
     from ktorch_sim.engines import ENGINE_KINDS
-    from ktorch_sim.engines.base import INTEGRATORS
+    from ktorch_sim.engines.base import CONES, INTEGRATORS, SOLVERS
+    from ktorch_sim.task_config import CONE_NAMES, INTEGRATOR_NAMES, SOLVER_NAMES
     from ktorch_sim.task_config import ENGINE_KINDS as LIGHT_KINDS
-    from ktorch_sim.task_config import INTEGRATOR_NAMES
 
     assert LIGHT_KINDS == ENGINE_KINDS and set(INTEGRATOR_NAMES) == set(INTEGRATORS)
+    assert set(SOLVER_NAMES) == set(SOLVERS) and set(CONE_NAMES) == set(CONES)

@@ -63,7 +63,8 @@ def test_smoke_figures_of_each_stage(smoke):
     assert env["first_kbot_step"]["first_step_total_s"] > 0
 
     checks = stages["correctness"]["checks"]
-    assert checks["parity"]["status"] == "ok" and checks["parity"]["warp_vs_mj_step"]["qpos"]["within"]
+    assert checks["parity"]["status"] == "ok" and checks["parity"]["passed"] >= 2
+    assert any("warp-cpu" in case["name"] for case in checks["parity"]["cases"])
     assert checks["nan_injection"]["status"] == "ok" and checks["nan_injection"]["passed"] >= 1
     assert checks["captured_vs_eager"]["status"] == "skipped" and checks["captured_vs_eager"]["tests"] == 1
     for name in ("sync_free_collection", "sync_free_captured_collection"):
@@ -94,6 +95,28 @@ def test_smoke_learning_run_is_packed_as_a_loadable_run(smoke, tmp_path):
 
     (ckpt,) = (run / "checkpoints").glob("ckpt_*.pt")
     assert load_checkpoint(ckpt, map_location="cpu")["counters"]["iteration"] >= 1
+
+
+@pytest.mark.slow
+def test_a_checkpoint_too_large_to_return_loses_only_its_optimizer_state(smoke, tmp_path, monkeypatch):
+    """The GPU run's GRU checkpoint (19 MiB with AdamW's moments) exceeds a remote run's 16 MiB per file."""
+    import ktorch_sim as ks
+
+    out, _, _, report = smoke
+    with tarfile.open(out / report["stages"]["learning"]["figures"]["packed"]["file"]) as tar:
+        tar.extractall(tmp_path / "full", filter="data")
+    sys.path.insert(0, str(REPO / "tools"))
+    import gpu_check_stages
+
+    monkeypatch.setattr(gpu_check_stages, "FILE_LIMIT_BYTES", 10_000)
+    packed = gpu_check_stages.pack_run(tmp_path / "full" / "learning_run", tmp_path / "slim.tar")
+    assert packed["optimizer_state_dropped"]
+    with tarfile.open(tmp_path / "slim.tar") as tar:
+        tar.extractall(tmp_path / "slim", filter="data")
+    run = tmp_path / "slim" / "learning_run"
+    (ckpt,) = (run / "checkpoints").glob("ckpt_*.pt")
+    assert ks.load_checkpoint(ckpt)["optimizer"] == {}
+    assert ks.load_trained_policy(run, ["task.engine=mujoco"]) is not None  # what play/render/export load
 
 
 def test_failed_and_overrunning_stages_keep_the_others(tmp_path):

@@ -250,3 +250,43 @@ def test_fallen_kbot_does_not_sink_through_the_floor(kbot_model: Any) -> None:
         lowest_body = min(lowest_body, float(engine.state.xpos[:, 1:, 2].min()))
     assert float(engine.state.qpos[:, 2].max()) < 0.5, "the robots were expected to fall"
     assert lowest_base > 0.05 and lowest_body > 0.0, (lowest_base, lowest_body)
+
+
+def test_a_stop_during_the_update_keeps_the_previous_iteration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop request at the first minibatch of iteration 2: training ends, the checkpoint is iteration 1's."""
+    import ktorch_sim.phase_progress as phase_progress
+    from ktorch_sim.checkpoint import CheckpointManager, load_checkpoint
+    from ktorch_sim.config import load_config
+    from ktorch_sim.logging import read_metrics
+    from ktorch_sim.trainer import Trainer
+
+    config = load_config(None, ["task.name=tests.cartpole:CartpoleTask", "task.num_envs=4", "ppo.batch_size=2",
+                                "ppo.rollout_length_seconds=0.2", "model.hidden_size=16", "model.depth=1",
+                                "logging.wandb_mode=disabled", f"logging.run_dir={tmp_path}", "logging.run_name=run"])
+    trainer = Trainer(config)
+    original = phase_progress.PhaseProgress.tick
+    seen: list[tuple[str, int]] = []
+
+    def tick(self: PhaseProgress, phase: str, done: int, total: int, unit: str = "steps") -> None:
+        seen.append((phase, trainer.iteration))
+        if phase == "update" and trainer.iteration == 1:
+            trainer._stop = True  # what the Ctrl-C handler does
+        original(self, phase, done, total, unit)
+
+    monkeypatch.setattr(phase_progress.PhaseProgress, "tick", tick)
+    after_first: dict[str, torch.Tensor] = {}
+    real_iterate = trainer.iterate
+
+    def iterate() -> dict[str, float]:
+        metrics = real_iterate()
+        after_first.update({k: v.clone() for k, v in trainer.model.state_dict().items()})
+        return metrics
+
+    monkeypatch.setattr(trainer, "iterate", iterate)
+    run_dir = trainer.train(progress=False)
+    assert ("collect", 0) in seen and ("update", 0) in seen and ("update", 1) in seen
+    state = load_checkpoint(CheckpointManager(run_dir).latest())
+    assert state["counters"]["iteration"] == 1
+    for key, value in after_first.items():  # iteration 1's weights, not the half-updated ones
+        torch.testing.assert_close(state["model"][key], value)
+    assert [row["iteration"] for row in read_metrics(run_dir)] == [1]

@@ -315,7 +315,7 @@ class WarpGraphBaseline:
         """Upload N worlds at the start state, compile and capture the control-step graph."""
         from ktorch_sim.engines.warp import init_warp
 
-        init_warp()  # the engine's kernel cache, so neither side pays for compiling twice
+        init_warp(cpu_only=torch.device(device).type == "cpu")  # the engine's kernel cache, compiled once
         import mujoco_warp as mjw
         import warp as wp
 

@@ -76,10 +76,11 @@ def measure_env(task: str, engine: str, device: str, num_envs: int, steps: int, 
 
 
 def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_steps: int, iterations: int,
-                  extra: Sequence[str] = ()) -> dict:
-    """Seconds per phase and env steps/s of PPO iterations on ``task`` (after one warm-up iteration).
+                  extra: Sequence[str] = (), warmup: int = 1) -> dict:
+    """Seconds per phase and env steps/s of PPO iterations on ``task`` (after ``warmup`` untimed iterations).
 
-    ``extra`` are config overrides (``--set``) applied last.
+    ``extra`` are config overrides (``--set``) applied last. With ``ppo.capture_rollout`` the second
+    iteration records the CUDA graph, so a measurement of replays alone needs ``warmup=2``.
     """
     from ktorch_sim.config import load_config
     from ktorch_sim.training.trainer import Trainer
@@ -91,7 +92,8 @@ def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_st
                      f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}", "logging.wandb_mode=disabled",
                      f"logging.run_dir={run_dir}", "checkpoint.save_every_seconds=1e9", *extra]
         trainer = Trainer(load_config(TASK_CONFIGS[task], overrides))
-        trainer.iterate()
+        for _ in range(warmup):
+            trainer.iterate()
         rows = [trainer.iterate() for _ in range(iterations)]
         trainer.logger.close()
     collect = sum(r["time/collect_s"] for r in rows)

@@ -173,7 +173,7 @@ def compare(c: Snapshot, w: Snapshot) -> list[tuple[str, bool, str]]:
 
 
 def rollout_gap(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray, steps: int, device: str) -> float:
-    """max |qvel_C - qvel_Warp| after ``steps`` mj_step / mujoco_warp.step calls from the same state."""
+    """Max |qvel_C - qvel_Warp| after ``steps`` mj_step / mujoco_warp.step calls from the same state."""
     import mujoco_warp as mjw
     import warp as wp
 
@@ -225,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     import mujoco_warp
     import warp as wp
 
-    print(f"mujoco {mujoco.__version__}, mujoco_warp {getattr(mujoco_warp, '__version__', '?')}, warp {wp.__version__}, "
-          f"python {platform.python_version()}, Warp device {args.device}")
-    agree = {cone: run_case(cone, args.tilt, args.azimuth, args.device, args.steps) for cone in ("pyramidal", "elliptic")}
+    print(f"mujoco {mujoco.__version__}, mujoco_warp {getattr(mujoco_warp, '__version__', '?')}, "
+          f"warp {wp.__version__}, python {platform.python_version()}, Warp device {args.device}")
+    agree = {cone: run_case(cone, args.tilt, args.azimuth, args.device, args.steps)
+             for cone in ("pyramidal", "elliptic")}
     print(f"\nqacc agrees: {agree}")
     return 0 if all(agree.values()) else 1
 

@@ -5,8 +5,8 @@ file atomically), so a stage stopped at its allowance keeps what it finished. Si
 between the GPU run and ``--smoke`` (toy sizes, Warp on the CPU) only through :class:`Sizes`.
 Nothing here needs Warp's CPU compiler on the GPU: every Warp engine uses the stage's device.
 The measuring code is the project's own: ``tools/bench.py`` (physics), ``tools/bench_training.py``
-(training throughput, per-phase breakdown), ``ktorch_sim.buffer_sizing`` (buffer peaks), the
-helpers of ``tests/test_engine_parity.py`` (parity) and the tests themselves (pytest).
+(training throughput, per-phase breakdown), ``ktorch_sim.buffer_sizing`` (buffer peaks) and the
+tests themselves (pytest, with ``tools/gpu_check_pytest.py`` choosing the engines they run on).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ WALK_CFG = "configs/kbot_walk.toml"
 PACKAGES = ("torch", "warp", "mujoco", "mujoco_warp", "tensordict", "torchrl", "numpy")
 DISTRIBUTIONS = {"warp": "warp-lang", "mujoco_warp": "mujoco-warp"}
 CAPTURED_TEST = "test_captured_rollout_equals_eager_on_cuda"  # tests/test_graphed_rollout.py, marked cuda
+FILE_LIMIT_BYTES = 15 * 2**20  # learning_run.tar stays under the 16 MiB per file a remote run returns
 THROUGHPUT_COMBOS = ((False, "packed"), (True, "packed"), (False, "loop"), (True, "loop"))
 
 
@@ -46,7 +47,8 @@ class Sizes:
 
     device: str  # torch device of every engine, model and test
     compile_worlds: int  # worlds of the engine whose first step is timed
-    parity_steps: int  # control steps of the parity rollouts (the test's own: 50)
+    engine_specs: str  # GPU_CHECK_ENGINE_SPECS: the engines the engine tests run on (tools/gpu_check_pytest.py)
+    parity_select: str  # pytest -k expression choosing the parity tests
     nan_select: str  # pytest -k expression choosing the NaN-injection tests of this device
     sync_worlds: int  # worlds of the sync-free collection check
     sync_steps: int  # control steps of that rollout
@@ -65,14 +67,15 @@ class Sizes:
 
 
 GPU_SIZES = Sizes(
-    device="cuda", compile_worlds=1024, parity_steps=50,
+    device="cuda", compile_worlds=1024, engine_specs="mujoco-cpu,warp-cuda", parity_select="test_engine_parity",
     nan_select="warp-cuda or (training_goes_on_through_broken_physics and warp)",
     sync_worlds=1024, sync_steps=16, physics_worlds=(1024, 4096, 8192), physics_steps=(400, 100, 50),
     physics_repeats=3, peak_worlds=1024, peak_steps=200, train_worlds=4096, train_rollout_steps=100,
     train_iterations=1, breakdown_steps=50, model_overrides=(), learn_overrides=(), learn_stop_margin_s=30.0)
 SMOKE_MODEL = ("model.hidden_size=16", "model.depth=1", "model.num_mixtures=2")
 SMOKE_SIZES = Sizes(
-    device="cpu", compile_worlds=2, parity_steps=10,
+    device="cpu", compile_worlds=2, engine_specs="mujoco-cpu,warp-cpu",
+    parity_select="test_engine_parity and not (mjwarp_humanoid or gym_)",  # K-Bot only (other models: minutes)
     nan_select="warp-cpu and flags_exactly_the_broken_worlds and not inf",
     sync_worlds=2, sync_steps=2, physics_worlds=(2, 4), physics_steps=(2, 2), physics_repeats=1,
     peak_worlds=2, peak_steps=3, train_worlds=2, train_rollout_steps=2, train_iterations=1, breakdown_steps=2,
@@ -130,7 +133,7 @@ class StageContext:
 
 
 def injected_fault(stage: str) -> str | None:
-    """The fault ``GPU_CHECK_FAULT`` asks for in ``stage`` (``raise`` or ``hang``), if any."""
+    """Return the fault ``GPU_CHECK_FAULT`` asks for in ``stage`` (``raise`` or ``hang``), if any."""
     for item in os.environ.get(FAULT_ENV, "").split(","):
         name, _, kind = item.strip().partition("=")
         if name == stage:
@@ -250,7 +253,7 @@ def stage_environment(ctx: StageContext) -> None:
     ctx.record("machine", machine_info())
     ctx.record("versions", package_versions())
     ctx.record("device", device_info())
-    ctx.record("warp", warp_info())
+    ctx.record("warp", warp_info(ctx.sizes.device))
     first = time_first_kbot_step(ctx.sizes.device, ctx.sizes.compile_worlds)
     ctx.record("first_kbot_step", first)
     device = ctx.figures["device"]
@@ -290,7 +293,7 @@ def package_versions() -> dict:
 
 
 def device_info() -> dict:
-    """The GPU as torch sees it, and the driver as nvidia-smi reports it."""
+    """Describe the GPU as torch sees it and the driver as nvidia-smi reports it."""
     import torch
 
     info: dict[str, Any] = {"cuda_available": torch.cuda.is_available(), "gpu_name": None, "driver": None}
@@ -310,12 +313,12 @@ def device_info() -> dict:
     return info
 
 
-def warp_info() -> dict:
+def warp_info(device: str) -> dict:
     """Warp's devices, CPU compiler, toolkit/driver and cache; on an import failure, ldd of warp.so."""
     try:
         from ktorch_sim.engines.warp import init_warp
 
-        init_warp()
+        init_warp(cpu_only=device == "cpu")
         import warp as wp
     except Exception as e:  # noqa: BLE001 - what failed to load is the finding
         return {"error": f"{type(e).__name__}: {e}", "ldd": ldd_warp()}
@@ -382,66 +385,19 @@ def time_first_kbot_step(device: str, num_envs: int) -> dict:
 
 
 def stage_correctness(ctx: StageContext) -> None:
-    """Parity, the captured-vs-eager test, the NaN-injection tests, sync-free collection."""
-    ctx.check("parity", lambda: check_parity(ctx))
-    # One pytest process for both (its start-up imports cost seconds on a CPU); one check per file.
-    selection = ["tests/test_graphed_rollout.py", "tests/test_nan_handling.py", "-k",
-                 f"{CAPTURED_TEST} or ({ctx.sizes.nan_select})"]
+    """Run the parity, captured-vs-eager and NaN-injection tests on the device; check sync-free collection."""
+    # One pytest process for all three (its start-up imports cost seconds on a CPU); one check per file.
+    selection = ["tests/test_engine_parity.py", "tests/test_graphed_rollout.py", "tests/test_nan_handling.py", "-k",
+                 f"({ctx.sizes.parity_select}) or {CAPTURED_TEST} or ({ctx.sizes.nan_select})"]
     tests = run_pytest(ctx, "pytest", selection)
+    ctx.record("pytest", {k: v for k, v in tests.items() if k != "cases"})
+    ctx.check("parity", lambda: pytest_check(tests, "test_engine_parity"))
     ctx.check("captured_vs_eager", lambda: pytest_check(tests, "test_graphed_rollout"))
     ctx.check("nan_injection", lambda: pytest_check(tests, "test_nan_handling"))
     ctx.check("sync_free_collection", lambda: check_sync_free(ctx, capture=False))
     ctx.check("sync_free_captured_collection", lambda: check_sync_free(ctx, capture=True))
     checks = ctx.figures.get("checks", {})
     ctx.record("headline", {name: c.get("status") for name, c in checks.items()})
-
-
-def error_figures(got: dict, want: dict, parity: Any) -> dict:
-    """Per quantity: (max over the first steps, 99th percentile, mean) of |got - want| and the limits."""
-    import numpy as np
-
-    out = {}
-    for key, limits in parity.TOLERANCES.items():
-        err = np.abs(got[key] - want[key])
-        measured = (float(err[:parity.EARLY_STEPS].max()), float(np.quantile(err, 0.99)), float(err.mean()))
-        out[key] = {"early_max": measured[0], "p99": measured[1], "mean": measured[2],
-                    "limits": list(limits), "within": all(m <= lim for m, lim in zip(measured, limits, strict=True))}
-    return out
-
-
-def check_parity(ctx: StageContext) -> dict:
-    """The parity test's rollouts: Warp on the stage's device against mj_step and the native engine.
-
-    Runs the functions of ``tests/test_engine_parity.py`` in this process (its pytest fixture
-    also builds a Warp engine on the CPU, which the GPU machine's Warp cannot run).
-    """
-    import numpy as np
-
-    import ktorch_sim as ks
-    from tests import test_engine_parity as parity
-    from tests.conftest import build_engine
-
-    parity.NUM_STEPS = ctx.sizes.parity_steps  # the smoke run's shorter rollouts (the test's own: 50)
-    model = import_tool("bench").bench_model()  # the K-Bot PD model of the test's fixture
-    home = ks.kbot_home_qpos(model)
-    qpos, qvel = parity.initial_states(model, home)
-    targets = parity.target_sequence(home, len(qpos))
-    ref = parity.reference_rollout(model, qpos, qvel, targets)
-    rollouts = {spec: parity.engine_rollout(build_engine(spec, model, num_envs=len(qpos), **parity.CONFIG),
-                                            qpos, qvel, targets)
-                for spec in (("mujoco", "cpu"), ("warp", ctx.sizes.device))}
-    native, warp = rollouts[("mujoco", "cpu")], rollouts[("warp", ctx.sizes.device)]
-    native_exact = all(np.array_equal(native[k], ref[k].astype(np.float32)) for k in parity.TOLERANCES)
-    failures = []
-    for label, want in (("vs mj_step", ref), ("vs native engine", native)):
-        try:
-            parity.assert_close_rollouts(warp, want, label=f"warp-{ctx.sizes.device} {label}")
-        except AssertionError as e:
-            failures.append(str(e))
-    return {"status": "ok" if native_exact and not failures else "failed", "device": ctx.sizes.device,
-            "worlds": len(qpos), "control_steps": parity.NUM_STEPS, "config": dict(parity.CONFIG),
-            "native_matches_mj_step_exactly": native_exact, "warp_vs_mj_step": error_figures(warp, ref, parity),
-            "warp_vs_native": error_figures(warp, native, parity), "failures": failures}
 
 
 def run_pytest(ctx: StageContext, name: str, selection: Sequence[str]) -> dict:
@@ -451,12 +407,17 @@ def run_pytest(ctx: StageContext, name: str, selection: Sequence[str]) -> dict:
     of its JUnit report (name, outcome, seconds, message).
     """
     xml = ctx.scratch / f"{name}.xml"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", *selection]
-    print("$ " + " ".join(cmd), flush=True)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "gpu_check_pytest",
+           f"--junitxml={xml}", *selection]
+    tools = str(REPO_ROOT / "tools")
+    env = {**os.environ, "GPU_CHECK_ENGINE_SPECS": ctx.sizes.engine_specs,
+           "PYTHONPATH": os.pathsep.join(p for p in (tools, os.environ.get("PYTHONPATH")) if p)}
+    print(f"$ GPU_CHECK_ENGINE_SPECS={ctx.sizes.engine_specs} " + " ".join(cmd), flush=True)
     timeout = max(ctx.seconds_left() - 5.0, 10.0)
     start = time.perf_counter()
     try:
-        rc: int | None = subprocess.run(cmd, cwd=REPO_ROOT, timeout=timeout, stdin=subprocess.DEVNULL).returncode
+        rc: int | None = subprocess.run(cmd, cwd=REPO_ROOT, env=env, timeout=timeout,
+                                        stdin=subprocess.DEVNULL).returncode
     except subprocess.TimeoutExpired:
         rc = None
     return {"command": cmd[2:], "exit_code": rc, "timeout_s": None if rc is not None else round(timeout),
@@ -464,7 +425,7 @@ def run_pytest(ctx: StageContext, name: str, selection: Sequence[str]) -> dict:
 
 
 def pytest_check(run: dict, module: str) -> dict:
-    """The check of one test module's cases in a :func:`run_pytest` result: counts and a status."""
+    """Make the check of one test module's cases in a :func:`run_pytest` result: counts and a status."""
     cases = [c for c in run["cases"] if f".{module}::" in c["name"] or c["name"].startswith(f"{module}::")]
     counts = {k: sum(c["outcome"] == k for c in cases) for k in ("passed", "failed", "errors", "skipped")}
     result = {"command": run["command"], "exit_code": run["exit_code"], "pytest_seconds": run["pytest_seconds"],
@@ -624,8 +585,10 @@ def train_row(ctx: StageContext, bench_training: Any, capture: bool, method: str
     extra = [f"ppo.capture_rollout={str(capture).lower()}", f"model.sequence_method={method}",
              *ctx.sizes.model_overrides]
     try:
+        # Captured: iteration 1 runs eager, iteration 2 records the graph; time the replays after them.
         row = bench_training.measure_train("kbot_walk", "warp", ctx.sizes.device, ctx.sizes.train_worlds,
-                                           ctx.sizes.train_rollout_steps, ctx.sizes.train_iterations, extra)
+                                           ctx.sizes.train_rollout_steps, ctx.sizes.train_iterations, extra,
+                                           warmup=2 if capture else 1)
         row["status"] = "ok"
     except Exception:  # noqa: BLE001 - recorded; the next combination runs
         traceback.print_exc()
@@ -704,7 +667,7 @@ def wait_or_stop(proc: subprocess.Popen, stop_at: float, grace_s: float) -> str:
 
 
 def summarize_metrics(path: Path, points: int = 40) -> dict:
-    """Iterations, env steps, first/last/best lines and a thinned curve from a run's metrics.jsonl."""
+    """Summarize a run's metrics.jsonl: iterations, env steps, first/last/best lines, a thinned curve."""
     import json
 
     keys = ("iteration", "env_steps", "episode/length", "episode/return", "perf/env_steps_per_s",
@@ -723,18 +686,40 @@ def summarize_metrics(path: Path, points: int = 40) -> dict:
 
 
 def pack_run(run_dir: Path, tar_path: Path) -> dict:
-    """Tar config.toml, metrics.jsonl and the newest checkpoint as ``learning_run/`` (a loadable run)."""
+    """Tar config.toml, metrics.jsonl and the newest checkpoint as ``learning_run/`` (a loadable run).
+
+    A checkpoint too large to come back from a remote run loses its optimizer state (evaluation,
+    rendering and export do not read it; resuming from it is then not possible).
+    """
     ckpts = sorted((run_dir / "checkpoints").glob("ckpt_*.pt"))
-    members = [p for p in (run_dir / "config.toml", run_dir / "metrics.jsonl") if p.is_file()]
-    members += ckpts[-1:]
+    members = [(p, p.relative_to(run_dir)) for p in (run_dir / "config.toml", run_dir / "metrics.jsonl")
+               if p.is_file()]
+    dropped = False
+    if ckpts:
+        slim = run_dir / "slim.pt"
+        dropped = slim_checkpoint(ckpts[-1], slim, FILE_LIMIT_BYTES - sum(p.stat().st_size for p, _ in members))
+        members.append((slim if dropped else ckpts[-1], ckpts[-1].relative_to(run_dir)))
     tmp = tar_path.with_name(f".{tar_path.name}.tmp")
     with tarfile.open(tmp, "w") as tar:
-        for path in members:
-            tar.add(path, arcname=f"learning_run/{path.relative_to(run_dir)}")
+        for path, name in members:
+            tar.add(path, arcname=f"learning_run/{name}")
     os.replace(tmp, tar_path)
-    return {"file": tar_path.name, "members": [f"learning_run/{p.relative_to(run_dir)}" for p in members],
-            "bytes": tar_path.stat().st_size, "checkpoint": ckpts[-1].name if ckpts else None,
+    size = tar_path.stat().st_size
+    return {"file": tar_path.name, "members": [f"learning_run/{name}" for _, name in members], "bytes": size,
+            "checkpoint": ckpts[-1].name if ckpts else None, "optimizer_state_dropped": dropped,
+            "fits_remote_file_limit": size <= FILE_LIMIT_BYTES + 2**20,
             "use": f"tar xf {tar_path.name} && python tools/play.py learning_run --engine mujoco --episodes 32"}
+
+
+def slim_checkpoint(src: Path, dst: Path, limit_bytes: int) -> bool:
+    """When ``src`` is over ``limit_bytes``, write it to ``dst`` without the optimizer state; True if it did."""
+    if src.stat().st_size <= limit_bytes:
+        return False
+    from ktorch_sim.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(src, map_location="cpu")
+    save_checkpoint(dst, {**state, "optimizer": {}})
+    return True
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[StageContext], None]] = {

@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 
 from ktorch_sim.errors import ConfigError, require
-from ktorch_sim.task_config import C_INT_MAX, RLConfig, config_field
+from ktorch_sim.task_config import RLConfig, config_field
+from ktorch_sim.utils.limits import C_INT_MAX
 
 
 @dataclass(kw_only=True)

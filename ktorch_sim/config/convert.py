@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, Union
 
 from ktorch_sim.errors import ConfigError
-from ktorch_sim.task_config import INT64_MAX
+from ktorch_sim.utils.limits import INT64_MAX
 from ktorch_sim.utils.toml_values import choice_problem as _choice_problem
 from ktorch_sim.utils.toml_values import show_value
 

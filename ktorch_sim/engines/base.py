@@ -22,21 +22,30 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 import torch
 
+from ktorch_sim.engines.options import FROM_MODEL, OPTION_NAMES, check_physics
+
+# The names (ktorch_sim.engines.options, where they are checked) mapped to MuJoCo's enums; None for "model":
+# keep what the model's own <option> declares (MuJoCo's defaults where it declares nothing).
 INTEGRATORS = {
+    FROM_MODEL: None,
     "euler": mujoco.mjtIntegrator.mjINT_EULER,
     "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST,
     "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
     "rk4": mujoco.mjtIntegrator.mjINT_RK4,  # 4th-order Runge-Kutta (Gymnasium's Walker2d/Hopper/Ant); Warp has it too
+    "discrete": mujoco.mjtIntegrator.mjINT_DISCRETE,
 }
-SOLVERS = {"newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG}
-CONES = {"pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC}
+# PGS runs on the native engine only; MuJoCo Warp has Newton and CG (see check_warp_options).
+SOLVERS = {FROM_MODEL: None, "newton": mujoco.mjtSolver.mjSOL_NEWTON, "cg": mujoco.mjtSolver.mjSOL_CG,
+           "pgs": mujoco.mjtSolver.mjSOL_PGS}
+CONES = {FROM_MODEL: None, "pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL, "elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC}
+_OPTION_TABLES = {"integrator": INTEGRATORS, "solver": SOLVERS, "cone": CONES}
+assert {k: tuple(v) for k, v in _OPTION_TABLES.items()} == OPTION_NAMES, "engines.options names its enums"
 
 # Model fields whose derived constants MuJoCo must recompute (mj_setConst) after a change.
 FIELDS_NEEDING_SET_CONST = frozenset(
@@ -59,10 +68,16 @@ class EngineConfig:
         ls_iterations: line-search iterations of the Newton/CG solver.
         tolerance: solver early-exit tolerance; MuJoCo Warp clamps it to >= 1e-6, so both
             engines use the same value for parity.
-        integrator: "implicitfast" (default, as ksim), "euler", "implicit" or "rk4" (both engines
-            run all four; RK4 evaluates the dynamics four times per substep).
-        solver: "newton" or "cg".
-        cone: friction cone, "pyramidal" or "elliptic".
+        integrator: "model" (default: what the model's ``<option integrator>`` says; MuJoCo's
+            default is Euler, K-Bot's MJCF says implicitfast), "implicitfast", "euler", "implicit",
+            "rk4" or "discrete" (both engines run all of them; RK4 evaluates the dynamics four
+            times per substep).
+        solver: "model" (default: the model's ``<option solver>``, Newton unless it says
+            otherwise), "newton", "cg" or "pgs". MuJoCo Warp has no PGS: the Warp engine refuses
+            it (:func:`check_warp_options`), the native engine runs it.
+        cone: friction cone: "model" (default: the model's ``<option cone>``, pyramidal unless it
+            says otherwise), "pyramidal" or "elliptic". Why K-Bot keeps pyramidal:
+            docs/engine_fidelity.md.
         device: torch device of the state tensors ("cpu" or "cuda[:k]").
         nconmax: contacts allocated per world (Warp; a pooled average across worlds).
         njmax: constraint rows allocated per world (Warp; a hard per-world limit).
@@ -77,9 +92,9 @@ class EngineConfig:
     iterations: int = 8
     ls_iterations: int = 8
     tolerance: float = 1e-6
-    integrator: str = "implicitfast"
-    solver: str = "newton"
-    cone: str = "pyramidal"
+    integrator: str = FROM_MODEL
+    solver: str = FROM_MODEL
+    cone: str = FROM_MODEL
     device: str = "cpu"
     nconmax: int = 16
     njmax: int = 128
@@ -88,22 +103,9 @@ class EngineConfig:
     batched_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        """Reject settings no engine can run, naming the field and what is allowed."""
-        if self.num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {self.num_envs}")
-        if not self.dt > 0:
-            raise ValueError(f"dt must be > 0 seconds, got {self.dt}")
-        if self.ctrl_dt < self.dt or not math.isclose(self.ctrl_dt / self.dt, round(self.ctrl_dt / self.dt), rel_tol=1e-6):
-            raise ValueError(f"ctrl_dt ({self.ctrl_dt}) must be a whole multiple of dt ({self.dt})")
-        for name, table in (("integrator", INTEGRATORS), ("solver", SOLVERS), ("cone", CONES)):
-            value = getattr(self, name)
-            if value not in table:
-                raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}")
-        for name in ("iterations", "ls_iterations", "nconmax", "njmax"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_threads < 0:
-            raise ValueError(f"num_threads must be >= 0, got {self.num_threads}")
+        """Reject settings no engine can run, naming the field and what is allowed (one ConfigError line,
+        a ValueError; :func:`ktorch_sim.engines.options.check_physics`, which the config loader runs too)."""
+        check_physics(self)
 
     @property
     def substeps(self) -> int:
@@ -116,14 +118,51 @@ class EngineConfig:
 
 
 def apply_physics_options(model: mujoco.MjModel, config: EngineConfig) -> None:
-    """Write the config's timestep and solver settings into ``model`` (in place)."""
+    """Write the config's timestep and solver settings into ``model`` (in place).
+
+    Integrator, solver and cone set to "model" leave the model's own ``<option>`` values alone.
+    """
     model.opt.timestep = config.dt
     model.opt.iterations = config.iterations
     model.opt.ls_iterations = config.ls_iterations
     model.opt.tolerance = config.tolerance
-    model.opt.integrator = INTEGRATORS[config.integrator]
-    model.opt.solver = SOLVERS[config.solver]
-    model.opt.cone = CONES[config.cone]
+    for name, table in _OPTION_TABLES.items():
+        value = table[getattr(config, name)]
+        if value is not None:
+            setattr(model.opt, name, value)
+
+
+def option_name(model: mujoco.MjModel, name: str) -> str:
+    """The config name ("rk4", "pgs", "elliptic", ...) of the model's integrator, solver or cone."""
+    value = int(getattr(model.opt, name))
+    return next(key for key, enum in _OPTION_TABLES[name].items() if enum is not None and int(enum) == value)
+
+
+def check_warp_options(model: mujoco.MjModel, config: EngineConfig) -> None:
+    """Refuse, in one ValueError, an integrator, solver or cone that MuJoCo Warp does not implement.
+
+    ``model`` carries the options the engine will run (after :func:`apply_physics_options`);
+    the message says whether the value came from the model's ``<option>`` or from the config,
+    what MuJoCo Warp supports, and the two ways out. What Warp supports is read from the
+    installed ``mujoco_warp`` (4.0: every integrator and both cones, the Newton and CG solvers).
+    """
+    import mujoco_warp as mjw
+
+    supported = {"integrator": mjw.IntegratorType, "solver": mjw.SolverType, "cone": mjw.ConeType}
+    problems = []
+    for name, kinds in supported.items():
+        values = {int(k) for k in kinds}
+        if int(getattr(model.opt, name)) in values:
+            continue
+        chosen = option_name(model, name)
+        source = f"the model's <option {name}>" if getattr(config, name) == FROM_MODEL else f"EngineConfig.{name}"
+        allowed = sorted(key for key, enum in _OPTION_TABLES[name].items() if enum is not None and int(enum) in values)
+        problems.append((name, f"{name} {chosen!r} (from {source}); it supports {name} {', '.join(allowed)}"))
+    if problems:
+        names = " and ".join(name for name, _ in problems)
+        raise ValueError(f"MuJoCo Warp cannot run {'; '.join(text for _, text in problems)}. Set {names} to one of "
+                         f"those (EngineConfig or task.{problems[0][0]}) or use the native MuJoCo engine "
+                         f"(engine \"mujoco\"), which runs every MuJoCo option.")
 
 
 def batched_field_names(config: EngineConfig) -> tuple[str, ...]:

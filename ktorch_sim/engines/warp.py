@@ -38,7 +38,7 @@ from pathlib import Path
 import mujoco
 import torch
 
-from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState
+from ktorch_sim.engines.base import Engine, EngineConfig, PhysicsState, check_warp_options
 from ktorch_sim.engines.warp_notice import compile_notice, init_quietly
 
 _warp_ready = False
@@ -138,6 +138,7 @@ class WarpEngine(Engine):
     def __init__(self, model: mujoco.MjModel, config: EngineConfig) -> None:
         """Upload the model, allocate N worlds and build the zero-copy torch views."""
         super().__init__(model, config)
+        check_warp_options(self.model, config)  # PGS etc.: one clear error before any Warp work
         init_warp(cpu_only=self.device.type == "cpu")
         import mujoco_warp as mjw
         import warp as wp

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ktorch_sim.task_config import RLConfig, config_field
+from ktorch_sim.task_config import CONE_NAMES, SOLVER_NAMES, RLConfig, config_field
 
 C_INT_MAX = 2**31 - 1
 """The largest value of a C ``int`` (MuJoCo's counts, control steps as int32 indices)."""
@@ -135,6 +135,10 @@ class G1VelocityConfig(RLConfig):
     ctrl_dt: float = config_field(0.02, "Control period, seconds (mjlab: decimation 4).")
     iterations: int = config_field(10, "Constraint solver iterations (mjlab G1: 10).")
     ls_iterations: int = config_field(20, "Line-search iterations (mjlab G1: 20).")
+    solver: str = config_field("newton", "Constraint solver (mjlab's MujocoCfg sets Newton, whatever the MJCF says).",
+                               choices=SOLVER_NAMES)
+    cone: str = config_field("pyramidal", "Friction cone (mjlab's MujocoCfg sets pyramidal, whatever the MJCF says).",
+                             choices=CONE_NAMES)
     ccd_iterations: int = config_field(50, "Convex collision iterations (mjlab flat G1: 50).")
     nconmax: int = config_field(48, "Warp: contacts per world (MuJoCo Warp's default for this model, as mjlab "
                                     "flat G1 leaves it).")
