@@ -411,6 +411,9 @@ class Model(nn.Module):
 class HumanoidWalkingTaskConfig(ks.RLConfig, ks.PPOConfig):
     """Config for the humanoid walking task."""
 
+    # Physics: ksim's integrator (its RLConfig default), which keeps K-Bot's stiff PD actuators stable.
+    integrator: str = ks.config_field("implicitfast", "The MuJoCo integrator.")
+
     # Model parameters.
     hidden_size: int = ks.config_field(128, "The hidden size for the RNNs.")
     depth: int = ks.config_field(5, "The number of stacked RNN cells.")

@@ -66,7 +66,7 @@ class _MovedModules(importlib.abc.MetaPathFinder):
 
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
-    sys.meta_path.append(_MovedModules())
+    sys.meta_path.insert(0, _MovedModules())  # first: an editable install of an older tree must not answer
 
 
 def _component_names() -> list[str]:

@@ -60,8 +60,9 @@ class RLConfig:
     ctrl_dt: float = config_field(0.02, "Control period, seconds; a whole multiple of dt.")
     iterations: int = config_field(8, "Constraint solver iterations.")
     ls_iterations: int = config_field(8, "Solver line-search iterations.")
-    integrator: str = config_field("implicitfast", "MuJoCo integrator: implicitfast, euler, implicit, rk4, discrete, "
-                                                   "or model (what the MJCF's <option> declares).")
+    integrator: str = config_field("model", "MuJoCo integrator: model (what the MJCF's <option> declares; MuJoCo's "
+                                            "Euler if nothing), implicitfast (ksim's, for stiff PD actuators), euler, "
+                                            "implicit, rk4 or discrete.", choices=INTEGRATOR_NAMES)
     solver: str = config_field("model", "Constraint solver: model (what the MJCF's <option> declares; Newton if "
                                         "nothing), newton, cg or pgs (native engine only).", choices=SOLVER_NAMES)
     cone: str = config_field("model", "Friction cone: model (what the MJCF's <option> declares; pyramidal if "

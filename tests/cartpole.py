@@ -94,6 +94,7 @@ class CartpoleConfig(RLConfig):
     dt: float = config_field(0.01, "Physics timestep, s.")
     ctrl_dt: float = config_field(0.02, "Control period, s.")
     engine: str = config_field("mujoco", "Engine.")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator (the value these tests were tuned with).")
     episode_length_seconds: float = config_field(10.0, "Time limit, s.")
 
 

@@ -76,6 +76,7 @@ class PendulumConfig(RLConfig):
     dt: float = config_field(0.01, "Physics timestep, s.")
     ctrl_dt: float = config_field(0.05, "Control period, s.")
     engine: str = config_field("mujoco", "Engine.")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator (the value these tests were tuned with).")
     episode_length_seconds: float = config_field(5.0, "Time limit, s.")
 
 

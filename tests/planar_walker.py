@@ -72,6 +72,7 @@ class PlanarWalkerConfig(RLConfig):
     dt: float = config_field(0.005, "Physics timestep, s.")
     ctrl_dt: float = config_field(0.02, "Control period, s.")
     engine: str = config_field("mujoco", "Engine.")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator (the value these tests were tuned with).")
     num_threads: int = config_field(1, "Native engine worker threads (the tests run single-threaded).")
     episode_length_seconds: float = config_field(1.0, "Time limit, s.")
     min_z: float = config_field(0.6, "The torso's lowest healthy height, m.")

@@ -135,10 +135,14 @@ def test_kbot_declares_implicitfast_so_the_default_config_keeps_it():
 
 
 def test_task_config_passes_model_or_chosen_options():
+    """A user's task keeps its MJCF's own <option> by default; the shipped K-Bot tasks pin ksim's implicitfast."""
+    from ktorch_sim.tasks.configs import KbotWalkConfig
+
     config = RLConfig(device="cpu").engine_config()
-    assert (config.integrator, config.solver, config.cone) == ("implicitfast", "model", "model")
-    config = RLConfig(device="cpu", integrator="model", solver="pgs", cone="elliptic").engine_config()
-    assert (config.integrator, config.solver, config.cone) == ("model", "pgs", "elliptic")
+    assert (config.integrator, config.solver, config.cone) == ("model", "model", "model")
+    config = RLConfig(device="cpu", integrator="rk4", solver="pgs", cone="elliptic").engine_config()
+    assert (config.integrator, config.solver, config.cone) == ("rk4", "pgs", "elliptic")
+    assert KbotWalkConfig(device="cpu").engine_config().integrator == "implicitfast"
 
 
 def test_task_config_refuses_unknown_solver_and_cone_names():

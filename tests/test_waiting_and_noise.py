@@ -254,11 +254,11 @@ def test_fallen_kbot_does_not_sink_through_the_floor(kbot_model: Any) -> None:
 
 def test_a_stop_during_the_update_keeps_the_previous_iteration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stop request at the first minibatch of iteration 2: training ends, the checkpoint is iteration 1's."""
-    import ktorch_sim.phase_progress as phase_progress
+    import ktorch_sim.utils.phase_progress as phase_progress
     from ktorch_sim.checkpoint import CheckpointManager, load_checkpoint
     from ktorch_sim.config import load_config
-    from ktorch_sim.logging import read_metrics
-    from ktorch_sim.trainer import Trainer
+    from ktorch_sim.training.logging import read_metrics
+    from ktorch_sim.training.trainer import Trainer
 
     config = load_config(None, ["task.name=tests.cartpole:CartpoleTask", "task.num_envs=4", "ppo.batch_size=2",
                                 "ppo.rollout_length_seconds=0.2", "model.hidden_size=16", "model.depth=1",

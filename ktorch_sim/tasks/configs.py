@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ktorch_sim.task_config import CONE_NAMES, SOLVER_NAMES, RLConfig, config_field
+from ktorch_sim.task_config import CONE_NAMES, INTEGRATOR_NAMES, SOLVER_NAMES, RLConfig, config_field
 
 C_INT_MAX = 2**31 - 1
 """The largest value of a C ``int`` (MuJoCo's counts, control steps as int32 indices)."""
@@ -44,6 +44,9 @@ def check_episode_length(config: Any) -> None:
 class KbotConfig(RLConfig):
     """Actuator settings every K-Bot task has."""
 
+    integrator: str = config_field("implicitfast", "MuJoCo integrator (ksim's K-Bot: implicitfast, which keeps its "
+                                                   "stiff PD actuators stable; a user's model_path gets it too).",
+                                   choices=INTEGRATOR_NAMES)
     kp_scale: float = config_field(1.0, "Multiplier on the metadata kp.")
     kd_scale: float = config_field(1.0, "Multiplier on the metadata kd.")
     torque_limit_scale: float = config_field(1.0, "Multiplier on the metadata soft torque limit.")
@@ -135,6 +138,8 @@ class G1VelocityConfig(RLConfig):
     ctrl_dt: float = config_field(0.02, "Control period, seconds (mjlab: decimation 4).")
     iterations: int = config_field(10, "Constraint solver iterations (mjlab G1: 10).")
     ls_iterations: int = config_field(20, "Line-search iterations (mjlab G1: 20).")
+    integrator: str = config_field("implicitfast", "MuJoCo integrator (mjlab's MujocoCfg: implicitfast).",
+                                   choices=INTEGRATOR_NAMES)
     solver: str = config_field("newton", "Constraint solver (mjlab's MujocoCfg sets Newton, whatever the MJCF says).",
                                choices=SOLVER_NAMES)
     cone: str = config_field("pyramidal", "Friction cone (mjlab's MujocoCfg sets pyramidal, whatever the MJCF says).",
