@@ -45,7 +45,7 @@ class ClipFigures:
 
 
 def params_of(clip: MotionClip) -> tuple[GaitCommand, GaitParams]:
-    """The command and gait settings stored in a generated clip's metadata; ValueError if it has none."""
+    """Return the command and gait settings stored in a generated clip's metadata; ValueError if it has none."""
     meta = clip.metadata or {}
     if "gait" not in meta or "command" not in meta:
         raise ValueError("the clip has no gait metadata ('gait', 'command'); it was not made by the gait generator")
@@ -79,7 +79,7 @@ def _replay(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray) -> dict[s
 
 
 def _switch_frames(stance: np.ndarray) -> np.ndarray:
-    """Indices k where the stance flag differs between frame k and k + 1."""
+    """Return the indices k where the stance flag differs between frame k and k + 1."""
     return np.nonzero(stance[1:] != stance[:-1])[0]
 
 

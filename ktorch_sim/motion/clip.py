@@ -116,12 +116,12 @@ class MotionClip:
 
 
 def _finite_number(value: Any) -> bool:
-    """True for a real, finite int or float that is not a bool."""
+    """Tell whether ``value`` is a real, finite int or float (not a bool)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def _triple(value: Any) -> bool:
-    """True for a list of three finite numbers."""
+    """Tell whether ``value`` is a list of three finite numbers."""
     return isinstance(value, (list, tuple)) and len(value) == 3 and all(_finite_number(v) for v in value)
 
 
@@ -140,21 +140,21 @@ def check_metadata(metadata: Any, source: str) -> None:
     if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
         raise MotionError(f"{source}: metadata is {type(metadata).__name__}; expected a JSON object "
                           "(a dict with string keys)")
-    try:
-        json.dumps(dict(metadata), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise MotionError(f"{source}: metadata cannot be written as JSON ({e}); expected strings, finite "
-                          "numbers, booleans, lists and objects") from None
     for key, (acceptable, expected) in _METADATA_KEYS.items():
         if key in metadata and not acceptable(metadata[key]):
             raise MotionError(f"{source}: metadata {key!r} is {metadata[key]!r}; expected {expected}")
+    try:
+        json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise MotionError(f"{source}: metadata holds a value JSON cannot store ({e}); expected strings, finite "
+                          "numbers, booleans, lists and objects") from None
     if metadata.get("cyclic") is True and "wrap_transform" not in metadata:
         raise MotionError(f"{source}: metadata says cyclic but has no 'wrap_transform'; expected [dx, dy, dyaw] "
                           "(use [0, 0, 0] for a clip that does not move)")
 
 
 def _parse_metadata(array: np.ndarray, source: str) -> dict[str, Any]:
-    """The metadata dict stored in ``array`` (a string holding a JSON object); MotionError if malformed."""
+    """Return the metadata dict stored in ``array`` (a string holding a JSON object); MotionError if malformed."""
     if array.ndim != 0 or array.dtype.kind != "U":
         raise MotionError(f"{source}: metadata has shape {list(array.shape)} and dtype {array.dtype}; expected "
                           "one string holding a JSON object")
@@ -207,7 +207,8 @@ def _check_clip(fps: Any, joint_names: Any, qpos: Any, qvel: Any, source: str) -
 def _read_archive(path: Path) -> dict[str, np.ndarray]:
     """Return the arrays of the .npz at ``path``; MotionError for a missing, unreadable or non-npz file."""
     if not path.exists():
-        raise MotionError(f"{path}: no such motion file; expected an .npz with fps, joint_names, qpos[, qvel, metadata]")
+        raise MotionError(f"{path}: no such motion file; expected an .npz with fps, joint_names, qpos[, qvel, "
+                          "metadata]")
     if not path.is_file():
         raise MotionError(f"{path}: is a directory; expected an .npz motion file")
     if not zipfile.is_zipfile(path):

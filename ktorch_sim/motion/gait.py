@@ -174,7 +174,7 @@ def foot_phase(t: float, foot: str, period: float) -> tuple[int, float]:
 
 
 def in_stance(t: float, foot: str, params: GaitParams, command: GaitCommand) -> bool:
-    """True while ``foot`` is on the ground (always, when standing)."""
+    """Tell whether ``foot`` is on the ground at ``t`` (always, when standing)."""
     return command.standing or foot_phase(t, foot, params.period)[1] < params.stance_fraction
 
 
@@ -399,7 +399,7 @@ def foot_sole_heights(model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, f
 
 def _frame(t: float, seed: np.ndarray, robot: _Robot, ik: KbotLegIK, params: GaitParams,
            command: GaitCommand) -> np.ndarray:
-    """qpos at time ``t``, the legs solved from ``seed``; GaitError if a foot is out of reach."""
+    """Return the qpos at time ``t``, the legs solved from ``seed``; GaitError if a foot is out of reach."""
     targets = {side: foot_target(t, side, params, command, robot.nominal, robot.sole_site_height) for side in FEET}
     qpos = np.array(seed, dtype=np.float64)
     position, yaw = base_pose(t, params, command)
@@ -417,7 +417,7 @@ def _frame(t: float, seed: np.ndarray, robot: _Robot, ik: KbotLegIK, params: Gai
 
 
 def _metadata(params: GaitParams, command: GaitCommand, wrap: tuple[float, float, float]) -> dict[str, object]:
-    """The clip's metadata: the format's checked keys plus every generator setting."""
+    """Return the clip's metadata: the format's checked keys plus every generator setting."""
     return {"generator": GENERATOR, "cyclic": True, "wrap_transform": list(wrap), "command": command.as_list(),
             "period": params.period, "stance_fraction": params.stance_fraction, "gait": asdict(params),
             "phase_offsets": dict(PHASE_OFFSET)}
@@ -425,7 +425,7 @@ def _metadata(params: GaitParams, command: GaitCommand, wrap: tuple[float, float
 
 def generate_gait(command: GaitCommand, params: GaitParams | None = None,
                   model: mujoco.MjModel | None = None) -> MotionClip:
-    """A cyclic K-Bot clip of ``params.cycles`` periods performing ``command`` (module docstring).
+    """Generate a cyclic K-Bot clip of ``params.cycles`` periods performing ``command`` (module docstring).
 
     ``model`` defaults to K-Bot on its floor (``load_kbot_model()``). Raises :class:`GaitError`.
     """
@@ -453,7 +453,7 @@ def generate_gait(command: GaitCommand, params: GaitParams | None = None,
 
 def frame_at(t: float, command: GaitCommand, params: GaitParams, model: mujoco.MjModel | None = None,
              seed: np.ndarray | None = None) -> np.ndarray:
-    """qpos of the gait at any time ``t`` (legs solved from ``seed``, default the home pose): for checks."""
+    """Return the gait's qpos at any time ``t`` (legs solved from ``seed``, default the home pose): for checks."""
     robot = _read_robot(model if model is not None else load_kbot_model())
     return _frame(t, robot.home if seed is None else seed, robot, KbotLegIK(robot.model), params, command)
 
@@ -479,7 +479,7 @@ FAMILY_COMMANDS: dict[str, GaitCommand] = {
 
 def default_family(periods: tuple[float, ...] = FAMILY_PERIODS, fps: float = 50.0,
                    cycles: int = 1) -> Iterator[GaitSpec]:
-    """The shipped family: every command of :data:`FAMILY_COMMANDS` at every period (standing once)."""
+    """Yield the shipped family: every command of :data:`FAMILY_COMMANDS` at every period (standing once)."""
     for name, command in FAMILY_COMMANDS.items():
         for period in periods[:1] if command.standing else periods:
             params = GaitParams(period=period, fps=fps, cycles=cycles)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["finite_difference_qvel", "unwrap_frame", "wrap_frame", "yaw_quaternion"]
+__all__ = ["finite_difference_qvel", "looped_frame", "unwrap_frame", "wrap_frame", "yaw_quaternion"]
 
 BASE_POS = slice(0, 3)
 BASE_QUAT = slice(3, 7)
@@ -28,7 +28,7 @@ JOINTS_QVEL = 6
 
 
 def yaw_quaternion(yaw: float) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) of a rotation by ``yaw`` rad about the world z axis."""
+    """Return the unit quaternion (w, x, y, z) of a rotation by ``yaw`` rad about the world z axis."""
     return np.array([math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)])
 
 
@@ -79,8 +79,24 @@ def unwrap_frame(frame: np.ndarray, transform: Sequence[float]) -> np.ndarray:
     return out
 
 
+def looped_frame(qpos: np.ndarray, k: int, wrap: Sequence[float] | None) -> np.ndarray:
+    """Return frame ``k >= 0`` of a clip played on and on.
+
+    A cyclic clip (``wrap`` given) repeats, moved by ``wrap`` each time round; a clip that is not
+    cyclic holds its last frame.
+    """
+    frames = qpos.shape[0]
+    if wrap is None:
+        return np.array(qpos[min(k, frames - 1)], dtype=np.float64)
+    laps, index = divmod(k, frames)
+    frame = np.array(qpos[index], dtype=np.float64)
+    for _ in range(laps):
+        frame = wrap_frame(frame, wrap)
+    return frame
+
+
 def _difference(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:
-    """qvel that takes qpos ``q0`` to ``q1`` in ``dt`` s (MuJoCo's ``mj_differentiatePos`` for a free base)."""
+    """Return the qvel that takes qpos ``q0`` to ``q1`` in ``dt`` s (``mj_differentiatePos`` for a free base)."""
     qvel = np.empty(q0.shape[0] - 1)
     qvel[0:3] = (q1[BASE_POS] - q0[BASE_POS]) / dt
     relative = quat_multiply(_quat_conjugate(q0[BASE_QUAT]), q1[BASE_QUAT])  # body frame of q0
@@ -90,7 +106,7 @@ def _difference(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:
 
 
 def finite_difference_qvel(qpos: np.ndarray, fps: float, wrap: Sequence[float] | None = None) -> np.ndarray:
-    """qvel [T, nq - 1] of the qpos frames [T, nq] sampled at ``fps``, by central differences.
+    """Return the qvel [T, nq - 1] of the qpos frames [T, nq] sampled at ``fps``, by central differences.
 
     With ``wrap`` (a cyclic clip's transform, module docstring) the first and the last frame
     use the wrapped neighbours, so the velocities are periodic; without it they use one-sided
