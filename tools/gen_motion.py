@@ -10,6 +10,7 @@ speed as a fraction of its motor's limit.
     python tools/gen_motion.py motions/ --only forward --periods 0.8 --cycles 2
     python tools/gen_motion.py motions/ --command 0.3,0.1,0.2 --period 0.9 --name my_walk
     python tools/gen_motion.py --list                           # names only, nothing written
+    python tools/gen_motion.py motions/ --markdown              # figures as the table in docs/motion.md
 
 Then look at one: ``python tools/render.py --motion motions/forward_0.4_T0.8.npz --seconds 4``.
 Bad arguments give one line on stderr and exit status 2.
@@ -42,6 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--name", default=None, help="file stem of the --command clip (default: from the command)")
     parser.add_argument("--fps", type=float, default=50.0, help="frames per second (default 50, the control rate)")
     parser.add_argument("--cycles", type=int, default=1, help="gait periods per clip (default 1; clips are cyclic)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the measured figures as a Markdown table (docs/motion.md) instead of one line "
+                             "per clip")
     return parser.parse_args(argv)
 
 
@@ -99,6 +103,19 @@ def _check_out(out: Path | None) -> Path:
     return out
 
 
+MARKDOWN_HEADER = (
+    "| clip | frames | max stance-foot speed (mm/s) | lowest sole (mm) | max joint speed (rad/s) | of its motor's "
+    "limit | min joint margin (deg) | max foot roll (deg) | mean velocity error (mm/s) |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _markdown_row(name: str, frames: int, f: object) -> str:
+    """One table row of :data:`MARKDOWN_HEADER` for the ClipFigures ``f``."""
+    return (f"| {name} | {frames} | {f.stance_foot_speed * 1000:.2f} | {f.min_sole_height * 1000:+.2f} | "
+            f"{f.max_joint_speed:.2f} | {f.max_joint_speed_ratio:.0%} | {math.degrees(f.min_joint_margin):.1f} | "
+            f"{math.degrees(f.max_foot_roll):.1f} | {f.mean_velocity_error * 1000:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Write (or list) the clips; one line on stderr and status 2 for bad input."""
     args = parse_args(argv)
@@ -121,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     from ktorch_sim.robots import kbot_metadata, load_kbot_model
 
     model, metadata = load_kbot_model(), kbot_metadata()
+    if args.markdown:
+        print(MARKDOWN_HEADER)
     for spec in specs:
         try:
             clip = generate_gait(spec.command, spec.params, model)
@@ -129,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {spec.name}: {e}", file=sys.stderr)
             return 2
         figures = measure_clip(clip, model, metadata)
+        if args.markdown:
+            print(_markdown_row(spec.name, clip.num_frames, figures))
+            continue
         print(f"wrote {path} ({clip.num_frames} frames at {clip.fps:g} fps): stance-foot speed "
               f"{figures.stance_foot_speed * 1000:.2f} mm/s, lowest sole {figures.min_sole_height * 1000:+.2f} mm, "
               f"joint speed {figures.max_joint_speed_ratio:.0%} of its motor's limit")
