@@ -10,6 +10,13 @@ episode ends (a fall or the time limit) the environment resets and the video goe
     python tools/render.py runs/20261121-kbot_walk --seconds 10 --command 0.5,0,0   # -> its render.mp4
     python tools/render.py runs/20261121-kbot_walk/checkpoints/ckpt_000100.pt --out walk.gif --fps 20
 
+``--motion CLIP.npz`` renders a K-Bot reference clip (tools/gen_motion.py) kinematically instead:
+each frame's qpos is set and ``mj_forward`` run, no physics; arrows show the clip's command and
+its base velocity. A cyclic clip loops (moved on by its wrap transform) for ``--seconds``
+(default: the clip's length); the video goes next to the clip unless ``--out`` says otherwise.
+
+    python tools/render.py --motion motions/forward_0.4_T0.8.npz --seconds 4    # -> motions/forward_0.4_T0.8.mp4
+
 Needs an offscreen OpenGL backend: MUJOCO_GL is used as set, else EGL and then OSMesa are tried
 (docs/rendering.md says what to install). Bad input, a missing backend or a missing optional
 package give one line on stderr and exit status 2.
@@ -28,12 +35,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(prog="python tools/render.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_OR_RUN_DIR",
+    parser.add_argument("checkpoint", type=Path, metavar="CHECKPOINT_OR_RUN_DIR", nargs="?",
                         help="a run directory (its latest checkpoint) or a checkpoint file")
+    parser.add_argument("--motion", type=Path, default=None, metavar="CLIP.npz",
+                        help="render this K-Bot motion clip kinematically instead of a policy")
     parser.add_argument("--out", type=Path, default=None,
                         help="output video, .mp4 or .gif (default: render.mp4 in the run directory; "
                              "render_<checkpoint>.mp4 for a checkpoint file)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="video length in seconds (default 10)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="video length in seconds (default 10; a --motion clip's own length)")
     parser.add_argument("--fps", type=float, default=30.0,
                         help="frames per second (default 30; 50 shows every 0.02 s control step)")
     parser.add_argument("--width", type=int, default=640, help="image width in pixels (default 640)")
@@ -47,6 +57,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the environment (resets, commands, pushes) and of sampled actions (default 0)")
     args = parser.parse_args(argv)
+    if (args.checkpoint is None) == (args.motion is None):
+        parser.error("give either CHECKPOINT_OR_RUN_DIR or --motion CLIP.npz")
+    if args.motion is not None:
+        if args.command is not None or args.stochastic:
+            parser.error("--command and --stochastic drive a policy; a --motion clip has its own command")
+        if args.out is None:
+            args.out = args.motion.with_suffix(".mp4")
+        return args
+    if args.seconds is None:
+        args.seconds = 10.0
     if args.out is None:
         from ktorch_sim.utils.run_paths import default_output
 
@@ -59,7 +79,7 @@ def _check(args: argparse.Namespace) -> tuple[float, float, float] | None:
     from ktorch_sim.playback.policy_rollout import parse_velocity_command
     from ktorch_sim.playback.render import check_video_path
 
-    if not args.seconds > 0:
+    if args.seconds is not None and not args.seconds > 0:
         raise ValueError(f"--seconds must be > 0, got {args.seconds}")
     if not 0 < args.fps <= 1000:
         raise ValueError(f"--fps must be in (0, 1000], got {args.fps}")
@@ -81,6 +101,54 @@ def _missing_packages(suffix: str) -> list[str]:
     return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
+def render_motion(args: argparse.Namespace) -> int:
+    """Render the ``--motion`` clip kinematically (module docstring); one line on stderr and status 2 on error."""
+    import mujoco
+    import numpy as np
+
+    from ktorch_sim.motion import MotionError, load_motion
+    from ktorch_sim.motion.velocity import finite_difference_qvel, looped_frame
+    from ktorch_sim.offscreen import GLBackendError
+    from ktorch_sim.render import FrameRenderer, num_frames, write_video
+    from ktorch_sim.robots import load_kbot_model
+
+    model = load_kbot_model()
+    try:
+        clip = load_motion(args.motion, model)
+        seconds = args.seconds if args.seconds is not None else clip.num_frames / clip.fps
+        qpos, wrap = clip.qpos.double().numpy(), clip.wrap_transform
+        qvel = clip.qvel.double().numpy() if clip.qvel is not None else finite_difference_qvel(qpos, clip.fps, wrap)
+        command = clip.metadata.get("command")
+        steps = [round(k * clip.fps / args.fps) for k in range(num_frames(seconds, args.fps))]
+        with FrameRenderer(model, args.width, args.height) as renderer:
+            frames = [renderer.render(looped_frame(qpos, k, wrap), _looped_velocity(qvel, qpos, k, wrap),
+                                      None if command is None else np.asarray(command)) for k in steps]
+        path = write_video(args.out, frames, args.fps)
+    except (MotionError, ValueError, GLBackendError, mujoco.FatalError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    looped = f", {steps[-1] // clip.num_frames + 1} laps of the clip" if steps[-1] >= clip.num_frames and wrap else ""
+    print(f"wrote {path} ({len(frames)} frames, {seconds:g} s at {args.fps:g} fps{looped}) from {args.motion} "
+          f"({clip.num_frames} frames at {clip.fps:g} fps)")
+    return 0
+
+
+def _looped_velocity(qvel, qpos, k: int, wrap):  # noqa: ANN001, ANN202 - numpy arrays, tool-local helper
+    """Return the qvel of frame ``k`` of a looped clip: the base's world-frame linear velocity turns each lap."""
+    import math
+
+    import numpy as np
+
+    frames = qpos.shape[0]
+    velocity = np.array(qvel[k % frames if wrap else min(k, frames - 1)])
+    laps = k // frames if wrap else 0
+    if laps:
+        yaw = laps * wrap[2]
+        c, s = math.cos(yaw), math.sin(yaw)
+        velocity[0], velocity[1] = c * velocity[0] - s * velocity[1], s * velocity[0] + c * velocity[1]
+    return velocity
+
+
 def main(argv: list[str] | None = None) -> int:
     """Render the video; one line on stderr and status 2 for bad input."""
     args = parse_args(argv)
@@ -97,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, GLBackendError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.motion is not None:
+        return render_motion(args)
 
     import torch
 

@@ -1,4 +1,4 @@
-"""Reference motion for AMP and imitation: the clip file format (:mod:`.clip`) and the K-Bot gait generator (:mod:`.gait`).
+"""Reference motion for AMP and imitation: the clip format (:mod:`.clip`) and K-Bot's gait generator (:mod:`.gait`).
 
 ``from ktorch_sim.motion import MotionClip, MotionError, load_motion, save_motion`` is the stable
 API; the generator lives in :mod:`ktorch_sim.motion.gait` (imported on use, since it needs the

@@ -9,6 +9,16 @@ holding
                  orientation quaternion (w, x, y, z, unit norm), then the J joint angles (rad)
     qvel         optional, [T, 6 + J]: base linear velocity (world frame, m/s), base angular
                  velocity (body frame, rad/s), then joint velocities (rad/s), as MuJoCo's qvel
+    metadata     optional, a string holding one JSON object: free-form settings (the gait
+                 generator writes its parameters there), with these keys checked when present:
+                   cyclic          true/false: the clip repeats after its last frame
+                   wrap_transform  [dx, dy, dyaw] (m, m, rad): the planar rigid motion that takes
+                                   the first frame to the frame after the last one (required when
+                                   cyclic is true; ktorch_sim.motion.velocity explains it)
+                   command         [vx, vy, wz]: the velocity command the clip performs (m/s, m/s,
+                                   rad/s, heading frame)
+                   period          gait period in seconds, > 0
+                   stance_fraction fraction of a period each foot is on the ground, in (0, 1)
 
 This is MuJoCo's own qpos/qvel layout for a floating-base robot, so a frame can be written
 straight into ``MjData.qpos``. Given a model, :func:`load_motion` also requires the joint names
@@ -23,11 +33,13 @@ target), so a crash never leaves a half-written clip, and refuses a clip that wo
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import uuid
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +47,7 @@ import mujoco
 import numpy as np
 import torch
 
-__all__ = ["BASE_QPOS", "BASE_QVEL", "MotionClip", "MotionError", "load_motion", "save_motion"]
+__all__ = ["BASE_QPOS", "BASE_QVEL", "MotionClip", "MotionError", "check_metadata", "load_motion", "save_motion"]
 
 BASE_QPOS = 7
 """qpos entries of the free base: position (3) and quaternion w, x, y, z (4)."""
@@ -43,7 +55,7 @@ BASE_QVEL = 6
 """qvel entries of the free base: linear (3) and angular (3) velocity."""
 
 _REQUIRED = ("fps", "joint_names", "qpos")
-_OPTIONAL = ("qvel",)
+_OPTIONAL = ("qvel", "metadata")
 _QUAT_TOLERANCE = 1e-3
 _MOVABLE = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
 
@@ -56,18 +68,23 @@ class MotionError(ValueError):
 class MotionClip:
     """One reference clip: ``qpos`` [T, 7 + J] (and optionally ``qvel`` [T, 6 + J]) sampled at ``fps``.
 
-    Tensors are float32 on the CPU. Construction checks shapes, finiteness, ``fps`` and the
-    base quaternions, raising :class:`MotionError`.
+    Tensors are float32 on the CPU. ``metadata`` is a JSON-compatible dict (module docstring),
+    empty when the file has none. Construction checks shapes, finiteness, ``fps``, the base
+    quaternions and the known metadata keys, raising :class:`MotionError`.
     """
 
     fps: float
     joint_names: tuple[str, ...]
     qpos: torch.Tensor
     qvel: torch.Tensor | None = None
+    metadata: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "joint_names", tuple(self.joint_names))
         _check_clip(self.fps, self.joint_names, self.qpos, self.qvel, source="motion clip")
+        metadata = {} if self.metadata is None else self.metadata
+        check_metadata(metadata, source="motion clip")
+        object.__setattr__(self, "metadata", json.loads(json.dumps(dict(metadata))))  # a private deep copy
         object.__setattr__(self, "fps", float(self.fps))
         for name in ("qpos", "qvel"):
             value = getattr(self, name)
@@ -83,6 +100,71 @@ class MotionClip:
     def duration(self) -> float:
         """Seconds from the first frame to the last: ``(T - 1) / fps``."""
         return (self.num_frames - 1) / self.fps
+
+    @property
+    def cyclic(self) -> bool:
+        """True if the clip repeats after its last frame (metadata ``cyclic``)."""
+        return bool(self.metadata.get("cyclic", False))  # type: ignore[union-attr]
+
+    @property
+    def wrap_transform(self) -> tuple[float, float, float] | None:
+        """The cyclic clip's (dx, dy, dyaw) from the first frame to the one after the last; None if not cyclic."""
+        if not self.cyclic:
+            return None
+        dx, dy, dyaw = self.metadata["wrap_transform"]  # type: ignore[index]
+        return float(dx), float(dy), float(dyaw)
+
+
+def _finite_number(value: Any) -> bool:
+    """Tell whether ``value`` is a real, finite int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _triple(value: Any) -> bool:
+    """Tell whether ``value`` is a list of three finite numbers."""
+    return isinstance(value, (list, tuple)) and len(value) == 3 and all(_finite_number(v) for v in value)
+
+
+# key -> (is the value acceptable?, what is expected)
+_METADATA_KEYS: dict[str, tuple[Any, str]] = {
+    "cyclic": (lambda v: isinstance(v, bool), "true or false"),
+    "wrap_transform": (_triple, "[dx, dy, dyaw]: three finite numbers (m, m, rad)"),
+    "command": (_triple, "[vx, vy, wz]: three finite numbers (m/s, m/s, rad/s)"),
+    "period": (lambda v: _finite_number(v) and v > 0, "a finite number of seconds > 0"),
+    "stance_fraction": (lambda v: _finite_number(v) and 0 < v < 1, "a number in (0, 1)"),
+}
+
+
+def check_metadata(metadata: Any, source: str) -> None:
+    """Raise MotionError (one line) if ``metadata`` is not a JSON object or a known key has a bad value."""
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) for k in metadata):
+        raise MotionError(f"{source}: metadata is {type(metadata).__name__}; expected a JSON object "
+                          "(a dict with string keys)")
+    for key, (acceptable, expected) in _METADATA_KEYS.items():
+        if key in metadata and not acceptable(metadata[key]):
+            raise MotionError(f"{source}: metadata {key!r} is {metadata[key]!r}; expected {expected}")
+    try:
+        json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise MotionError(f"{source}: metadata holds a value JSON cannot store ({e}); expected strings, finite "
+                          "numbers, booleans, lists and objects") from None
+    if metadata.get("cyclic") is True and "wrap_transform" not in metadata:
+        raise MotionError(f"{source}: metadata says cyclic but has no 'wrap_transform'; expected [dx, dy, dyaw] "
+                          "(use [0, 0, 0] for a clip that does not move)")
+
+
+def _parse_metadata(array: np.ndarray, source: str) -> dict[str, Any]:
+    """Return the metadata dict stored in ``array`` (a string holding a JSON object); MotionError if malformed."""
+    if array.ndim != 0 or array.dtype.kind != "U":
+        raise MotionError(f"{source}: metadata has shape {list(array.shape)} and dtype {array.dtype}; expected "
+                          "one string holding a JSON object")
+    try:
+        metadata = json.loads(str(array))
+    except json.JSONDecodeError as e:
+        raise MotionError(f"{source}: metadata is not valid JSON ({e.msg} at character {e.pos}); expected "
+                          "one JSON object") from None
+    check_metadata(metadata, source)
+    return metadata
 
 
 def _check_clip(fps: Any, joint_names: Any, qpos: Any, qvel: Any, source: str) -> None:
@@ -125,7 +207,8 @@ def _check_clip(fps: Any, joint_names: Any, qpos: Any, qvel: Any, source: str) -
 def _read_archive(path: Path) -> dict[str, np.ndarray]:
     """Return the arrays of the .npz at ``path``; MotionError for a missing, unreadable or non-npz file."""
     if not path.exists():
-        raise MotionError(f"{path}: no such motion file; expected an .npz with fps, joint_names, qpos[, qvel]")
+        raise MotionError(f"{path}: no such motion file; expected an .npz with fps, joint_names, qpos[, qvel, "
+                          "metadata]")
     if not path.is_file():
         raise MotionError(f"{path}: is a directory; expected an .npz motion file")
     if not zipfile.is_zipfile(path):
@@ -201,7 +284,8 @@ def load_motion(path: str | Path, model: mujoco.MjModel | None = None) -> Motion
     qvel = _as_tensor(data["qvel"], "qvel", source) if "qvel" in data else None
     fps, names = float(fps_array.reshape(())), tuple(str(n) for n in names_array)
     _check_clip(fps, names, qpos, qvel, source)
-    clip = MotionClip(fps=fps, joint_names=names, qpos=qpos, qvel=qvel)
+    metadata = _parse_metadata(data["metadata"], source) if "metadata" in data else None
+    clip = MotionClip(fps=fps, joint_names=names, qpos=qpos, qvel=qvel, metadata=metadata)
     if model is not None:
         _check_against_model(clip, model, source)
     return clip
@@ -215,10 +299,13 @@ def save_motion(path: str | Path, clip: MotionClip) -> Path:
     """
     path = Path(path).expanduser()
     _check_clip(clip.fps, clip.joint_names, clip.qpos, clip.qvel, source=str(path))
+    check_metadata(clip.metadata or {}, source=str(path))
     arrays = {"fps": np.asarray(clip.fps, dtype=np.float64), "joint_names": np.asarray(clip.joint_names, dtype=str),
               "qpos": clip.qpos.detach().cpu().numpy()}
     if clip.qvel is not None:
         arrays["qvel"] = clip.qvel.detach().cpu().numpy()
+    if clip.metadata:
+        arrays["metadata"] = np.asarray(json.dumps(dict(clip.metadata), allow_nan=False, sort_keys=True))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
