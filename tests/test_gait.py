@@ -313,7 +313,7 @@ def test_gen_motion_writes_clips_and_refuses_bad_arguments(tmp_path: Path, kbot:
 def test_render_motion_clip(tmp_path: Path, family: Family,
                             capsys: pytest.CaptureFixture[str]) -> None:
     """tools/render.py --motion renders a clip kinematically (looping it) into a video a person can watch."""
-    from ktorch_sim.offscreen import GLBackendError, select_gl_backend
+    from ktorch_sim.playback.offscreen import GLBackendError, select_gl_backend
 
     if importlib.util.find_spec("imageio") is None or importlib.util.find_spec("PIL") is None:
         pytest.skip("writing videos needs imageio and Pillow (the tools extra)")

@@ -108,8 +108,8 @@ def render_motion(args: argparse.Namespace) -> int:
 
     from ktorch_sim.motion import MotionError, load_motion
     from ktorch_sim.motion.velocity import finite_difference_qvel, looped_frame
-    from ktorch_sim.offscreen import GLBackendError
-    from ktorch_sim.render import FrameRenderer, num_frames, write_video
+    from ktorch_sim.playback.offscreen import GLBackendError
+    from ktorch_sim.playback.render import FrameRenderer, num_frames, write_video
     from ktorch_sim.robots import load_kbot_model
 
     model = load_kbot_model()
