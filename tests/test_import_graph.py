@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engines",),  # MuJoCo and MuJoCo Warp behind one interface
     # the MuJoCo model's parts: actuator laws, robot metadata and files, components, sim-to-real effects
     ("actuator_lookup", "robot_metadata", "model_files", "components", "actuators", "sim2real",
-     "motion", "robots"),
+     "motion", "robots", "terrain"),
     # the config sections, each beside what it configures (torch-free at import)
     ("task_config", "algorithms.ppo_config", "policies.config", "training.config"),
     ("env", "task"),  # the batched environment and ksim's task API
