@@ -244,3 +244,22 @@ def test_spawn_reset_applies_the_rule_at_episode_ends_and_curriculum_reports_lev
     curriculum.step(cstate, {})
     assert cstate["terrain_level_counts"].tolist() == [env.num_envs - 1, 1]
     assert float(cstate["terrain_level_mean"]) == pytest.approx(1 / env.num_envs)
+
+
+def test_kbot_walk_rough_config_trains_one_iteration(tmp_path):
+    """configs/kbot_walk_rough.toml loads, builds the terrain scene and trains; levels are in the curriculum state."""
+    from ktorch_sim.config import load_config
+    from ktorch_sim.training.trainer import Trainer
+
+    config = load_config("configs/kbot_walk_rough.toml", [
+        "task.num_envs=4", "task.engine=mujoco", "task.device=cpu", "ppo.batch_size=2",
+        "ppo.rollout_length_seconds=0.2", "ppo.max_steps=40", "model.hidden_size=16", "model.depth=1",
+        "model.num_mixtures=2", "logging.wandb_mode=disabled", "logging.video_every_minutes=0",
+        f"logging.run_dir={tmp_path}", "task.terrain_levels=3", "task.terrain_cell_size=4.0"])
+    trainer = Trainer(config)
+    assert trainer.env.model.geom("floor").type == mujoco.mjtGeom.mjGEOM_HFIELD
+    trainer.train(progress=False)
+    state = trainer.curriculum_state
+    assert state["terrain_levels"].shape == (4,) and float(state["terrain_level_counts"].sum()) == 4
+    with pytest.raises(Exception, match="terrain_kinds"):
+        load_config("configs/kbot_walk_rough.toml", ["task.terrain_kinds=['lava']"])
