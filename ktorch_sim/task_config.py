@@ -53,7 +53,8 @@ def config_field(default: Any, help: str, *, choices: Sequence[Any] | None = Non
 class RLConfig:
     """Environment and physics settings of a task (ksim's RLConfig and EngineConfig)."""
 
-    num_envs: int = config_field(16, "Number of parallel worlds.")
+    num_envs: int = config_field(16, "Number of parallel worlds, per process: under torchrun each of the K "
+                                     "ranks runs this many (K times as many in all).")
     engine: str = config_field("auto", "Physics engine: auto (Warp on CUDA, native MuJoCo on CPU), mujoco or warp.")
     device: str = config_field("auto", "Torch device: auto (cuda if available), cpu or cuda[:k].")
     dt: float = config_field(0.004, "Physics timestep, seconds.")

@@ -3,7 +3,8 @@
 Trains a task with PPO, logging to wandb (online, offline or disabled) and to the run
 directory's ``metrics.jsonl``, with atomic checkpoints. Ctrl-C (or SIGTERM) stops within a
 control step or minibatch, drops the unfinished iteration, saves the checkpoint of the last
-finished one and exits cleanly; ``--resume RUN_DIR`` continues it.
+finished one and exits cleanly; ``--resume RUN_DIR`` continues it. Under ``torchrun --nproc-per-node K``
+it trains on K processes (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -82,9 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for line in (*notes, *cap_notes(config)):  # after the bad-input checks, so an error stays the only line
         print(line, file=sys.stderr)
-    run_dir = trainer.train(progress=not args.no_progress)
-    print(trainer.summary())
-    print(next_steps(run_dir))  # where the files are and the next commands; last line "run directory: ..."
+    from ktorch_sim.training import distributed
+
+    try:
+        run_dir = trainer.train(progress=not args.no_progress)
+    finally:
+        distributed.shutdown()  # under torchrun: leave the process group (no-op for one process)
+    if trainer.dist.is_main:  # one summary per job, not one per rank
+        print(trainer.summary())
+        print(next_steps(run_dir))  # where the files are and the next commands; last line "run directory: ..."
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -21,6 +23,8 @@ class RunningNormalizer(nn.Module):
         self.register_buffer("count", torch.tensor(1e-4))
         self.eps = eps
         self.clip = clip
+        # Sums a tensor over training processes (set by ktorch_sim.training.distributed); None: one process.
+        self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @torch.no_grad()
     def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
@@ -28,15 +32,24 @@ class RunningNormalizer(nn.Module):
 
         Rows where ``mask`` [...] is False, and rows with a non-finite entry, are left out (one NaN
         would otherwise poison the statistics, and with them every world's policy input, for the
-        rest of the run); still no host sync.
+        rest of the run); still no host sync. With :attr:`reduce` set (several training processes), the
+        batch's count, sum and squared deviations are summed over processes first, so every process
+        merges the same moments: those of all processes' batches together.
         """
         x = x.reshape(-1, x.shape[-1])
         finite = torch.isfinite(x).all(-1, keepdim=True)
         if mask is not None:
             finite = finite & mask.reshape(-1, 1)
         n = finite.sum().to(x.dtype)
-        batch_mean = torch.where(finite, x, 0.0).sum(0) / n.clamp_min(1.0)
-        batch_var = torch.where(finite, (x - batch_mean) ** 2, 0.0).sum(0) / n.clamp_min(1.0)
+        total_x = torch.where(finite, x, 0.0).sum(0)
+        if self.reduce is not None:  # several ranks: the moments of every rank's batch together
+            summed = self.reduce(torch.cat([n.reshape(1), total_x]))
+            n, total_x = summed[0], summed[1:]
+        batch_mean = total_x / n.clamp_min(1.0)
+        squares = torch.where(finite, (x - batch_mean) ** 2, 0.0).sum(0)
+        if self.reduce is not None:
+            squares = self.reduce(squares)
+        batch_var = squares / n.clamp_min(1.0)
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean += delta * n / total

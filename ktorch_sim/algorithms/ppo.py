@@ -30,6 +30,7 @@ and rsl_rl (the quirk numbers are ksim's PPO differences as this project lists t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -247,6 +248,10 @@ class PPO:
                              adapt_coef=config.adaptive_kl)
         self.base_lr = config.learning_rate
         self.skipped_updates = 0
+        # Several training processes (ktorch_sim.training.distributed sets these): average the gradients
+        # over processes (summing the small ``extras`` tensor with them), and the KL before adapting to it.
+        self.average_gradients: Callable[[Iterable[torch.nn.Parameter], torch.Tensor], torch.Tensor] = _keep_extras
+        self.average_kl: Callable[[torch.Tensor], torch.Tensor] = _identity
 
     @property
     def learning_rate(self) -> float:
@@ -375,17 +380,30 @@ class PPO:
             total = total + kl_penalty
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        # Averaged over processes before clipping, so every process clips and steps identically.
+        checks = self.average_gradients(self.model.parameters(),
+                                        torch.stack([total.detach(), valid.sum().to(total.dtype)]))
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
         metrics = {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(),
                    "grad_norm": grad_norm.detach(), "action_std": variables.action_std,
                    "value_mean": variables.values.detach().mean()}
         # Never feed NaN to the optimizer, nor a step of pure Adam momentum when nothing is valid.
-        if not bool(torch.isfinite(total) & torch.isfinite(grad_norm) & valid.any()):
+        if not bool(torch.isfinite(checks[0]) & torch.isfinite(grad_norm) & (checks[1] > 0)):
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_updates += 1
             return metrics, False
         self.optimizer.step()
         if self.kl.adapt_lr or self.kl.adapt_coef:
-            self.kl.update(float(losses["kl"]))
+            self.kl.update(float(self.average_kl(losses["kl"])))
             self.set_learning_rate(self.base_lr)
         return metrics, True
+
+
+def _keep_extras(parameters: Iterable[torch.nn.Parameter], extras: torch.Tensor) -> torch.Tensor:
+    """One process's gradient averaging: nothing to do; ``extras`` as given."""
+    return extras
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    """One process's KL averaging: the KL itself."""
+    return x

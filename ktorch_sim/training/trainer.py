@@ -34,6 +34,7 @@ from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.errors import RunFinished
 from ktorch_sim.utils.phase_progress import IterationGuard, PhaseProgress, progress_line
 from ktorch_sim.ppo_task import PPOTask, build_policy
+from ktorch_sim.training import distributed
 from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
 from ktorch_sim.utils.resources import check_rollout_fits
 from ktorch_sim.training.videos import TrainingVideos
@@ -59,17 +60,21 @@ class Trainer:
         """
         self._refuse_finished = refuse_finished
         self.config = config
-        seed = config.task.seed
+        distributed.init_from_env()  # under torchrun: join the job (docs/distributed.md); else one process
+        self.dist = distributed.Distributed.current()
+        seed = distributed.rank_seed(config.task.seed, self.dist.rank)  # the run seed itself in one process
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
         if task is None:
             task_cls, _ = resolve_task(config.task_name)
-            task = task_cls(config.task)
+            task = task_cls(self.dist.task_config(config.task))
         if not isinstance(task, PPOTask):
             raise TypeError(f"{type(task).__name__} must subclass ks.PPOTask to be trained with PPO")
         self.task = task
 
         self.env = task.make_env()
+        if self.dist.active:
+            self.env.generator.manual_seed(seed)  # this rank's worlds draw their own stream
         self.device = self.env.device
         if self.device.type == "cpu":
             # The native engine's threads already use every core; torch's OpenMP workers spinning
@@ -83,6 +88,9 @@ class Trainer:
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.ppo = PPO(task, self.model, config.ppo, self.generator, num_envs=self.env.num_envs)
+        if self.dist.active:
+            self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
+            distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler], self.dist)
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
                                                      mode="cuda_graph")
@@ -104,9 +112,17 @@ class Trainer:
             self._restore()
         else:
             task_label = config.task_name.rsplit(":", 1)[-1]  # "pkg.module:MyTask" -> "MyTask"
-            self.run_dir = make_run_dir(config.logging.run_dir, config.logging.run_name, task=task_label)
+            self.run_dir = self.dist.broadcast_object(  # rank 0 names (and creates) the run directory
+                make_run_dir(config.logging.run_dir, config.logging.run_name, task=task_label)
+                if self.dist.is_main else None)
             self.checkpoints = CheckpointManager(self.run_dir, config.checkpoint.keep_last,
                                                  config.checkpoint.save_every_seconds)
+        # Every rank starts from rank 0's weights and input statistics (fresh ranks were seeded apart).
+        self.dist.broadcast_module(self.model)
+        self.dist.broadcast_module(task.normalizers)
+        if not self.dist.is_main:  # only rank 0 writes: config, metrics, wandb, videos, checkpoints
+            self.checkpoints = self.logger = self.videos = distributed.NOT_RANK_ZERO
+            return
         save_config(config, self.run_dir / "config.toml")
         log = config.logging
         self.logger = RunLogger(self.run_dir, to_dict(config), mode=log.wandb_mode, project=log.wandb_project,
@@ -135,12 +151,12 @@ class Trainer:
         _sync(self.device)
         updated = time.perf_counter()
 
-        episodes = self.env.pop_metrics()
+        episodes = self.dist.sum_dict(self.env.pop_metrics())  # every rank's episodes: one curriculum decision
         metrics = self._device_metrics(buffer, losses, episodes)
         self.curriculum.step(self.curriculum_state, self._curriculum_inputs(episodes))
         host = {k: float(v) for k, v in zip(metrics, torch.stack(list(metrics.values())).cpu().tolist())}
 
-        steps = buffer.batch_size[0] * buffer.batch_size[1]
+        steps = buffer.batch_size[0] * buffer.batch_size[1] * self.dist.world_size
         self.iteration += 1
         self.env_steps += steps
         self.elapsed += updated - start
@@ -172,6 +188,9 @@ class Trainer:
             if key.startswith("termination/"):
                 out[key] = value / count
         out.update({f"loss/{k}": v for k, v in losses.items()})
+        # This rank's means over its (equally many) worlds -> the mean over every rank's; the episode
+        # entries above are already global (sums over ranks).
+        out.update(self.dist.mean_dict({k: v for k, v in out.items() if k.startswith(("reward/", "loss/"))}))
         out["curriculum/level"] = self.curriculum_state["level"].float()
         return {k: v.float().reshape(()) for k, v in out.items()}
 
@@ -193,13 +212,16 @@ class Trainer:
         from tqdm import tqdm
 
         max_steps = self.config.ppo.max_steps
+        progress = progress and self.dist.is_main
         bar = tqdm(total=max_steps or None, initial=self.env_steps, unit="step", disable=not progress,
                    dynamic_ncols=True)
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         # A stop request ends the iteration in flight within a step; the last finished one is saved.
-        guard = IterationGuard(self, PhaseProgress(lambda: self._stop, progress_line(bar) if progress else None))
+        # Several ranks agree on stopping between iterations instead (one may be inside a collective).
+        stop_inside = (lambda: False) if self.dist.active else (lambda: self._stop)
+        guard = IterationGuard(self, PhaseProgress(stop_inside, progress_line(bar) if progress else None))
         try:
-            while not self._stop and (max_steps <= 0 or self.env_steps < max_steps):
+            while not self.dist.any(self._stop) and (max_steps <= 0 or self.env_steps < max_steps):
                 metrics = guard.iterate()
                 if metrics is None:
                     break
@@ -253,6 +275,7 @@ class Trainer:
             "counters": {"iteration": self.iteration, "env_steps": self.env_steps, "elapsed_seconds": self.elapsed},
             "config": to_dict(self.config),
             "format_version": 1,
+            **({"distributed": {"world_size": self.dist.world_size}} if self.dist.active else {}),
         }
 
     def save(self) -> Path:
@@ -279,6 +302,8 @@ class Trainer:
         restore_rng_state(state["rng"], {"env": self.env.generator, "ppo": self.generator})
         counters = state["counters"]
         self.iteration, self.env_steps = int(counters["iteration"]), int(counters["env_steps"])
+        if not self.dist.is_main:  # rank 0 continues the checkpoint's streams; the others re-derive theirs
+            self._reseed(distributed.rank_seed(self.config.task.seed, self.dist.rank, self.iteration))
         self.elapsed = float(counters["elapsed_seconds"])
         max_steps = self.config.ppo.max_steps
         if self._refuse_finished and 0 < max_steps <= self.env_steps:
@@ -286,7 +311,8 @@ class Trainer:
                               f"{path.name} has {self.env_steps} env steps): nothing to train. To train it further, "
                               f"raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
                               f"--set ppo.max_steps={self.env_steps + max_steps}")
-        rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
+        if self.dist.is_main:
+            rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -300,9 +326,16 @@ class Trainer:
         """The return scaler of ``ppo.normalize_rewards`` (None when off), owned by the algorithm."""
         return self.ppo.reward_scaler
 
+    def _reseed(self, seed: int) -> None:
+        """Seed every random stream of this process from ``seed`` (a non-zero rank's resume)."""
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        self.env.generator.manual_seed(seed)
+        self.generator.manual_seed(seed + 1)
+
     def _total_iterations(self) -> int:
         max_steps = self.config.ppo.max_steps
-        per_iteration = self.env.num_envs * self.config.rollout_steps
+        per_iteration = self.env.num_envs * self.config.rollout_steps * self.dist.world_size
         return max(1, -(-max_steps // per_iteration)) if max_steps > 0 else 0
 
 

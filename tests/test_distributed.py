@@ -1,0 +1,196 @@
+"""Training on several processes (torch.distributed, Gloo, 2 CPU processes): ranks stay bit-identical, the
+all-reduced gradient is the gradient of the whole batch, only rank 0 writes, a 2-rank checkpoint resumes on
+1 rank, and a single process is unchanged.
+
+One 2-rank job (``torch.multiprocessing.spawn``) runs every multi-process check at once and saves what each
+rank saw; the tests below read it (:func:`two_ranks`), so the processes start once per test session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from ktorch_sim.algorithms import ppo as ppo_module
+from ktorch_sim.algorithms.normalizer import RunningNormalizer
+from ktorch_sim.algorithms.ppo import PPOLossConfig, ppo_losses
+from ktorch_sim.training import distributed
+from ktorch_sim.training.distributed import Distributed
+from ktorch_sim.training.trainer import Trainer
+from tests.test_learning import cartpole_config
+
+WORLD = 2
+ITERATIONS = 3
+ENVS, STEPS = 8, 20  # worlds per rank, steps per rollout (0.4 s at ctrl_dt 0.02)
+
+
+def small_config(run_dir: str) -> Any:
+    """The cart-pole GRU run, small, with every synchronized statistic switched on."""
+    config = cartpole_config(run_dir)
+    ppo = dataclasses.replace(config.ppo, batch_size=4, num_passes=2, rollout_length_seconds=0.4,
+                              normalize_observations=True, normalize_rewards=True, adaptive_lr=True,
+                              max_steps=ITERATIONS * ENVS * STEPS * WORLD)
+    return dataclasses.replace(config, task=dataclasses.replace(config.task, num_envs=ENVS), ppo=ppo,
+                               model=dataclasses.replace(config.model, hidden_size=16))
+
+
+# --- pieces each rank computes on its half of a batch ------------------------------------------
+
+def ppo_gradient(sync: Distributed, rows: slice) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradients of the PPO loss (no advantage normalization: a plain mean) of a tiny Gaussian policy on
+    ``rows`` of a fixed batch, averaged over ranks by ``sync``; and the summed (loss, valid count)."""
+    g = torch.Generator().manual_seed(0)
+    obs, actions = torch.randn(8, 5, 3, generator=g), torch.randn(8, 5, 2, generator=g)
+    old_log_probs, old_values = -torch.rand(8, 5, generator=g) * 3, torch.randn(8, 5, generator=g)
+    advantages, targets = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 3)
+    out = model(obs[rows])
+    policy = torch.distributions.Normal(out[..., :2], 1.0)
+    mask = torch.ones_like(advantages[rows], dtype=torch.bool)
+    losses = ppo_losses(policy.log_prob(actions[rows]).sum(-1), old_log_probs[rows], out[..., 2], old_values[rows],
+                        advantages[rows], targets[rows], policy.entropy().sum(-1), mask,
+                        PPOLossConfig(normalize_advantages=False, entropy_coef=0.01))
+    total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+    total.backward()
+    checks = sync.average_gradients(model.parameters(), torch.stack([total.detach(), mask.sum().float()]))
+    return [p.grad.clone() for p in model.parameters()], checks
+
+
+def normalizer_after_update(sync: Distributed, rows: slice) -> dict[str, torch.Tensor]:
+    """A running normalizer's state after one update with ``rows`` of a fixed batch, synchronized by ``sync``."""
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1)) * 3 + 5
+    norm = RunningNormalizer(4)
+    distributed.attach_normalizers([norm], sync)
+    norm.update(x[rows])
+    return {k: v.clone() for k, v in norm.state_dict().items()}
+
+
+def _write_watch(root: str, seen: list[str]) -> Any:
+    """An audit hook recording every file opened for writing, directory made or file moved under ``root``."""
+    def hook(event: str, args: tuple) -> None:
+        if event == "open" and isinstance(args[0], (str, Path)) and str(args[0]).startswith(root):
+            mode, flags = args[1], args[2]
+            if (mode and any(c in mode for c in "wax+")) or (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)):
+                seen.append(f"open {args[0]}")
+        elif event in ("os.mkdir", "os.rename", "os.replace") and str(args[0]).startswith(root):
+            seen.append(f"{event} {args[0]}")
+    return hook
+
+
+def _rank_main(rank: int, world: int, port: int, root: str, results: str) -> None:
+    """One rank of the 2-rank job: the gradient and normalizer checks, then a short training run."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), KTORCH_SIM_DIST_TIMEOUT_S="60")
+    writes: list[str] = []
+    if rank != 0:
+        sys.addaudithook(_write_watch(root, writes))
+    assert distributed.init_from_env()
+    sync = Distributed.current()
+    half = slice(rank * 8 // world, (rank + 1) * 8 // world)
+    out: dict[str, Any] = {"grads": ppo_gradient(sync, half),
+                           "normalizer": normalizer_after_update(sync, slice(rank * 32, (rank + 1) * 32))}
+    # Rank 1 is told another run_dir: it must use rank 0's directory and create nothing of its own.
+    trainer = Trainer(small_config(f"{root}/runs" if rank == 0 else f"{root}/rank{rank}_runs"))
+    generator_state = trainer.env.generator.get_state().clone()
+    trainer.train(progress=False)
+    out.update(model={k: v.clone() for k, v in trainer.model.state_dict().items()},
+               normalizers={k: v.clone() for k, v in trainer.task.normalizers.state_dict().items()},
+               reward_scale=trainer.ppo.reward_scaler.stats.state_dict(), lr=trainer.ppo.learning_rate,
+               kl=trainer.ppo.kl.state_dict(), level=trainer.curriculum_state["level"].clone(),
+               iteration=trainer.iteration, env_steps=trainer.env_steps, run_dir=str(trainer.run_dir),
+               env_seed_state=generator_state, last=trainer.last_metrics, writes=writes)
+    distributed.shutdown()
+    torch.save(out, f"{results}/rank{rank}.pt")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> tuple[Path, list[dict[str, Any]]]:
+    """(the job's root directory, what each rank saved) for one 2-rank run."""
+    root, results = tmp_path_factory.mktemp("dist_root"), tmp_path_factory.mktemp("dist_results")
+    torch.multiprocessing.spawn(_rank_main, args=(WORLD, _free_port(), str(root), str(results)), nprocs=WORLD,
+                                join=True)
+    return root, [torch.load(results / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+# --- the tests -----------------------------------------------------------------------------------
+
+def test_parameters_stay_bit_identical_across_ranks(two_ranks):
+    _, (a, b) = two_ranks
+    assert a["iteration"] == b["iteration"] == ITERATIONS
+    for key in ("model", "normalizers", "reward_scale"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs between ranks"
+    assert a["lr"] == b["lr"] and a["kl"] == b["kl"] and torch.equal(a["level"], b["level"])
+    assert a["last"] == {**b["last"], **{k: a["last"][k] for k in a["last"] if k.startswith(("time/", "perf/"))}}
+    # ... while each rank ran its own worlds: a seed stream of its own.
+    assert not torch.equal(a["env_seed_state"], b["env_seed_state"])
+
+
+def test_all_reduced_gradient_equals_the_whole_batch_gradient(two_ranks):
+    _, ranks = two_ranks
+    whole, checks = ppo_gradient(Distributed(), slice(0, 8))
+    for rank in ranks:
+        grads, summed = rank["grads"]
+        for g, expected in zip(grads, whole, strict=True):
+            torch.testing.assert_close(g, expected, rtol=1e-5, atol=1e-6)
+        assert summed[1].item() == checks[1].item() == 40  # valid steps summed over ranks
+    for name, value in normalizer_after_update(Distributed(), slice(0, 64)).items():
+        for rank in ranks:
+            torch.testing.assert_close(rank["normalizer"][name], value, rtol=1e-5, atol=1e-5)
+
+
+def test_only_rank_zero_writes(two_ranks):
+    root, (a, b) = two_ranks
+    assert b["writes"] == [], "rank 1 wrote: " + "; ".join(b["writes"][:5])
+    assert a["run_dir"] == b["run_dir"] and Path(a["run_dir"]).parent == root / "runs"
+    assert sorted(p.name for p in root.iterdir()) == ["runs"]
+    lines = (Path(a["run_dir"]) / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == ITERATIONS  # one line per iteration, not one per rank
+    assert a["env_steps"] == ITERATIONS * ENVS * STEPS * WORLD  # env steps count every rank's worlds
+
+
+def test_two_rank_checkpoint_resumes_on_one_rank(two_ranks):
+    _, (a, _) = two_ranks
+    config = small_config(str(Path(a["run_dir"]).parent))
+    config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, max_steps=config.ppo.max_steps * 2))
+    trainer = Trainer(config, resume=a["run_dir"])
+    assert trainer.dist.world_size == 1 and trainer.iteration == ITERATIONS
+    for name, tensor in a["model"].items():
+        assert torch.equal(trainer.model.state_dict()[name], tensor), name
+    for name, tensor in a["normalizers"].items():
+        assert torch.equal(trainer.task.normalizers.state_dict()[name], tensor), name
+    metrics = trainer.iterate()
+    assert trainer.iteration == ITERATIONS + 1 and trainer.env_steps == a["env_steps"] + ENVS * STEPS
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+def test_single_process_path_is_unchanged(tmp_path, monkeypatch):
+    """No torchrun: nothing initialized, the PPO hooks and normalizers are the one-process defaults; and
+    ``WORLD_SIZE=1`` (torchrun with one process) trains exactly the same numbers."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    plain = Trainer(small_config(str(tmp_path / "a")))
+    assert not plain.dist.active and plain.dist.is_main
+    assert plain.ppo.average_gradients is ppo_module._keep_extras and plain.ppo.average_kl is ppo_module._identity
+    assert all(n.reduce is None for n in plain.task.normalizers.values())
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    one = Trainer(small_config(str(tmp_path / "b")))
+    first, second = plain.iterate(), one.iterate()
+    assert {k: v for k, v in first.items() if not k.startswith(("time/", "perf/"))} == \
+        {k: v for k, v in second.items() if not k.startswith(("time/", "perf/"))}
+    for name, tensor in plain.model.state_dict().items():
+        assert torch.equal(tensor, one.model.state_dict()[name]), name
