@@ -178,7 +178,7 @@ CLI_CASES: dict[str, CliCase] = {
     "toml_not_utf8": CliCase(lambda t: ["--cfg", str(_write(t, "c.toml", b"[ppo]\n# \xff\xfe\n"))],
                              ("c.toml", "invalid TOML", "not UTF-8")),
     "unknown_task": CliCase(lambda t: _sets("task.name=kbot_wlak"),
-                            ('unknown task "kbot_wlak"', "did you mean kbot_walk?", "kbot_stand, kbot_walk")),
+                            ('unknown task "kbot_wlak"', "did you mean kbot_walk?", "kbot_amp, kbot_stand, kbot_walk")),
     "task_import_fails": CliCase(lambda t: _sets("task.name=no_such_pkg.tasks:MyTask"),
                                  ("task.name", 'cannot import module "no_such_pkg.tasks"', "PYTHONPATH")),
     "model_xml_missing": CliCase(lambda t: _sets("task.name=kbot_stand", f"task.model_path={t / 'robot.xml'}"),

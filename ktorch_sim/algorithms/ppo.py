@@ -253,6 +253,13 @@ class PPO:
         self.average_gradients: Callable[[Iterable[torch.nn.Parameter], torch.Tensor], torch.Tensor] = _keep_extras
         self.average_kl: Callable[[torch.Tensor], torch.Tensor] = _identity
 
+    @classmethod
+    def from_train_config(cls, task: object, model: torch.nn.Module, config: object, generator: torch.Generator, *,
+                          num_envs: int | None = None) -> PPO:
+        """Build from the whole training config (a TrainConfig): PPO reads its ``ppo`` section; a subclass
+        may read its own (:class:`ktorch_sim.algorithms.amp.AMPPPO`: ``amp``)."""
+        return cls(task, model, config.ppo, generator, num_envs=num_envs)
+
     @property
     def learning_rate(self) -> float:
         """The learning rate in use: the schedule's, times the adaptive-KL scale."""

@@ -61,8 +61,9 @@ class RolloutCollector:
     def _transition(self, obs: TensorDict, cmd: TensorDict, action: torch.Tensor, extras: dict[str, torch.Tensor],
                     out: TensorDict) -> TensorDict:
         """The [N] record of one control step: what the policy saw and did, and what followed."""
+        keys = (*STORED_NEXT_KEYS, *getattr(self.task, "rollout_next_keys", ()))  # ks.AMPTask: its next observation
         return TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
-                           "next": out["next"].select(*STORED_NEXT_KEYS)}, batch_size=[self.env.num_envs])
+                           "next": out["next"].select(*keys)}, batch_size=[self.env.num_envs])
 
     def _storage(self, step: TensorDict) -> TensorDict:
         """The [N, T] buffer, allocated with ``step``'s layout on its device the first time."""

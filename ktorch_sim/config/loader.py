@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ktorch_sim.algorithms.amp_config import AMPConfig
 from ktorch_sim.algorithms.ppo_config import PPOConfig
 from ktorch_sim.config.convert import _build_section, _number_problem
 from ktorch_sim.config.tasks import _task_config_class, resolve_task, resolve_task_config
@@ -51,6 +52,8 @@ class TrainConfig:
     task: RLConfig = dataclasses.field(default_factory=_default_task_config,
                                        metadata={"help": "The task's own config (an RLConfig subclass)."})
     ppo: PPOConfig = dataclasses.field(default_factory=PPOConfig, metadata={"help": "PPO hyperparameters."})
+    amp: AMPConfig = dataclasses.field(default_factory=AMPConfig,
+                                       metadata={"help": "Adversarial Motion Priors (read by ks.AMPTask tasks only)."})
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig, metadata={"help": "Actor-critic sizes."})
     logging: LoggingConfig = dataclasses.field(default_factory=LoggingConfig, metadata={"help": "Logging."})
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig,
@@ -63,11 +66,11 @@ class TrainConfig:
         return max(1, round(self.ppo.rollout_length_seconds / self.task.ctrl_dt))
 
 
-SECTIONS = ("task", "ppo", "model", "logging", "checkpoint", "cpu")
+SECTIONS = ("task", "ppo", "amp", "model", "logging", "checkpoint", "cpu")
 
 
-_FIXED_SECTIONS: dict[str, type] = {"ppo": PPOConfig, "model": ModelConfig, "logging": LoggingConfig,
-                                    "checkpoint": CheckpointConfig, "cpu": CPUConfig}
+_FIXED_SECTIONS: dict[str, type] = {"ppo": PPOConfig, "amp": AMPConfig, "model": ModelConfig,
+                                    "logging": LoggingConfig, "checkpoint": CheckpointConfig, "cpu": CPUConfig}
 
 
 def require_ppo_task(config: TrainConfig) -> None:
@@ -375,6 +378,7 @@ def _validate_values(config: TrainConfig) -> None:
             require(problem is None, f"{name}.{f.name}", problem or "")
     config.task.check()
     config.ppo.check(config.task)
+    config.amp.check()
     config.model.check()
     config.logging.check()
     config.checkpoint.check()

@@ -1,4 +1,4 @@
-"""Tasks shipped with ktorch_sim, by name (``kbot_stand``, ``kbot_walk``, ``g1_velocity``).
+"""Tasks shipped with ktorch_sim, by name (``kbot_stand``, ``kbot_walk``, ``kbot_amp``, ``g1_velocity``).
 
 Nothing heavy is imported here: the config loader finds a registered task's config class with
 :func:`task_config_class` (from :mod:`ktorch_sim.tasks.configs`, no torch or MuJoCo), and a task
@@ -15,6 +15,7 @@ from typing import Any
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "kbot_stand": ("ktorch_sim.tasks.kbot_stand", "KbotStandTask", "KbotStandConfig"),
     "kbot_walk": ("ktorch_sim.tasks.kbot_walk", "KbotWalkTask", "KbotWalkConfig"),
+    "kbot_amp": ("ktorch_sim.tasks.kbot_amp", "KbotAMPTask", "KbotAMPConfig"),
     "g1_velocity": ("ktorch_sim.tasks.g1_velocity", "G1VelocityTask", "G1VelocityConfig"),
 }
 TASK_NAMES: tuple[str, ...] = tuple(_REGISTRY)
@@ -51,5 +52,5 @@ def __getattr__(attr: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
-__all__ = ["TASKS", "TASK_NAMES", "G1VelocityConfig", "G1VelocityTask", "KbotStandConfig", "KbotStandTask",
-           "KbotWalkConfig", "KbotWalkTask", "task_class", "task_config_class"]
+__all__ = ["TASKS", "TASK_NAMES", "G1VelocityConfig", "G1VelocityTask", "KbotAMPConfig", "KbotAMPTask",
+           "KbotStandConfig", "KbotStandTask", "KbotWalkConfig", "KbotWalkTask", "task_class", "task_config_class"]

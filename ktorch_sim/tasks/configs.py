@@ -107,6 +107,23 @@ class KbotWalkConfig(KbotConfig):
 
 
 @dataclass(kw_only=True)
+class KbotAMPConfig(KbotWalkConfig):
+    """Settings of ``kbot_amp``: walking on velocity commands with AMP's style reward from K-Bot gaits."""
+
+    motion_dir: str | None = config_field(None, "Directory of reference clips (*.npz, docs/motion.md) for the style "
+                                                "reward; none: generate the 34-clip gait family in memory "
+                                                "(ktorch_sim.motion.gait.default_family).")
+    reference_state_init: float = config_field(0.5, "Share of new episodes that start from a random reference-clip "
+                                                    "frame (reference-state initialization), in [0, 1].")
+
+    def check_values(self) -> None:
+        """The walking task's checks, and reference_state_init in [0, 1]."""
+        super().check_values()
+        _require(0.0 <= self.reference_state_init <= 1.0, "reference_state_init",
+                 f"must be in [0, 1], got {self.reference_state_init}")
+
+
+@dataclass(kw_only=True)
 class KbotStandConfig(KbotConfig):
     """Settings of the standing task (the notebook's launch settings where it has them)."""
 

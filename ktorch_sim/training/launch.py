@@ -27,7 +27,7 @@ def launch(task_cls: type[PPOTask], config: Any, resume: Any = None, progress: b
            **sections: Any) -> Path:
     """Train ``task_cls`` with ``config`` (its RLConfig subclass); returns the run directory.
 
-    Training sections (``ppo``, ``model``, ``logging``, ``checkpoint``) may be passed as
+    Training sections (``ppo``, ``model``, ``logging``, ``checkpoint``, ``amp``) may be passed as
     dataclasses; any of their fields that ``config`` itself defines (a ksim config that subclasses
     PPOConfig carries ``learning_rate``, ``batch_size`` ...) are taken from ``config`` when the
     section is not passed.
@@ -37,6 +37,8 @@ def launch(task_cls: type[PPOTask], config: Any, resume: Any = None, progress: b
         section = sections.get(name) or cls()
         shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls) if hasattr(config, f.name)}
         built[name] = dataclasses.replace(section, **shared) if name not in sections else section
+    if "amp" in sections:  # not merged from ``config``: its names (learning_rate, batch_size) are PPO's there
+        built["amp"] = sections["amp"]
     train_config = TrainConfig(task_name=recorded_task_name(task_cls), task=config, **built)
     validate(train_config, task_cls)
     return Trainer(train_config, resume=resume, task=task_cls(config)).train(progress=progress)

@@ -87,7 +87,8 @@ class Trainer:
         self.curriculum = task.get_curriculum(self.env.model)
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.ppo = PPO(task, self.model, config.ppo, self.generator, num_envs=self.env.num_envs)
+        algorithm = getattr(task, "algorithm_class", PPO)  # PPO, or the task's subclass of it (ks.AMPTask: AMPPPO)
+        self.ppo = algorithm.from_train_config(task, self.model, config, self.generator, num_envs=self.env.num_envs)
         if self.dist.active:
             self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
             distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler], self.dist)
