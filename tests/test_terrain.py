@@ -263,3 +263,13 @@ def test_kbot_walk_rough_config_trains_one_iteration(tmp_path):
     assert state["terrain_levels"].shape == (4,) and float(state["terrain_level_counts"].sum()) == 4
     with pytest.raises(Exception, match="terrain_kinds"):
         load_config("configs/kbot_walk_rough.toml", ["task.terrain_kinds=['lava']"])
+
+
+def test_hfield_xy_position_reset_matches_mj_ray_on_the_grid(scene):
+    """ksim's HFieldXYPositionReset follows MuJoCo's triangles too, on a non-planar field (stairs, stones)."""
+    reset = kc.get_xy_position_reset(scene, x_range=8.0, y_range=18.0, x_edge_padding=0.0, y_edge_padding=0.0,
+                                     robot_base_height=0.0)
+    field = HeightField.from_model(scene)
+    xy = torch.rand(4000, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([8.0, 18.0]) * 2 - \
+        torch.tensor([8.0, 18.0])
+    np.testing.assert_allclose(reset.ground_height(xy).numpy(), field.height(xy).numpy(), atol=1e-4)

@@ -299,7 +299,8 @@ class HFieldXYPositionReset(Reset):
     """Places the base at a random point of a height field and sets its height above the ground there.
 
     x, y as in :class:`PlaneXYPositionReset`; then ``z = ground(x, y) + robot_base_height``, where
-    ``ground`` interpolates the height-field elevation bilinearly: MuJoCo's elevation is
+    ``ground`` interpolates the height-field elevation linearly on the two triangles MuJoCo splits
+    each grid square into (so it equals ``mj_ray``; ksim interpolates bilinearly): MuJoCo's elevation is
     ``geom_z + data[row, col] * size[2]``, columns running along x over [-size[0], size[0]] and rows
     along y over [-size[1], size[1]] (around the geom's x, y). ksim indexes the grid with x as the
     row and adds ``size[2]`` instead of multiplying by it; both are fixed here. The height field
@@ -331,7 +332,7 @@ class HFieldXYPositionReset(Reset):
         _write_rows(qpos, slice(2, 3), mask, z.unsqueeze(-1))
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
-        """Terrain height (N,) in m at world points ``xy`` (N, 2), bilinear between grid points."""
+        """Terrain height (N,) in m at world points ``xy`` (N, 2), linear on MuJoCo's grid triangles."""
         grid = constant(self.hfield_data, xy.device)
         nrow, ncol = grid.shape
         rx, ry, elevation = self.size[0], self.size[1], self.size[2]
@@ -341,9 +342,11 @@ class HFieldXYPositionReset(Reset):
         r0 = row.floor().long().clamp(max=nrow - 2) if nrow > 1 else row.long()
         c1, r1 = (c0 + 1).clamp(max=ncol - 1), (r0 + 1).clamp(max=nrow - 1)
         tc, tr = col - c0, row - r0
-        top = grid[r0, c0] * (1 - tc) + grid[r0, c1] * tc
-        bottom = grid[r1, c0] * (1 - tc) + grid[r1, c1] * tc
-        return self.origin[2] + elevation * (top * (1 - tr) + bottom * tr)
+        z00, z01, z10, z11 = grid[r0, c0], grid[r0, c1], grid[r1, c0], grid[r1, c1]
+        # MuJoCo's triangles: (r0, c0), (r0, c1), (r1, c1) where tc >= tr, else (r0, c0), (r1, c1), (r1, c0)
+        lower = z00 + tc * (z01 - z00) + tr * (z11 - z01)
+        upper = z00 + tr * (z10 - z00) + tc * (z11 - z10)
+        return self.origin[2] + elevation * torch.where(tc >= tr, lower, upper)
 
 
 def get_xy_position_reset(model: mujoco.MjModel, x_range: float = 5.0, y_range: float = 5.0,
