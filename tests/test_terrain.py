@@ -143,7 +143,7 @@ def _foot_gaps(scene: mujoco.MjModel, qpos: np.ndarray) -> np.ndarray:
         low = [pos + t * axis - [0, 0, scene.geom_size[g, 0]] for t in np.linspace(-1, 1, 21)]
         ground = [10.0 - mujoco.mj_rayHfield(scene, data, floor, np.array([q[0], q[1], 10.0]), np.array([0, 0, -1.0]))
                   for q in low]
-        gaps.append(min(q[2] - z for q, z in zip(low, ground)))
+        gaps.append(min(q[2] - z for q, z in zip(low, ground, strict=True)))
     return np.array(gaps)
 
 
@@ -179,6 +179,30 @@ def test_height_scan_equals_mj_ray(terrain_env, scene):
     ray = np.array([[10.0 - mujoco.mj_rayHfield(scene, data, floor, np.array([x, y, 10.0]), np.array([0, 0, -1.0]))
                      for x, y in world] for world in points])
     np.testing.assert_allclose(scan, np.minimum(base_z[:, None] - ray, scan_obs.clip), atol=1e-4)
+    if hasattr(env.engine, "_m"):  # MuJoCo Warp: its own ray casts on its own model and data agree too
+        np.testing.assert_allclose(ray, _warp_ray_ground(env.engine, points), atol=1e-4)
+
+
+def _warp_ray_ground(engine, points: np.ndarray) -> np.ndarray:
+    """Ground z under ``points`` (N, P, 2): ``mujoco_warp.rays`` cast down from z = 10 onto geom group 0 (the floor)."""
+    import mujoco_warp as mjw
+    import warp as wp
+    from mujoco_warp._src.types import vec6
+
+    n, p = points.shape[:2]
+    device = engine._d.qpos.device
+    pnt = np.zeros((n, p, 3), dtype=np.float32)
+    pnt[..., :2], pnt[..., 2] = points, 10.0
+    vec = np.zeros_like(pnt)
+    vec[..., 2] = -1.0
+    dist = wp.empty((n, p), dtype=float, device=device)
+    geomid = wp.empty((n, p), dtype=int, device=device)
+    normal = wp.empty((n, p), dtype=wp.vec3, device=device)
+    origins, directions = (wp.array(a, dtype=wp.vec3, device=device) for a in (pnt, vec))
+    no_body = wp.full(p, -1, dtype=int, device=device)
+    mjw.rays(engine._m, engine._d, origins, directions, vec6(1, 0, 0, 0, 0, 0), True, no_body, dist, geomid, normal)
+    assert np.all(geomid.numpy() == 0)
+    return 10.0 - dist.numpy()
 
 
 def test_both_engines_step_every_kind_without_nan(terrain_env):

@@ -77,7 +77,7 @@ class KbotWalkRoughConfig(KbotWalkConfig):
         _require(self.promote_distance > 0, "promote_distance", f"must be > 0, got {self.promote_distance}")
 
     def terrain_config(self) -> TerrainConfig:
-        """The generator settings these values give."""
+        """Return the generator settings these values give."""
         return TerrainConfig(kinds=tuple(self.terrain_kinds), num_levels=self.terrain_levels,
                              cell_size=self.terrain_cell_size, horizontal_scale=self.terrain_horizontal_scale,
                              seed=self.terrain_seed)
@@ -108,7 +108,7 @@ class KbotWalkRoughTask(KbotWalkTask):
         return spec.compile()
 
     def spawn_reset(self, model: mujoco.MjModel) -> TerrainSpawnReset:
-        """The spawn reset (built once: the curriculum shares its per-world state)."""
+        """Return the spawn reset (built once: the curriculum shares its per-world state)."""
         if getattr(self, "_spawn", None) is None:
             c = self.config
             qpos = model.key_qpos[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_KEY, "home")]

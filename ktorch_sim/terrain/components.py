@@ -123,10 +123,12 @@ class TerrainLevelRule:
 _CAPSULE_SAMPLES = 5  # points along a foot capsule: the ground can rise between heel and toe
 
 
-def foot_points(model: mujoco.MjModel, geom_names: Sequence[str], qpos: np.ndarray) -> tuple[tuple[float, ...], ...]:
+def foot_points(model: mujoco.MjModel, geom_names: Sequence[str],
+                qpos: np.ndarray) -> tuple[tuple[float, ...], ...]:
     """Lowest points of the foot geoms at pose ``qpos``, relative to the base, in its heading frame.
 
-    Capsules give the lowest line's points at ``_CAPSULE_SAMPLES`` even spacings (end caps included), spheres their lowest point, boxes their corners.
+    Capsules give ``_CAPSULE_SAMPLES`` evenly spaced points of their lowest line (end caps included),
+    spheres their lowest point, boxes their corners.
     Returns (x, y, z) per point, m.
     """
     data = mujoco.MjData(model)
@@ -186,6 +188,7 @@ class TerrainSpawnReset(Reset):
         random_heading: draw a uniform heading.
         clearance: gap between the lowest foot point and the ground, m.
         rule: the level curriculum, or None for fixed levels.
+
     """
 
     state: TerrainState = field(compare=False)
@@ -226,7 +229,7 @@ class TerrainSpawnReset(Reset):
         st.started |= mask
 
     def spawn_height(self, xy: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
-        """Base z (N,) that puts the lowest foot point ``clearance`` above the ground."""
+        """Return the base z (N,) that puts the lowest foot point ``clearance`` above the ground."""
         pts = torch.as_tensor(self.points, dtype=torch.float32, device=xy.device)  # (P, 3)
         c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
         wx = xy[:, :1] + c * pts[:, 0] - s * pts[:, 1]
@@ -278,7 +281,7 @@ class TerrainCurriculum(Curriculum):
 
 
 def _ground_under_base(ground: HeightField, ctx: EnvContext) -> tuple[torch.Tensor, torch.Tensor]:
-    """Base position (N, 3) and the ground z under it (N,)."""
+    """Return the base position (N, 3) and the ground z under it (N,)."""
     pos = base_position(ctx.physics, base_body(ctx.model))
     return pos, ground.height(pos[:, :2])
 

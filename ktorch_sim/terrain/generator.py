@@ -59,6 +59,7 @@ class TerrainConfig:
         stair_width: tread of the stairs, m.
         pit_depth: depth of the pits between stepping stones, m.
         num_obstacles: rectangles per ``obstacles`` cell.
+
     """
 
     kinds: tuple[str, ...] = KINDS
@@ -116,6 +117,7 @@ class Terrain:
         boxes: extra box geoms as (centre x, y, z, half-size x, y, z) in world m (none so far).
         obstacles: per ``obstacles`` cell (level, kind index), its rectangles as
             (x0, y0, x1, y1, height) in cell-local m, for tests and plots.
+
     """
 
     config: TerrainConfig

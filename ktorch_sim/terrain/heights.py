@@ -34,7 +34,7 @@ class HeightField:
 
     @classmethod
     def from_model(cls, model: mujoco.MjModel, geom: str = "floor") -> HeightField:
-        """The height field under geom ``geom`` (world z = geom z + data * size[2])."""
+        """Read the height field under geom ``geom`` (world z = geom z + data * size[2])."""
         g = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, geom)
         if g < 0 or model.geom_type[g] != mujoco.mjtGeom.mjGEOM_HFIELD:
             raise ValueError(f"geom {geom!r} is not a height field geom of the model")
@@ -48,7 +48,7 @@ class HeightField:
         return cls(pos[2] + data * size[2], (size[0], size[1]), (pos[0], pos[1]))
 
     def grid(self, device: torch.device) -> torch.Tensor:
-        """The elevation grid on ``device``, (nrow, ncol) float32, built once per device."""
+        """Return the elevation grid on ``device``, (nrow, ncol) float32, built once per device."""
         return _device_grid(self, str(device))
 
     def height(self, xy: torch.Tensor) -> torch.Tensor:
