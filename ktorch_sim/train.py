@@ -87,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         run_dir = trainer.train(progress=not args.no_progress)
-    finally:
-        distributed.shutdown()  # under torchrun: leave the process group (no-op for one process)
+    except distributed.DistributedError as e:  # another rank died or hung (rank 0 saved its last checkpoint)
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    distributed.shutdown()  # under torchrun: leave the process group (no-op for one process)
     if trainer.dist.is_main:  # one summary per job, not one per rank
         print(trainer.summary())
         print(next_steps(run_dir))  # where the files are and the next commands; last line "run directory: ..."

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,34 @@ def test_single_process_path_is_unchanged(tmp_path, monkeypatch):
         {k: v for k, v in second.items() if not k.startswith(("time/", "perf/"))}
     for name, tensor in plain.model.state_dict().items():
         assert torch.equal(tensor, one.model.state_dict()[name]), name
+
+
+def _dying_rank_main(rank: int, world: int, port: int, results: str) -> None:
+    """Rank 1 dies right after joining; rank 0's next collective must fail with one clear line, fast."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), KTORCH_SIM_DIST_TIMEOUT_S="20")
+    distributed.init_from_env()
+    sync = Distributed.current()
+    sync.sum_(torch.ones(3))  # both alive: fine
+    if rank == 1:
+        os._exit(3)  # as a crash or a SIGKILL would: no goodbye to the group
+    start = time.monotonic()
+    try:
+        for _ in range(100):
+            sync.sum_(torch.ones(3))
+        message = "no error"
+    except distributed.DistributedError as e:
+        message = str(e)
+    Path(results, "rank0.txt").write_text(f"{time.monotonic() - start:.1f}\n{message}")
+    os._exit(0)  # the group is broken: skip its teardown
+
+
+def test_a_dying_rank_is_one_clear_error_not_a_hang(tmp_path):
+    context = torch.multiprocessing.spawn(_dying_rank_main, args=(WORLD, _free_port(), str(tmp_path)), nprocs=WORLD,
+                                          join=False)
+    for process in context.processes:
+        process.join(60)
+        assert not process.is_alive(), "a rank hung"
+    seconds, message = (tmp_path / "rank0.txt").read_text().split("\n", 1)
+    assert float(seconds) < 25, f"rank 0 noticed only after {seconds} s"
+    assert message.startswith("rank 0/2: all_reduce failed") and "--resume" in message and "\n" not in message
