@@ -271,7 +271,7 @@ def test_spawn_reset_applies_the_rule_at_episode_ends_and_curriculum_reports_lev
 
 
 def test_kbot_walk_rough_config_trains_one_iteration(tmp_path):
-    """configs/kbot_walk_rough.toml loads, builds the terrain scene and trains; levels are in the curriculum state."""
+    """configs/kbot_walk_rough.toml loads, builds the terrain scene and trains; the levels are checkpointed."""
     from ktorch_sim.config import load_config
     from ktorch_sim.training.trainer import Trainer
 
@@ -282,9 +282,16 @@ def test_kbot_walk_rough_config_trains_one_iteration(tmp_path):
         f"logging.run_dir={tmp_path}", "task.terrain_levels=3", "task.terrain_cell_size=4.0"])
     trainer = Trainer(config)
     assert trainer.env.model.geom("floor").type == mujoco.mjtGeom.mjGEOM_HFIELD
-    trainer.train(progress=False)
+    trainer.iterate()
     state = trainer.curriculum_state
     assert state["terrain_levels"].shape == (4,) and float(state["terrain_level_counts"].sum()) == 4
+    state["terrain_levels"].copy_(torch.tensor([2, 1, 0, 2]))  # as if worlds had moved
+    trainer.save()
+    trainer.logger.close()
+    resumed = Trainer(config, resume=trainer.run_dir)  # every world's level comes back with the checkpoint
+    assert resumed.curriculum_state["terrain_levels"].tolist() == [2, 1, 0, 2]
+    assert resumed.curriculum_state["terrain_levels"] is resumed.env.spec.resets[-1].state.levels
+    resumed.logger.close()
     with pytest.raises(Exception, match="terrain_kinds"):
         load_config("configs/kbot_walk_rough.toml", ["task.terrain_kinds=['lava']"])
 

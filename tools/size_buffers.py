@@ -1,6 +1,7 @@
 """Measure a task's peak contacts and constraint rows and print MuJoCo Warp buffer sizes for it.
 
     python tools/size_buffers.py --task kbot_walk --engine warp --num-envs 64 --steps 500
+    python tools/size_buffers.py --task ktorch_sim.tasks.kbot_walk_rough:KbotWalkRoughTask --set task.terrain_max_init_level=9
 
 Prints one JSON object: the measured peaks (:class:`ktorch_sim.buffer_sizing.BufferPeaks`) and
 the recommended ``task.nconmax`` / ``task.njmax`` (peaks x ``--margin``). Random actions around
@@ -29,12 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--action-noise", type=float, default=0.5, help="std of the random actions around home")
     p.add_argument("--margin", type=float, default=1.5, help="recommended size = peak x margin")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override, as for training (e.g. task.terrain_max_init_level=9)")
     args = p.parse_args(argv)
     if args.num_envs < 1 or args.steps < 1 or args.margin < 1.0:
         p.error("--num-envs and --steps must be >= 1 and --margin >= 1")
     try:
         config = load_config(None, [f"task.name={args.task}", f"task.num_envs={args.num_envs}",
-                                    f"task.engine={args.engine}", f"task.device={args.device}", "ppo.batch_size=1"])
+                                    f"task.engine={args.engine}", f"task.device={args.device}", "ppo.batch_size=1",
+                                    *args.set])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
