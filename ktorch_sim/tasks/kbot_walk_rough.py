@@ -126,7 +126,8 @@ class KbotWalkRoughTask(KbotWalkTask):
     def get_observations(self, model: mujoco.MjModel) -> Sequence[kc.Observation]:
         """kbot_walk's observations and the height scan."""
         noise = self.config.height_scan_noise if self.config.actor_height_scan else 0.0
-        return (*super().get_observations(model), HeightScanObservation.create(model, noise=noise))
+        scan = HeightScanObservation(ground=self.spawn_reset(model).ground, noise=noise)
+        return (*super().get_observations(model), scan)
 
     def get_terminations(self, model: mujoco.MjModel) -> Sequence[kc.Termination]:
         """Fallen (base below ``min_base_height`` above the ground), tipped beyond 45 deg, or out of time."""

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ktorch_sim.components.base import ComponentState, Curriculum, EnvContext, Observation, Reset, Reward, Termination
+from ktorch_sim.components.resets import constant
 from ktorch_sim.components.robot_base import base_body, base_position, base_quat
 from ktorch_sim.terrain.generator import Terrain
 from ktorch_sim.terrain.heights import HeightField
@@ -63,6 +64,7 @@ class TerrainState:
 
     def allocate(self, n: int, device: torch.device, generator: torch.Generator) -> None:
         """Give ``n`` worlds their cells: kinds spread evenly (world i gets kind i mod K), random levels."""
+        self._centres = torch.as_tensor(self.centres, dtype=torch.float32, device=device)
         self.levels = torch.randint(0, self.max_init_level + 1, (n,), generator=generator, device=device)
         self.kinds = torch.arange(n, device=device) % self.num_kinds
         self.spawn_xy = torch.zeros(n, 2, device=device)
@@ -70,8 +72,7 @@ class TerrainState:
 
     def cell_centres(self) -> torch.Tensor:
         """World (x, y) of each world's cell centre, (N, 2) m."""
-        centres = torch.as_tensor(self.centres, dtype=torch.float32, device=self.levels.device)
-        return centres[self.levels, self.kinds]
+        return self._centres[self.levels, self.kinds]
 
     def level_counts(self) -> torch.Tensor:
         """Worlds per level, (num_levels,) float32."""
@@ -230,7 +231,7 @@ class TerrainSpawnReset(Reset):
 
     def spawn_height(self, xy: torch.Tensor, yaw: torch.Tensor) -> torch.Tensor:
         """Return the base z (N,) that puts the lowest foot point ``clearance`` above the ground."""
-        pts = torch.as_tensor(self.points, dtype=torch.float32, device=xy.device)  # (P, 3)
+        pts = constant(self.points, xy.device)  # (P, 3), built once per device (no copy inside a captured step)
         c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
         wx = xy[:, :1] + c * pts[:, 0] - s * pts[:, 1]
         wy = xy[:, 1:] + s * pts[:, 0] + c * pts[:, 1]
@@ -311,8 +312,7 @@ class HeightScanObservation(Observation):
         base = base_body(ctx.model)
         pos = base_position(ctx.physics, base)
         yaw = quat_yaw(base_quat(ctx.physics, base))
-        offsets = torch.cartesian_prod(torch.tensor(self.x_points, device=pos.device),
-                                       torch.tensor(self.y_points, device=pos.device))  # (P, 2)
+        offsets = constant(tuple((x, y) for x in self.x_points for y in self.y_points), pos.device)  # (P, 2)
         c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
         wx = pos[:, :1] + c * offsets[:, 0] - s * offsets[:, 1]
         wy = pos[:, 1:2] + s * offsets[:, 0] + c * offsets[:, 1]
