@@ -304,3 +304,34 @@ def test_hfield_xy_position_reset_matches_mj_ray_on_the_grid(scene):
     xy = torch.rand(4000, 2, generator=torch.Generator().manual_seed(0)) * torch.tensor([8.0, 18.0]) * 2 - \
         torch.tensor([8.0, 18.0])
     np.testing.assert_allclose(reset.ground_height(xy).numpy(), field.height(xy).numpy(), atol=1e-4)
+
+
+def test_graphed_collector_body_equals_the_plain_collector_on_terrain(tmp_path):
+    """The static-buffer step body (what CUDA graph capture replays) collects what the plain collector does,
+    levels moving included (promote_distance 1 cm: every ended episode moves)."""
+    from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
+    from ktorch_sim.algorithms.rollout import RolloutCollector
+    from ktorch_sim.config import load_config
+    from ktorch_sim.training.trainer import Trainer
+
+    def trainer(name: str) -> Trainer:
+        return Trainer(load_config("configs/kbot_walk_rough.toml", [
+            "task.num_envs=4", "task.engine=mujoco", "task.device=cpu", "ppo.batch_size=2", "model.hidden_size=16",
+            "model.depth=1", "model.num_mixtures=2", "task.episode_length_seconds=0.1", "ppo.max_steps=100",
+            "logging.wandb_mode=disabled", "logging.video_every_minutes=0", f"logging.run_dir={tmp_path / name}",
+            "task.terrain_levels=3", "task.terrain_cell_size=4.0", "task.promote_distance=0.01"]))
+
+    plain, graphed = trainer("a"), trainer("b")
+    collectors = [RolloutCollector(plain.env, plain.task, 12, plain.generator),
+                  GraphedRolloutCollector(graphed.env, graphed.task, 12, graphed.generator, mode="eager")]
+    buffers = []
+    for t, collector in zip((plain, graphed), collectors, strict=True):
+        collector.current = t.collector.current
+        buffers.append(collector.collect(t.model, t.carry)[0].clone())
+    assert buffers[0]["next", "done"].any()
+    for key in buffers[0].keys(include_nested=True, leaves_only=True):
+        assert torch.equal(buffers[0][key], buffers[1][key]), key
+    levels = [t.env.spec.resets[-1].state.levels for t in (plain, graphed)]
+    assert torch.equal(*levels) and bool(levels[0].any())
+    for t in (plain, graphed):
+        t.logger.close()
