@@ -257,6 +257,12 @@ class Trainer:
         return "\n".join(lines)
 
     def _request_stop(self, signum: int, frame: object) -> None:
+        if self.dist.active:  # torchrun relays a Ctrl-C that each rank also got itself: one request, no escalation
+            if not self._stop and self.dist.is_main:
+                print(f"\nstopping (signal {signum}): every rank finishes iteration {self.iteration + 1}, then its "
+                      "checkpoint is saved", flush=True)
+            self._stop = True
+            return
         if self._stop:  # a second Ctrl-C stops at once (the checkpoint is still written in `finally`)
             raise KeyboardInterrupt
         self._stop = True
