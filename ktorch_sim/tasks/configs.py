@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ktorch_sim.task_config import CONE_NAMES, INTEGRATOR_NAMES, SOLVER_NAMES, RLConfig, config_field
+from ktorch_sim.terrain.kinds import KINDS
 
 C_INT_MAX = 2**31 - 1
 """The largest value of a C ``int`` (MuJoCo's counts, control steps as int32 indices)."""
@@ -107,6 +108,48 @@ class KbotWalkConfig(KbotConfig):
 
 
 @dataclass(kw_only=True)
+class KbotWalkRoughConfig(KbotWalkConfig):
+    """Settings of the rough-terrain walking task (kbot_walk's, plus the terrain and its curriculum)."""
+
+    terrain_kinds: tuple[str, ...] = config_field(KINDS, f"Terrain kinds, one grid column each; from {KINDS}.")
+    terrain_levels: int = config_field(10, "Difficulty levels (grid rows), difficulty level / (levels - 1).")
+    terrain_cell_size: float = config_field(8.0, "Side of one terrain cell, m.")
+    terrain_horizontal_scale: float = config_field(0.1, "Height grid spacing, m.")
+    terrain_seed: int = config_field(0, "Seed of the random terrain kinds (rough, obstacles).")
+    terrain_max_init_level: int = config_field(0, "Worlds start on a level drawn from 0..this.")
+    promote_distance: float = config_field(4.0, "An episode that ends this far (m) from its spawn point moves up.")
+    actor_height_scan: bool = config_field(False, "Let the actor see the (noisy) height scan too, not only the critic.")
+    height_scan_noise: float = config_field(0.02, "Std of the actor's height scan noise, m.")
+    min_base_height: float = config_field(0.4, "Fall termination: base height above the ground under it, m.")
+    # Height field contacts: up to 4 per capsule pair on MuJoCo Warp (docs/terrain.md, measured peaks).
+    nconmax: int = config_field(32, "Warp: contacts allocated per world (pooled); see docs/terrain.md.")
+    njmax: int = config_field(160, "Warp: constraint rows allocated per world; see docs/terrain.md.")
+
+    def check_values(self) -> None:
+        """kbot_walk's checks, then the terrain's (one line per problem)."""
+        super().check_values()
+        unknown = [k for k in self.terrain_kinds if k not in KINDS]
+        _require(not unknown and bool(self.terrain_kinds), "terrain_kinds",
+                 f"unknown kinds {unknown}; kinds are {list(KINDS)}")
+        _require(self.terrain_levels >= 1, "terrain_levels", f"must be >= 1, got {self.terrain_levels}")
+        _require(0 <= self.terrain_max_init_level < self.terrain_levels, "terrain_max_init_level",
+                 f"must be in [0, terrain_levels), got {self.terrain_max_init_level}")
+        _require(self.promote_distance > 0, "promote_distance", f"must be > 0, got {self.promote_distance}")
+        h, cell = self.terrain_horizontal_scale, self.terrain_cell_size
+        _require(0 < h <= 0.5, "terrain_horizontal_scale", f"must be in (0, 0.5] m, got {h}")
+        _require(cell > 2.0 and abs(cell / h - round(cell / h)) < 1e-6, "terrain_cell_size",
+                 f"must be > 2 m (the 2 m spawn platform) and a multiple of terrain_horizontal_scale ({h}), got {cell}")
+
+    def terrain_config(self) -> Any:
+        """Return the generator settings these values give (a :class:`ktorch_sim.terrain.TerrainConfig`)."""
+        from ktorch_sim.terrain.generator import TerrainConfig
+
+        return TerrainConfig(kinds=tuple(self.terrain_kinds), num_levels=self.terrain_levels,
+                             cell_size=self.terrain_cell_size, horizontal_scale=self.terrain_horizontal_scale,
+                             seed=self.terrain_seed)
+
+
+@dataclass(kw_only=True)
 class KbotAMPConfig(KbotWalkConfig):
     """Settings of ``kbot_amp``: walking on velocity commands with AMP's style reward from K-Bot gaits."""
 
@@ -187,4 +230,5 @@ class G1VelocityConfig(RLConfig):
         find_g1_xml(self.model_path)
 
 
-__all__ = ["C_INT_MAX", "G1VelocityConfig", "KbotConfig", "KbotStandConfig", "KbotWalkConfig", "check_episode_length"]
+__all__ = ["C_INT_MAX", "G1VelocityConfig", "KbotConfig", "KbotStandConfig", "KbotWalkConfig", "KbotWalkRoughConfig",
+           "check_episode_length"]

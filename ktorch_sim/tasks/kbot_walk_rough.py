@@ -22,21 +22,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import mujoco
 
 import ktorch_sim.components as kc
 from ktorch_sim.robots.kbot import KBOT_FOOT_GEOMS, KBOT_SCENE_XML
-from ktorch_sim.task_config import config_field
-from ktorch_sim.tasks.configs import KbotWalkConfig, _require
+from ktorch_sim.tasks.configs import KbotWalkRoughConfig  # defined there (importable without torch)
 from ktorch_sim.tasks.kbot_walk import KbotWalkTask
 from ktorch_sim.terrain import (
-    KINDS,
     HeightScanObservation,
     Terrain,
     TerrainBaseHeightTermination,
-    TerrainConfig,
     TerrainCurriculum,
     TerrainLevelRule,
     TerrainSpawnReset,
@@ -45,42 +41,6 @@ from ktorch_sim.terrain import (
 )
 
 __all__ = ["KbotWalkRoughConfig", "KbotWalkRoughTask"]
-
-
-@dataclass(kw_only=True)
-class KbotWalkRoughConfig(KbotWalkConfig):
-    """Settings of the rough-terrain walking task (kbot_walk's, plus the terrain and its curriculum)."""
-
-    terrain_kinds: tuple[str, ...] = config_field(KINDS, f"Terrain kinds, one grid column each; from {KINDS}.")
-    terrain_levels: int = config_field(10, "Difficulty levels (grid rows), difficulty level / (levels - 1).")
-    terrain_cell_size: float = config_field(8.0, "Side of one terrain cell, m.")
-    terrain_horizontal_scale: float = config_field(0.1, "Height grid spacing, m.")
-    terrain_seed: int = config_field(0, "Seed of the random terrain kinds (rough, obstacles).")
-    terrain_max_init_level: int = config_field(0, "Worlds start on a level drawn from 0..this.")
-    promote_distance: float = config_field(4.0, "An episode that ends this far (m) from its spawn point moves up.")
-    actor_height_scan: bool = config_field(False, "Let the actor see the (noisy) height scan too, not only the critic.")
-    height_scan_noise: float = config_field(0.02, "Std of the actor's height scan noise, m.")
-    min_base_height: float = config_field(0.4, "Fall termination: base height above the ground under it, m.")
-    # Height field contacts: up to 4 per capsule pair on MuJoCo Warp (docs/terrain.md, measured peaks).
-    nconmax: int = config_field(32, "Warp: contacts allocated per world (pooled); see docs/terrain.md.")
-    njmax: int = config_field(160, "Warp: constraint rows allocated per world; see docs/terrain.md.")
-
-    def check_values(self) -> None:
-        """kbot_walk's checks, then the terrain's (one line per problem)."""
-        super().check_values()
-        unknown = [k for k in self.terrain_kinds if k not in KINDS]
-        _require(not unknown and bool(self.terrain_kinds), "terrain_kinds",
-                 f"unknown kinds {unknown}; kinds are {list(KINDS)}")
-        _require(self.terrain_levels >= 1, "terrain_levels", f"must be >= 1, got {self.terrain_levels}")
-        _require(0 <= self.terrain_max_init_level < self.terrain_levels, "terrain_max_init_level",
-                 f"must be in [0, terrain_levels), got {self.terrain_max_init_level}")
-        _require(self.promote_distance > 0, "promote_distance", f"must be > 0, got {self.promote_distance}")
-
-    def terrain_config(self) -> TerrainConfig:
-        """Return the generator settings these values give."""
-        return TerrainConfig(kinds=tuple(self.terrain_kinds), num_levels=self.terrain_levels,
-                             cell_size=self.terrain_cell_size, horizontal_scale=self.terrain_horizontal_scale,
-                             seed=self.terrain_seed)
 
 
 class KbotWalkRoughTask(KbotWalkTask):

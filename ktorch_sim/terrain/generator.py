@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ktorch_sim.terrain.kinds import KINDS
+
 __all__ = ["KINDS", "Terrain", "TerrainConfig", "cell_heights", "generate_terrain"]
 
-KINDS: tuple[str, ...] = ("flat", "rough", "waves", "slope_up", "slope_down", "stairs_up", "stairs_down",
-                          "stepping_stones", "obstacles")
 
 
 @dataclass(frozen=True, kw_only=True)
