@@ -168,6 +168,8 @@ def test_two_rank_checkpoint_resumes_on_one_rank(two_ranks):
     _, (a, _) = two_ranks
     config = small_config(str(Path(a["run_dir"]).parent))
     config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, max_steps=config.ppo.max_steps * 2))
+    latest = Path(a["run_dir"], "checkpoints", "latest").read_text().strip()
+    assert torch.load(Path(a["run_dir"], "checkpoints", latest), weights_only=False)["distributed"] == {"world_size": 2}
     trainer = Trainer(config, resume=a["run_dir"])
     assert trainer.dist.world_size == 1 and trainer.iteration == ITERATIONS
     for name, tensor in a["model"].items():
@@ -226,3 +228,12 @@ def test_a_dying_rank_is_one_clear_error_not_a_hang(tmp_path):
     seconds, message = (tmp_path / "rank0.txt").read_text().split("\n", 1)
     assert float(seconds) < 25, f"rank 0 noticed only after {seconds} s"
     assert message.startswith("rank 0/2: all_reduce failed") and "--resume" in message and "\n" not in message
+
+
+def test_rank_seeds():
+    """Rank 0 of a fresh run keeps the run seed (one process is unchanged); every other (rank, iteration)
+    gets its own seed, a valid torch seed, the same in every process."""
+    assert distributed.rank_seed(1337, 0) == 1337
+    seeds = {distributed.rank_seed(1337, r, i) for r in range(4) for i in (0, 10)}
+    assert len(seeds) == 8 and all(0 <= s < 2**63 for s in seeds)
+    assert distributed.rank_seed(1337, 1, 10) == distributed.rank_seed(1337, 1, 10) != distributed.rank_seed(1338, 1, 10)
