@@ -207,6 +207,10 @@ class AMPPPO(PPO):
                  num_envs: int | None = None, optimizer: torch.optim.Optimizer | None = None,
                  amp: AMPConfig | None = None) -> None:
         """PPO's arguments plus the ``amp`` section (default: every AMP default)."""
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and \
+                torch.distributed.get_world_size() > 1:
+            raise ValueError("AMP trains in one process only: its discriminator, normalizer and replay are not yet "
+                             "synchronized across torchrun ranks; run kbot_amp (or any ks.AMPTask) without torchrun")
         super().__init__(task, model, config, generator, num_envs=num_envs, optimizer=optimizer)
         self.amp_config = amp or AMPConfig()
         device = next(model.parameters()).device
