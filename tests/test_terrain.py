@@ -258,13 +258,18 @@ def test_spawn_reset_applies_the_rule_at_episode_ends_and_curriculum_reports_lev
     curriculum = TerrainCurriculum(state=spawn.state, inner=kc.ConstantCurriculum(level=0.5))
     cstate = curriculum.init_curriculum(env.device)
     assert float(cstate["level"]) == 0.5 and cstate["terrain_level_counts"].tolist() == [env.num_envs, 0]
+    spawn.state.levels[2] = 1
     env.ctx.episode_steps.fill_(100)
-    env.ctx.extras["terminated"].zero_()
-    env.engine.state.qpos[0, :2] = spawn.state.spawn_xy[0] + torch.tensor([1.5, 0.0])  # world 0 "walked" 1.5 m
+    terminated, truncated = env.ctx.extras["terminated"], env.ctx.extras["truncated"]
+    terminated.zero_()
+    truncated.zero_()
+    truncated[0] = True  # world 0's time ran out after it "walked" 1.5 m: up
+    env.engine.state.qpos[:2, :2] = spawn.state.spawn_xy[:2] + torch.tensor([1.5, 0.0])  # so did world 1
+    terminated[2] = True  # world 2 fell: down
     mask = torch.zeros(env.num_envs, dtype=torch.bool)
-    mask[[0, 1]] = True
+    mask[[0, 1, 2]] = True  # world 1 is reset without its episode ending (a full env.reset()): stays
     env._reset_worlds(mask)
-    assert spawn.state.levels[:3].tolist() == [1, 0, 0]
+    assert spawn.state.levels[:4].tolist() == [1, 0, 0, 0]
     curriculum.step(cstate, {})
     assert cstate["terrain_level_counts"].tolist() == [env.num_envs - 1, 1]
     assert float(cstate["terrain_level_mean"]) == pytest.approx(1 / env.num_envs)

@@ -89,7 +89,8 @@ class TerrainLevelRule:
     command asked for (``|command[:2]|`` m/s times the episode's duration) when ``command`` names a
     velocity command. A world promoted past the last level gets a uniformly random level when
     ``resample_past_last`` (so the hardest cells do not collect every good world), else stays.
-    Episodes of zero steps (the first reset, a full ``env.reset()``) move nothing.
+    Only episodes that ended (terminated or truncated in this step, after at least one step) move:
+    the first reset and a full ``env.reset()`` of running episodes move nothing.
     """
 
     promote_distance: float = 4.0
@@ -213,7 +214,8 @@ class TerrainSpawnReset(Reset):
         if st.levels is None or st.levels.shape[0] != n:
             st.allocate(n, dev, ctx.generator)
         if self.rule is not None:
-            ended = mask & st.started & (ctx.episode_steps > 0)
+            done = ctx.extras["terminated"] | ctx.extras["truncated"]
+            ended = mask & done & st.started & (ctx.episode_steps > 0)
             st.levels.copy_(torch.where(ended, self.rule.new_levels(st, ended, ctx), st.levels))
         xy = st.cell_centres() + (2 * torch.rand(n, 2, generator=ctx.generator, device=dev) - 1) * self.xy_range
         quat = qpos[:, 3:7]
