@@ -340,3 +340,18 @@ def test_graphed_collector_body_equals_the_plain_collector_on_terrain(tmp_path):
     assert torch.equal(*levels) and bool(levels[0].any())
     for t in (plain, graphed):
         t.logger.close()
+
+
+def test_terrain_preview_tool_writes_a_png_and_rejects_bad_kinds(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "terrain_preview.py"
+    spec = importlib.util.spec_from_file_location("terrain_preview", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "t.png"
+    assert tool.main(["--out", str(out), "--levels", "2", "--cell-size", "4", "--kinds", "flat,stairs_up"]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert tool.main(["--out", str(out), "--kinds", "lava"]) == 2
+    assert "error: terrain kinds ['lava'] are not known" in capsys.readouterr().err
