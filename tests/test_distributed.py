@@ -236,4 +236,5 @@ def test_rank_seeds():
     assert distributed.rank_seed(1337, 0) == 1337
     seeds = {distributed.rank_seed(1337, r, i) for r in range(4) for i in (0, 10)}
     assert len(seeds) == 8 and all(0 <= s < 2**63 for s in seeds)
-    assert distributed.rank_seed(1337, 1, 10) == distributed.rank_seed(1337, 1, 10) != distributed.rank_seed(1338, 1, 10)
+    again = distributed.rank_seed(1337, 1, 10)
+    assert distributed.rank_seed(1337, 1, 10) == again != distributed.rank_seed(1338, 1, 10)
