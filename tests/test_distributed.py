@@ -9,8 +9,10 @@ rank saw; the tests below read it (:func:`two_ranks`), so the processes start on
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -238,3 +240,25 @@ def test_rank_seeds():
     assert len(seeds) == 8 and all(0 <= s < 2**63 for s in seeds)
     again = distributed.rank_seed(1337, 1, 10)
     assert distributed.rank_seed(1337, 1, 10) == again != distributed.rank_seed(1338, 1, 10)
+
+
+def test_torchrun_cli_two_processes(tmp_path):
+    """``torchrun --nproc-per-node 2 -m ktorch_sim.train``: one run directory, one metrics line per iteration
+    with every rank's env steps, one summary; the run then resumes in a single process."""
+    tiny = ["--set", "task.name=tests.cartpole:CartpoleTask", "--set", "task.num_envs=8", "--set", "ppo.batch_size=4",
+            "--set", "ppo.rollout_length_seconds=0.2", "--set", "model.hidden_size=16", "--set", "model.depth=1",
+            "--set", "logging.wandb_mode=disabled", "--set", f"logging.run_dir={tmp_path}", "--no-progress"]
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          str(_free_port()), "-m", "ktorch_sim.train", *tiny, "--set", "ppo.max_steps=320"],
+                         cwd=repo, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("run directory: ") == 1 and out.stdout.count("last iteration") == 1, out.stdout
+    (run_dir,) = tmp_path.iterdir()
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2] and lines[-1]["env_steps"] == 320  # 2 x (8 worlds x 10 steps x 2)
+    again = subprocess.run([sys.executable, "-m", "ktorch_sim.train", *tiny, "--set", "ppo.max_steps=400",
+                            "--resume", str(run_dir)], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["iteration"] for x in lines] == [1, 2, 3] and lines[-1]["env_steps"] == 400  # + 8 x 10, one process
