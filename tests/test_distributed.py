@@ -77,7 +77,11 @@ def normalizer_after_update(sync: Distributed, rows: slice) -> dict[str, torch.T
 
 
 def _write_watch(root: str, seen: list[str]) -> Any:
-    """An audit hook recording every file opened for writing, directory made or file moved under ``root``."""
+    """An audit hook recording every file opened for writing, directory made or file moved under ``root``.
+
+    ``torch.save`` to a path writes from C++ (no audit event), but a checkpoint is written to a temporary
+    name and moved into place (``os.replace``), and the run directory is made with ``os.mkdir``: both seen.
+    """
     def hook(event: str, args: tuple) -> None:
         if event == "open" and isinstance(args[0], (str, Path)) and str(args[0]).startswith(root):
             mode, flags = args[1], args[2]
