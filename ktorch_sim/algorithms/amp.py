@@ -223,11 +223,16 @@ class AMPPPO(PPO):
         return cls(task, model, config.ppo, generator, num_envs=num_envs, amp=config.amp)
 
     def rollout_transitions(self, buffer: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """(s, s') transitions [N, T, D] of a rollout, and where they are real [N, T] (no episode end, no fault)."""
+        """(s, s') transitions [N, T, D] of a rollout (followed by the task's ``amp_command`` value when it
+        has one), and where they are real [N, T] (no episode end, no fault)."""
         name = self.task.amp_observation
         nxt = buffer["next"]
         usable = ~(invalid_transitions(nxt) | nxt["done"][..., 0])
-        pairs = torch.cat([buffer["observation", name], nxt["observation", name]], dim=-1)
+        parts = [buffer["observation", name], nxt["observation", name]]
+        command = getattr(self.task, "amp_command", None)
+        if command is not None:
+            parts.append(buffer["command", command].to(parts[0].dtype))
+        pairs = torch.cat(parts, dim=-1)
         return torch.where(usable[..., None], pairs, 0.0), usable
 
     def update(self, buffer: Any, start_carry: Any) -> dict[str, torch.Tensor]:

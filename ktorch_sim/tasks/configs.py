@@ -158,6 +158,10 @@ class KbotAMPConfig(KbotWalkConfig):
                                                 "(ktorch_sim.motion.gait.default_family).")
     reference_state_init: float = config_field(0.5, "Share of new episodes that start from a random reference-clip "
                                                     "frame (reference-state initialization), in [0, 1].")
+    command_conditioned: bool = config_field(True, "The discriminator also sees the velocity command, and commands "
+                                                   "are drawn from the clips' commands (the style is then the gait "
+                                                   "of the commanded clip); false: kbot_walk's continuous commands "
+                                                   "and an unconditional discriminator.")
 
     def check_values(self) -> None:
         """The walking task's checks, and reference_state_init in [0, 1]."""
