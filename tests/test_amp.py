@@ -115,6 +115,35 @@ def test_the_engine_and_the_clips_give_the_same_features() -> None:
     assert torch.cdist(home.double(), table.double()).min().item() > 1e-2
 
 
+def test_reference_state_init_writes_only_the_chosen_worlds() -> None:
+    """Probability 0 changes nothing; probability 1 gives every masked world a clip frame's joints and speeds,
+    turned to some heading (same height and tilt), and leaves the other worlds alone."""
+    from ktorch_sim.motion.reference_reset import ReferenceStateReset
+    from ktorch_sim.utils.rotations import quat_yaw
+
+    task = _kbot_amp_task()
+    env = task.make_env()
+    home = env._initial_qpos.expand(env.num_envs, -1).clone()
+    qvel = torch.zeros(env.num_envs, env.model.nv)
+    mask = torch.arange(env.num_envs) % 2 == 0
+    never = ReferenceStateReset.from_clips(task.reference_motions(), 0.0)
+    qpos = home.clone()
+    never.apply(qpos, qvel, mask, env.ctx)
+    assert torch.equal(qpos, home) and not qvel.any()
+    always = ReferenceStateReset.from_clips(task.reference_motions(), 1.0)
+    always.apply(qpos, qvel, mask, env.ctx)
+    assert torch.equal(qpos[~mask], home[~mask]) and not qvel[~mask].any()
+    ours = torch.cat([qpos[mask, 7:], qvel[mask, 6:]], -1).double()
+    frames = torch.cat([always.qpos[:, 7:], always.qvel[:, 6:]], -1).double()
+    joints = torch.cdist(ours, frames, compute_mode="donot_use_mm_for_euclid_dist")
+    assert joints.min(dim=1).values.max() < 1e-5
+    frame = joints.argmin(dim=1)
+    torch.testing.assert_close(qpos[mask, 2], always.qpos[frame, 2])
+    speed = torch.linalg.vector_norm(qvel[mask, :3], dim=-1)
+    torch.testing.assert_close(speed, torch.linalg.vector_norm(always.qvel[frame, :3], dim=-1))
+    assert quat_yaw(qpos[mask, 3:7]).std() > 0.1  # random headings
+
+
 def test_cyclic_clip_transitions_wrap_and_open_ones_do_not() -> None:
     features = torch.arange(6.0).view(3, 2)
     assert transitions(features, cyclic=True).shape == (3, 4)
