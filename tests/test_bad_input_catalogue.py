@@ -29,7 +29,7 @@ from ktorch_sim import config as C
 
 REPO = Path(__file__).resolve().parents[1]
 USER_TASK = "tests.cartpole:CartpoleTask"
-TASKS = ("kbot_walk", "kbot_stand", "kbot_amp", "g1_velocity", USER_TASK)
+TASKS = ("kbot_walk", "kbot_stand", "kbot_amp", "kbot_walk_rough", "g1_velocity", USER_TASK)
 TINY = ["task.name=tests.cartpole:CartpoleTask", "task.num_envs=8", "ppo.batch_size=4",
         "ppo.rollout_length_seconds=0.2", "model.hidden_size=16", "model.depth=1", "logging.wandb_mode=disabled",
         "ppo.max_steps=16"]

@@ -206,7 +206,7 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["task.integrator=rk5"], "--set task.integrator: expected one of"),
     (["task.device=gpu"], '--set task.device: expected auto, cpu or cuda[:k], got "gpu"'),
     (["task.name=kbot_wlak"], '--set task.name: unknown task "kbot_wlak"; did you mean kbot_walk? '
-                              "registered tasks: g1_velocity, kbot_amp, kbot_stand, kbot_walk"),
+                              "registered tasks: g1_velocity, kbot_amp, kbot_stand, kbot_walk, kbot_walk_rough"),
     (["task.name=no_such_module_xyz:Task"], '--set task.name: cannot import module "no_such_module_xyz"'),
     (["task.name=ktorch_sim.tasks:TASKS"],
      '--set task.name: module ktorch_sim.tasks is not an RLTask subclass: "TASKS"'),
@@ -249,7 +249,7 @@ def test_override_errors_name_key_and_what_is_allowed(overrides, expected):
     ("ppo = 3\n", "x.toml: ppo: expected a table [ppo], got 3"),
     ("[task]\nname = 7\n", "x.toml: task.name: expected str, got 7"),
     ("[task]\nname = \"walker\"\n",
-     'x.toml: task.name: unknown task "walker"; registered tasks: g1_velocity, kbot_amp, kbot_stand, kbot_walk'),
+     'x.toml: task.name: unknown task "walker"; registered tasks: g1_velocity, kbot_amp, kbot_stand, kbot_walk, kbot_walk_rough'),
     ("[ppo]\nbatch_size = \"abc\"\n", 'x.toml: ppo.batch_size: expected int, got "abc"'),
     ("[ppo]\nnormalize_advantages = 0\n", "x.toml: ppo.normalize_advantages: expected bool (true or false), got 0"),
     ("[task]\nnum_envs = 2048\nengine = \"warp\"\n[ppo]\nbatch_size = 300\n",
@@ -441,7 +441,7 @@ def test_registered_tasks_resolve_to_their_classes():
 def test_help_lists_every_field_with_type_default_and_help(task):
     text = config_help(task)
     config = default_config(task)
-    assert f'  task.name: str = "{task}"' in text and "Registered: g1_velocity, kbot_amp, kbot_stand, kbot_walk." in text
+    assert f'  task.name: str = "{task}"' in text and "Registered: g1_velocity, kbot_amp, kbot_stand, kbot_walk, kbot_walk_rough." in text
     for section in SECTIONS:
         obj = getattr(config, section)
         hints = typing.get_type_hints(type(obj))

@@ -287,9 +287,12 @@ def test_kbot_walk_rough_config_trains_one_iteration(tmp_path):
         f"logging.run_dir={tmp_path}", "task.terrain_levels=3", "task.terrain_cell_size=4.0"])
     trainer = Trainer(config)
     assert trainer.env.model.geom("floor").type == mujoco.mjtGeom.mjGEOM_HFIELD
-    trainer.iterate()
+    metrics = trainer.iterate()
     state = trainer.curriculum_state
     assert state["terrain_levels"].shape == (4,) and float(state["terrain_level_counts"].sum()) == 4
+    # the level distribution is logged every iteration: worlds per level sum to the worlds, mean in [0, 1]
+    assert sum(metrics[f"curriculum/terrain_level_{i}"] for i in range(3)) == 4
+    assert 0.0 <= metrics["curriculum/terrain_level_mean"] <= 1.0 and "curriculum/level" in metrics
     state["terrain_levels"].copy_(torch.tensor([2, 1, 0, 2]))  # as if worlds had moved
     trainer.save()
     trainer.logger.close()

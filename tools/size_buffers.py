@@ -1,7 +1,7 @@
 """Measure a task's peak contacts and constraint rows and print MuJoCo Warp buffer sizes for it.
 
     python tools/size_buffers.py --task kbot_walk --engine warp --num-envs 64 --steps 500
-    python tools/size_buffers.py --task ktorch_sim.tasks.kbot_walk_rough:KbotWalkRoughTask --set task.terrain_max_init_level=9
+    python tools/size_buffers.py --task kbot_walk_rough --set task.terrain_max_init_level=9
 
 Prints one JSON object: the measured peaks (:class:`ktorch_sim.buffer_sizing.BufferPeaks`) and
 the recommended ``task.nconmax`` / ``task.njmax`` (peaks x ``--margin``). Random actions around

@@ -276,3 +276,7 @@ class Curriculum(Component):
         ``deaths_per_episode`` (failed terminations / episodes) and ``num_steps`` (iterations
         so far)."""
         raise NotImplementedError
+
+    def metrics(self, state: ComponentState) -> dict[str, torch.Tensor]:
+        """Scalar tensors the trainer logs as ``curriculum/<name>`` every iteration (default: the level)."""
+        return {"level": state["level"]}

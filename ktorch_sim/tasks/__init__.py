@@ -16,6 +16,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "kbot_stand": ("ktorch_sim.tasks.kbot_stand", "KbotStandTask", "KbotStandConfig"),
     "kbot_walk": ("ktorch_sim.tasks.kbot_walk", "KbotWalkTask", "KbotWalkConfig"),
     "kbot_amp": ("ktorch_sim.tasks.kbot_amp", "KbotAMPTask", "KbotAMPConfig"),
+    "kbot_walk_rough": ("ktorch_sim.tasks.kbot_walk_rough", "KbotWalkRoughTask", "KbotWalkRoughConfig"),
     "g1_velocity": ("ktorch_sim.tasks.g1_velocity", "G1VelocityTask", "G1VelocityConfig"),
 }
 TASK_NAMES: tuple[str, ...] = tuple(_REGISTRY)

@@ -13,9 +13,7 @@ from typing import Any
 
 from ktorch_sim.task_config import CONE_NAMES, INTEGRATOR_NAMES, SOLVER_NAMES, RLConfig, config_field
 from ktorch_sim.terrain.kinds import KINDS
-
-C_INT_MAX = 2**31 - 1
-"""The largest value of a C ``int`` (MuJoCo's counts, control steps as int32 indices)."""
+from ktorch_sim.utils.limits import C_INT_MAX, INT64_MAX
 
 
 class _RangeError(ValueError):
@@ -135,6 +133,9 @@ class KbotWalkRoughConfig(KbotWalkConfig):
         _require(0 <= self.terrain_max_init_level < self.terrain_levels, "terrain_max_init_level",
                  f"must be in [0, terrain_levels), got {self.terrain_max_init_level}")
         _require(self.promote_distance > 0, "promote_distance", f"must be > 0, got {self.promote_distance}")
+        _require(0 <= self.terrain_seed <= INT64_MAX, "terrain_seed", f"must be in [0, 2**63 - 1], got {self.terrain_seed}")
+        _require(self.height_scan_noise >= 0, "height_scan_noise", f"must be >= 0 m, got {self.height_scan_noise}")
+        _require(self.min_base_height > 0, "min_base_height", f"must be > 0 m, got {self.min_base_height}")
         h, cell = self.terrain_horizontal_scale, self.terrain_cell_size
         _require(0 < h <= 0.5, "terrain_horizontal_scale", f"must be in (0, 0.5] m, got {h}")
         _require(cell > 2.0 and abs(cell / h - round(cell / h)) < 1e-6, "terrain_cell_size",

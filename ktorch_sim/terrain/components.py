@@ -274,6 +274,12 @@ class TerrainCurriculum(Curriculum):
         self.inner.step(state, metrics)
         self._refresh(state)
 
+    def metrics(self, state: ComponentState) -> dict[str, torch.Tensor]:
+        """``inner``'s metrics, the mean terrain level (in [0, 1]) and the worlds on each level."""
+        counts = state["terrain_level_counts"]
+        return {**self.inner.metrics(state), "terrain_level_mean": state["terrain_level_mean"],
+                **{f"terrain_level_{i}": counts[i] for i in range(counts.shape[0])}}
+
     def _refresh(self, state: ComponentState) -> None:
         top = max(self.state.num_levels - 1, 1)
         state["terrain_level_mean"].copy_(self.state.levels.to(torch.float32).mean() / top)

@@ -192,7 +192,7 @@ class Trainer:
         # This rank's means over its (equally many) worlds -> the mean over every rank's; the episode
         # entries above are already global (sums over ranks).
         out.update(self.dist.mean_dict({k: v for k, v in out.items() if k.startswith(("reward/", "loss/"))}))
-        out["curriculum/level"] = self.curriculum_state["level"].float()
+        out.update({f"curriculum/{k}": v for k, v in self.curriculum.metrics(self.curriculum_state).items()})
         return {k: v.float().reshape(()) for k, v in out.items()}
 
     def _curriculum_inputs(self, episodes: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
