@@ -6,8 +6,7 @@ read and checked by the config loader without importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ktorch_sim.utils.lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("ActorCritic", "GRUActor", "GRUCritic", "MLPActor", "MLPCritic"),
@@ -20,15 +19,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

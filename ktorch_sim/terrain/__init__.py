@@ -11,10 +11,8 @@ the torch-free task configs.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from ktorch_sim.terrain.kinds import KINDS
+from ktorch_sim.utils.lazy import lazy_exports
 
 _COMPONENTS = ("HeightScanObservation", "TerrainBaseHeightObservation", "TerrainBaseHeightReward",
                "TerrainBaseHeightTermination", "TerrainCurriculum", "TerrainLevelRule", "TerrainSpawnReset",
@@ -27,18 +25,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["KINDS", *sorted(_LAZY)]
