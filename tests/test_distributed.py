@@ -266,3 +266,46 @@ def test_torchrun_cli_two_processes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [x["iteration"] for x in lines] == [1, 2, 3] and lines[-1]["env_steps"] == 400  # + 8 x 10, one process
+
+
+# --- AMP under torchrun: the discriminator is one network across ranks ------------------------------------
+
+def _amp_rank_main(rank: int, world: int, port: int, root: str, results: str) -> None:
+    """One rank of a 2-rank AMP job (the arm of benchmarks/amp_arm.py, 2 iterations); saves what must agree."""
+    from tools.amp_learning_check import arm_config
+
+    from benchmarks.amp_arm import AMPArmTask
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), KTORCH_SIM_DIST_TIMEOUT_S="60")
+    assert distributed.init_from_env()
+    config = arm_config(f"{root}/runs")
+    config = dataclasses.replace(config, task=dataclasses.replace(config.task, num_envs=8),
+                                 ppo=dataclasses.replace(config.ppo, rollout_length_seconds=0.5, minibatch_size=40,
+                                                         num_passes=2, max_steps=2 * 8 * 10 * world),
+                                 amp=dataclasses.replace(config.amp, batch_size=32, hidden_sizes=(16,)))
+    trainer = Trainer(config, task=AMPArmTask(config.task))
+    trainer.train(progress=False)
+    amp = trainer.ppo.amp
+    torch.save({"discriminator": {k: v.clone() for k, v in amp.discriminator.state_dict().items()},
+                "normalizer": {k: v.clone() for k, v in amp.normalizer.state_dict().items()},
+                "model": {k: v.clone() for k, v in trainer.model.state_dict().items()},
+                "replay": amp.replay.state_dict(), "iteration": trainer.iteration}, f"{results}/amp{rank}.pt")
+    distributed.shutdown()
+
+
+def test_amp_discriminator_and_its_normalizer_stay_identical_across_ranks(tmp_path):
+    """Two ranks train AMP for 2 iterations: discriminator weights, its feature statistics and the policy are
+    bit-equal on both (rank 0's copies broadcast at the start, gradients averaged, moments merged), while each
+    rank's replay buffer holds its own worlds' transitions."""
+    root, results = tmp_path / "root", tmp_path / "results"
+    root.mkdir()
+    results.mkdir()
+    torch.multiprocessing.spawn(_amp_rank_main, args=(WORLD, _free_port(), str(root), str(results)), nprocs=WORLD,
+                                join=True)
+    ranks = [torch.load(results / f"amp{r}.pt", weights_only=False) for r in range(WORLD)]
+    assert ranks[0]["iteration"] == ranks[1]["iteration"] == 2
+    for part in ("discriminator", "normalizer", "model"):
+        for name, value in ranks[0][part].items():
+            assert torch.equal(value, ranks[1][part][name]), f"{part}.{name} differs between ranks"
+    assert not torch.equal(ranks[0]["replay"]["data"], ranks[1]["replay"]["data"])

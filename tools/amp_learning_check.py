@@ -10,6 +10,7 @@ first and last swing distance. See docs/amp.md and docs/training_runs.md for a r
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 import time
@@ -102,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="an [amp] setting (e.g. learning_rate=1e-4), init_std (the policy's) or rsi "
                              "(task.reference_state_init)")
     args = parser.parse_args(argv)
-    overrides = {k: eval(v, {}) for k, v in (item.split("=", 1) for item in args.set)}  # noqa: S307 - numbers, tuples
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        try:
+            overrides[key] = ast.literal_eval(value)  # numbers and tuples, never code
+        except (ValueError, SyntaxError):
+            parser.error(f"--set {item!r}: expected KEY=VALUE with a Python literal value (e.g. learning_rate=1e-4)")
+        if not sep:
+            parser.error(f"--set {item!r}: expected KEY=VALUE")
     records = run(args.iterations, args.out, args.seed, **overrides)
     plot(records, args.out / "amp_arm.png")
     print(f"swing distance: first iteration {records[0]['swing_distance']:.3f}, "

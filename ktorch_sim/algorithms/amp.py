@@ -24,6 +24,7 @@ transitions, and :class:`AMPPPO`, the PPO that uses it. Choices, against the pee
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -31,7 +32,7 @@ from torch import nn
 
 from ktorch_sim.algorithms.amp_config import AMPConfig
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
-from ktorch_sim.algorithms.ppo import PPO, invalid_transitions, masked_mean
+from ktorch_sim.algorithms.ppo import PPO, _keep_extras, invalid_transitions, masked_mean
 
 
 def style_reward(logits: torch.Tensor) -> torch.Tensor:
@@ -132,6 +133,8 @@ class AMPDiscriminatorTrainer:
         ], lr=config.learning_rate)
         self.replay = TransitionReplay(config.replay_size, width, device)
         self.skipped_steps = 0
+        # Averages the discriminator's gradients over torchrun ranks (set by the trainer; one process: no-op).
+        self.average_gradients: Callable[[Iterable[torch.nn.Parameter], torch.Tensor], torch.Tensor] = _keep_extras
 
     @torch.no_grad()
     def logits(self, transitions: torch.Tensor) -> torch.Tensor:
@@ -165,8 +168,10 @@ class AMPDiscriminatorTrainer:
         total = loss_ref + loss_pol + penalty
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        # Under torchrun every rank steps on the average gradient; the summed loss makes one skip decision.
+        total_everywhere = self.average_gradients(self.discriminator.parameters(), total.detach().reshape(1))[0]
         grad_norm = nn.utils.clip_grad_norm_(self.discriminator.parameters(), cfg.grad_clip, foreach=True)
-        if bool(torch.isfinite(total) & torch.isfinite(grad_norm)):
+        if bool(torch.isfinite(total_everywhere) & torch.isfinite(grad_norm)):
             self.optimizer.step()
         else:
             self.optimizer.zero_grad(set_to_none=True)
@@ -207,10 +212,6 @@ class AMPPPO(PPO):
                  num_envs: int | None = None, optimizer: torch.optim.Optimizer | None = None,
                  amp: AMPConfig | None = None) -> None:
         """PPO's arguments plus the ``amp`` section (default: every AMP default)."""
-        if torch.distributed.is_available() and torch.distributed.is_initialized() and \
-                torch.distributed.get_world_size() > 1:
-            raise ValueError("AMP trains in one process only: its discriminator, normalizer and replay are not yet "
-                             "synchronized across torchrun ranks; run kbot_amp (or any ks.AMPTask) without torchrun")
         super().__init__(task, model, config, generator, num_envs=num_envs, optimizer=optimizer)
         self.amp_config = amp or AMPConfig()
         device = next(model.parameters()).device
@@ -251,8 +252,14 @@ class AMPPPO(PPO):
         out["amp_skipped_steps"] = torch.tensor(float(self.amp.skipped_steps), device=style.device)
         return out
 
+    def synchronized_modules(self) -> list[nn.Module]:
+        """The discriminator and its feature normalizer: under torchrun rank 0's copies are broadcast at the
+        start and the normalizer merges its moments over ranks (each rank keeps its own replay buffer)."""
+        return [self.amp.discriminator, self.amp.normalizer]
+
     def _minibatch(self, traj: Any, carry: Any) -> tuple[dict[str, torch.Tensor], bool]:
         """PPO's step on the minibatch, then ``amp.steps_per_minibatch`` discriminator steps (metrics averaged)."""
+        self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
         metrics, applied = super()._minibatch(traj, carry)
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0
         sums: dict[str, torch.Tensor] = {}

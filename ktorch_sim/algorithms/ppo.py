@@ -278,6 +278,11 @@ class PPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * self.kl.lr_scale
 
+    def synchronized_modules(self) -> list[torch.nn.Module]:
+        """Modules besides the policy whose state every torchrun rank must share (a subclass's extra networks):
+        the trainer broadcasts rank 0's copies at the start and merges their running normalizers over ranks."""
+        return []
+
     def state_dict(self) -> dict[str, object]:
         """The checkpoint entries this algorithm owns: ``optimizer``, ``reward_scaler`` and ``ppo``
         (adaptive-KL state and the skipped-update count), under the checkpoint format's keys."""

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ktorch_sim.algorithms.ppo import PPO, invalid_transitions
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
+from ktorch_sim.algorithms.ppo import PPO, invalid_transitions
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.checkpoint import (
     CheckpointError,
@@ -32,12 +32,12 @@ from ktorch_sim.checkpoint import (
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.errors import RunFinished
-from ktorch_sim.utils.phase_progress import IterationGuard, PhaseProgress, progress_line
 from ktorch_sim.ppo_task import PPOTask, build_policy
 from ktorch_sim.training import distributed
 from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
-from ktorch_sim.utils.resources import check_rollout_fits
 from ktorch_sim.training.videos import TrainingVideos
+from ktorch_sim.utils.phase_progress import IterationGuard, PhaseProgress, progress_line
+from ktorch_sim.utils.resources import check_rollout_fits
 
 # Config keys a checkpoint must agree on to be resumed (the network's shape and the task).
 COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.depth", "model.num_mixtures",
@@ -91,7 +91,8 @@ class Trainer:
         self.ppo = algorithm.from_train_config(task, self.model, config, self.generator, num_envs=self.env.num_envs)
         if self.dist.active:
             self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
-            distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler], self.dist)
+            distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler,
+                                            *self.ppo.synchronized_modules()], self.dist)
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
                                                      mode="cuda_graph")
@@ -121,6 +122,8 @@ class Trainer:
         # Every rank starts from rank 0's weights and input statistics (fresh ranks were seeded apart).
         self.dist.broadcast_module(self.model)
         self.dist.broadcast_module(task.normalizers)
+        for module in self.ppo.synchronized_modules():  # e.g. AMP's discriminator and its feature normalizer
+            self.dist.broadcast_module(module)
         if not self.dist.is_main:  # only rank 0 writes: config, metrics, wandb, videos, checkpoints
             self.checkpoints = self.logger = self.videos = distributed.NOT_RANK_ZERO
             return
