@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ktorch_sim.components.base import EnvContext, Reset, index_tensor, uniform
+from ktorch_sim.terrain.heights import HeightField
 from ktorch_sim.utils.rotations import axis_angle_quat, quat_mul
 
 # Joint types a reset or randomizer treats as actuated joints (never the free or ball joint).
@@ -333,20 +334,14 @@ class HFieldXYPositionReset(Reset):
 
     def ground_height(self, xy: torch.Tensor) -> torch.Tensor:
         """Terrain height (N,) in m at world points ``xy`` (N, 2), linear on MuJoCo's grid triangles."""
-        grid = constant(self.hfield_data, xy.device)
-        nrow, ncol = grid.shape
-        rx, ry, elevation = self.size[0], self.size[1], self.size[2]
-        col = ((xy[:, 0] - self.origin[0] + rx) / (2 * rx) * (ncol - 1)).clamp(0, ncol - 1)
-        row = ((xy[:, 1] - self.origin[1] + ry) / (2 * ry) * (nrow - 1)).clamp(0, nrow - 1)
-        c0 = col.floor().long().clamp(max=ncol - 2) if ncol > 1 else col.long()
-        r0 = row.floor().long().clamp(max=nrow - 2) if nrow > 1 else row.long()
-        c1, r1 = (c0 + 1).clamp(max=ncol - 1), (r0 + 1).clamp(max=nrow - 1)
-        tc, tr = col - c0, row - r0
-        z00, z01, z10, z11 = grid[r0, c0], grid[r0, c1], grid[r1, c0], grid[r1, c1]
-        # MuJoCo's triangles: (r0, c0), (r0, c1), (r1, c1) where tc >= tr, else (r0, c0), (r1, c1), (r1, c0)
-        lower = z00 + tc * (z01 - z00) + tr * (z11 - z01)
-        upper = z00 + tr * (z10 - z00) + tc * (z11 - z10)
-        return self.origin[2] + elevation * torch.where(tc >= tr, lower, upper)
+        return _height_field(self.hfield_data, self.size, self.origin).height(xy)
+
+
+@functools.lru_cache(maxsize=16)
+def _height_field(data: tuple[tuple[float, ...], ...], size: tuple[float, ...], origin: tuple[float, ...]) -> HeightField:
+    """The :class:`~ktorch_sim.terrain.heights.HeightField` lookup of a reset's grid (built once per grid)."""
+    elevation = origin[2] + size[2] * np.asarray(data, dtype=np.float64)
+    return HeightField(elevation, (size[0], size[1]), (origin[0], origin[1]))
 
 
 def get_xy_position_reset(model: mujoco.MjModel, x_range: float = 5.0, y_range: float = 5.0,

@@ -34,7 +34,7 @@ import torch
 from ktorch_sim.components.base import ComponentState, EnvContext, Observation
 from ktorch_sim.motion.clip import MotionClip, MotionError
 from ktorch_sim.motion.velocity import finite_difference_qvel
-from ktorch_sim.utils.rotations import quat_rotate, quat_yaw
+from ktorch_sim.utils.rotations import heading_xy, quat_rotate, quat_yaw
 
 AMP_OBSERVATION = "amp_feature_observation"
 """The observation name under which the environment emits :func:`amp_features` (:class:`AMPFeatureObservation`)."""
@@ -42,8 +42,7 @@ AMP_OBSERVATION = "amp_feature_observation"
 
 def _in_heading_frame(yaw: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """World vectors ``v`` (..., 3) expressed in the yaw-only frame ``yaw`` (...): x, y rotated, z kept."""
-    c, s = torch.cos(yaw)[..., None], torch.sin(yaw)[..., None]
-    return torch.cat([c * v[..., :1] + s * v[..., 1:2], -s * v[..., :1] + c * v[..., 1:2], v[..., 2:]], dim=-1)
+    return torch.cat([heading_xy(yaw, v), v[..., 2:]], dim=-1)
 
 
 def amp_features(qpos: torch.Tensor, qvel: torch.Tensor, feet: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import mujoco
 import numpy as np
+import torch
 
 from ktorch_sim.motion.clip import MotionClip
 from ktorch_sim.motion.gait import FEET, FOOT_SITES, GaitCommand, GaitParams, foot_sole_heights, stance_mask
 from ktorch_sim.motion.velocity import wrap_frame
 from ktorch_sim.robot_metadata import RobotMetadata
+from ktorch_sim.utils.rotations import quat_yaw
 
 __all__ = ["ClipFigures", "measure_clip", "params_of"]
 
@@ -52,12 +54,6 @@ def params_of(clip: MotionClip) -> tuple[GaitCommand, GaitParams]:
     return GaitCommand(*meta["command"]), GaitParams(**meta["gait"])
 
 
-def _yaw(quat: np.ndarray) -> float:
-    """Heading (rad) of a wxyz quaternion."""
-    w, x, y, z = quat
-    return math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
 def _replay(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray) -> dict[str, np.ndarray]:
     """Per frame: foot-site positions, velocities (world), sole heights and foot roll, per foot."""
     data = mujoco.MjData(model)
@@ -87,7 +83,7 @@ def _mean_velocity(qpos: np.ndarray, qvel: np.ndarray) -> tuple[np.ndarray, floa
     """Mean base (vx, vy) in the heading frame and mean yaw rate (world z) over the frames."""
     planar, yaw_rates = [], []
     for q, v in zip(qpos, qvel, strict=True):
-        yaw = _yaw(q[3:7])
+        yaw = float(quat_yaw(torch.as_tensor(q[3:7])))
         c, s = math.cos(yaw), math.sin(yaw)
         planar.append([c * v[0] + s * v[1], -s * v[0] + c * v[1]])
         rotation = np.zeros(9)

@@ -139,7 +139,7 @@ def foot_points(model: mujoco.MjModel, geom_names: Sequence[str],
     base = base_body(model)
     origin = data.xpos[base.body].copy()
     quat = data.xquat[base.body]
-    yaw = math.atan2(2 * (quat[0] * quat[3] + quat[1] * quat[2]), 1 - 2 * (quat[2] ** 2 + quat[3] ** 2))
+    yaw = float(quat_yaw(torch.as_tensor(quat)))
     c, s = math.cos(yaw), math.sin(yaw)
     points = []
     for name in geom_names:
