@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ktorch-gru": {
         "task": {"num_envs": 8},
         "rollout": {"steps": 256},
-        "ppo": {"minibatch_size": 512, "sequence_length": 32, "num_passes": 10,
+        "ppo": {"minibatch_size": 64, "sequence_length": 16, "num_passes": 10,
                 "learning_rate": 3e-4, "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0,
                 "kl_coef": 0.0},
         "model": {"policy": "gru", "hidden_size": 64, "depth": 1, "num_mixtures": 3},

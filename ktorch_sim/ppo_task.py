@@ -185,7 +185,7 @@ class PPOTask(RLTask[ConfigT]):
         actor_carry, critic_carry = carry
         dist, actor_carry = self.run_actor(model, observations, commands, actor_carry)
         value, critic_carry = self.run_critic(model, observations, commands, critic_carry)
-        action = dist.mode() if argmax else dist.sample(generator)
+        action = dist.deterministic() if argmax else dist.sample(generator)
         extras = {"log_prob": dist.log_prob(action).sum(-1), "value": value[..., 0]}
         return action, (actor_carry, critic_carry), extras
 

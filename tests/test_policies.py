@@ -116,6 +116,16 @@ def test_mog_mode_is_mean_of_most_likely_component():
     assert torch.equal(dist.mode(), torch.tensor([[2.0, 4.0]]))
 
 
+def test_mog_deterministic_action_is_the_mixture_mean():
+    # Weights softmax([0, log 3]) = (0.25, 0.75): 0.25 * -1 + 0.75 * 3 = 2.0; equal weights: (4 + 6) / 2 = 5.
+    means = torch.tensor([[[-1.0, 3.0], [4.0, 6.0]]])
+    logits = torch.tensor([[[0.0, math.log(3.0)], [0.5, 0.5]]])
+    dist = MixtureOfGaussians(means, torch.full_like(means, 0.3), logits)
+    torch.testing.assert_close(dist.deterministic(), torch.tensor([[2.0, 5.0]]))
+    gauss = DiagGaussian(torch.tensor([[0.5, -2.0]]), torch.tensor([[1.0, 3.0]]))
+    assert torch.equal(gauss.deterministic(), torch.tensor([[0.5, -2.0]]))
+
+
 def test_sampling_is_reproducible_with_a_seeded_generator():
     means, stds, logits = torch.randn(64, 20, 5), torch.rand(64, 20, 5) + 0.1, torch.randn(64, 20, 5)
     dist = MixtureOfGaussians(means, stds, logits)

@@ -9,7 +9,7 @@ from ktorch_sim.checkpoint import CheckpointError, load_checkpoint
 from ktorch_sim.playback.trained import load_trained_policy, resolve_checkpoint
 
 
-def test_loads_the_checkpoint_weights_and_acts_with_the_mode(tiny_kbot_walk_run):
+def test_loads_the_checkpoint_weights_and_acts_deterministically(tiny_kbot_walk_run):
     policy = load_trained_policy(tiny_kbot_walk_run, overrides=["task.num_envs=3"])
     state = load_checkpoint(resolve_checkpoint(tiny_kbot_walk_run))
     for name, value in policy.model.state_dict().items():
@@ -20,7 +20,7 @@ def test_loads_the_checkpoint_weights_and_acts_with_the_mode(tiny_kbot_walk_run)
     carry = policy.initial_carry()
     action, next_carry = policy.act(obs, cmd, carry)
     dist, _ = policy.task.run_actor(policy.model, obs, cmd, carry[0])
-    assert torch.equal(action, dist.mode())
+    assert torch.equal(action, dist.deterministic())
     full_action, full_carry, _ = policy.task.sample_action(policy.model, carry, obs, cmd, argmax=True)
     assert torch.equal(action, full_action) and torch.equal(next_carry[0], full_carry[0])
     assert action.shape == (3, 20) and torch.isfinite(action).all()

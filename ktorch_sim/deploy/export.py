@@ -138,7 +138,7 @@ class ActorStep(nn.Module):
     ``forward(*observations, *commands[, carry]) -> action[, next_carry]`` in
     :class:`PolicyInterface` order. It runs the task's own ``actor_inputs`` (so a task's choice of
     observations, their order and its normalization are the ones trained with) on a dict of clean
-    names, then the actor, then the distribution's ``mode()``, exactly as ``TrainedPolicy.act``.
+    names, then the actor, then the distribution's ``deterministic()``, exactly as ``TrainedPolicy.act``.
     """
 
     def __init__(self, policy: TrainedPolicy, interface: PolicyInterface) -> None:
@@ -160,7 +160,8 @@ class ActorStep(nn.Module):
         carry = inputs[-1] if recurrent else self.actor.initial_carry(inputs[0].shape[0])
         x = self.task.actor_inputs(observations, commands)
         dist, next_carry = self.actor(x, carry)
-        action = dist.mode() * self.scale if self.scale != 1.0 else dist.mode()
+        action = dist.deterministic()
+        action = action * self.scale if self.scale != 1.0 else action
         return (action, next_carry) if recurrent else action
 
 

@@ -68,7 +68,7 @@ class TrainedPolicy:
     @torch.no_grad()
     def act(self, observations: TensorDict, commands: TensorDict, carry: Any, deterministic: bool = True,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, Any]:
-        """Return the action [N, A] and next carry; ``deterministic`` takes the policy's mode.
+        """Return the action [N, A] and next carry; ``deterministic`` takes the distribution's ``deterministic()`` action.
 
         With the default ``PPOTask.sample_action`` only the actor runs (the critic's value and
         carry are not needed to act; its carry is passed through unchanged); a task that
@@ -80,7 +80,7 @@ class TrainedPolicy:
             return action, carry
         actor_carry, critic_carry = carry
         dist, actor_carry = self.task.run_actor(self.model, observations, commands, actor_carry)
-        action = dist.mode() if deterministic else dist.sample(generator)
+        action = dist.deterministic() if deterministic else dist.sample(generator)
         return action, (actor_carry, critic_carry)
 
     @staticmethod

@@ -7,6 +7,14 @@ Both share one interface so PPO code does not care which one a policy returns:
     log_prob(action [..., A]) -> [..., A]       sample(generator) -> [..., A]
     mode() -> [..., A]                          entropy() -> [..., A]
     mean -> [..., A]                            stddev -> [..., A]
+    deterministic() -> [..., A]                 the action a deterministic policy takes
+
+``deterministic()`` is what evaluation, playback and export act with. For a Gaussian it is the
+mean (= the mode). For the mixture it is the mixture mean, not ksim's ``mode()`` (the mean of
+the heaviest component): measured on Walker2d-v5 with one trained GRU mixture policy (seed 0,
+204,800 steps, 10 episodes), the heaviest-component rule scored 24, the component mean of
+highest mixture density 385, the mixture mean 499, sampling 468. The heaviest component can
+switch between steps when weights are near-equal, so its action jumps; the mean moves smoothly.
 
 Why not ``torch.distributions.MixtureSameFamily``: it has neither ``entropy()`` nor ``mode``, and the
 Monte-Carlo entropy TorchRL falls back to has an almost-zero gradient (measured 0.0007 against a
@@ -66,6 +74,10 @@ class DiagGaussian:
 
     def mode(self) -> torch.Tensor:
         """Most likely action (the mean), ``[..., A]``."""
+        return self.loc
+
+    def deterministic(self) -> torch.Tensor:
+        """The action of the deterministic policy: the mean, ``[..., A]``."""
         return self.loc
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
@@ -137,6 +149,10 @@ class MixtureOfGaussians:
         """Mean of the most likely component per dimension, ``[..., A]`` (as ksim; not the density's argmax)."""
         idx = self.logits.argmax(dim=-1, keepdim=True)
         return self.means.gather(-1, idx).squeeze(-1)
+
+    def deterministic(self) -> torch.Tensor:
+        """The action of the deterministic policy: the mixture mean, ``[..., A]`` (module docstring: why)."""
+        return self.mean
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         """Log-density per dimension, log sum_k w_k N(a; mu_k, sigma_k^2), ``[..., A]`` (stable logsumexp)."""

@@ -178,10 +178,11 @@ class KbotStandConfig(KbotConfig):
     dt: float = config_field(0.002, "Physics timestep, seconds (notebook: 0.002).")
     episode_length_seconds: float = config_field(20.0, "Time limit of an episode (a truncation, not a failure).")
     curriculum: str = config_field("linear", "How noise, pushes and randomization grow: linear (the notebook: +0.01 per "
-                                             "iteration, full after 100 iterations whatever their size) or "
+                                             "iteration, full after 100 iterations whatever their size), "
                                              "episode_length (+0.05 while episodes last over "
                                              "curriculum_up_seconds on average, -0.05 under half of it; for small "
-                                             "CPU iterations).", choices=("linear", "episode_length"))
+                                             "CPU iterations) or full (level 1 from the first step).",
+                                   choices=("linear", "episode_length", "full"))
     curriculum_up_seconds: float = config_field(8.0, "episode_length curriculum: mean episode length that raises "
                                                      "the level, seconds.")
 

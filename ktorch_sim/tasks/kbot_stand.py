@@ -102,7 +102,9 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
         )
 
     def get_curriculum(self, model: mujoco.MjModel) -> kc.Curriculum:
-        """Noise, pushes and randomization grow with training iterations, or with the episode length."""
+        """Noise, pushes and randomization grow with training iterations or the episode length, or start full."""
+        if self.config.curriculum == "full":
+            return kc.ConstantCurriculum(level=1.0)
         if self.config.curriculum == "episode_length":
             up = self.config.curriculum_up_seconds
             return kc.EpisodeLengthCurriculum(num_levels=20, min_level_steps=5, increase_threshold=up,
