@@ -53,6 +53,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 LIBS = (*PRESETS, "sb3")
 EVAL_EPISODES = 10
+EVAL_RULES = ("deterministic", "heaviest", "density_mode", "sample")
 CURVE_POINTS = 20
 
 
@@ -119,12 +120,19 @@ def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str
             metrics = trainer.iterate()
             episodes.append((trainer.env_steps, metrics["episode/return"], metrics["episode/count"]))
         final = evaluate_ktorch(trainer, seed)
-    return {"curve": _bin_curve(episodes, steps), "final": final, "config": to_dict(config),
+        by_rule = {rule: evaluate_ktorch(trainer, seed, rule=rule)["mean"] for rule in EVAL_RULES if rule != "deterministic"}
+    return {"curve": _bin_curve(episodes, steps), "final": final, "final_by_rule": by_rule, "config": to_dict(config),
             "train_episodes": len(episodes)}
 
 
-def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES) -> dict[str, Any]:
-    """Return of one deterministic episode in each of ``episodes`` fresh worlds (the policy's mode)."""
+def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule: str = "deterministic"
+                    ) -> dict[str, Any]:
+    """Return of one episode in each of ``episodes`` fresh worlds, acting by ``rule`` (EVAL_RULES).
+
+    ``deterministic`` is the distribution's ``deterministic()`` action (what playback and export use);
+    the others are recorded for the mixture policy, whose deterministic action is a choice:
+    ``heaviest`` (the heaviest component's mean, ksim's mode), ``density_mode`` (the highest point of
+    the density) and ``sample`` (the stochastic policy, seeded)."""
     import torch
 
     from ktorch_sim.algorithms.carry import reset_carry
@@ -135,14 +143,18 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES) -> d
     env = eval_task.make_env()
     current = env.reset()
     carry = eval_task.get_initial_model_carry(trainer.model, episodes)
+    generator = torch.Generator().manual_seed(seed + 20_000)
     returns = torch.zeros(episodes)
     lengths = torch.zeros(episodes, dtype=torch.long)
     finished = torch.zeros(episodes, dtype=torch.bool)
     trainer.model.eval()
     with torch.no_grad():
         while not bool(finished.all()):
-            action, carry, _ = eval_task.sample_action(trainer.model, carry, current["observation"],
-                                                       current["command"], argmax=True)
+            actor_carry, critic_carry = carry
+            dist, actor_carry = eval_task.run_actor(trainer.model, current["observation"], current["command"],
+                                                    actor_carry)
+            carry = (actor_carry, critic_carry)
+            action = _act(dist, rule, generator)
             out = env.step(action)
             nxt = out["next"]
             live = ~finished
@@ -153,6 +165,17 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES) -> d
             current = nxt
     return {"mean": float(returns.mean()), "std": float(returns.std(unbiased=False)),
             "returns": [round(float(r), 2) for r in returns], "lengths": lengths.tolist()}
+
+
+def _act(dist: Any, rule: str, generator: Any) -> Any:
+    """The action of ``dist`` under evaluation ``rule``."""
+    if rule == "sample":
+        return dist.sample(generator)
+    if rule == "heaviest":
+        return dist.mode()
+    if rule == "density_mode" and hasattr(dist, "density_mode"):
+        return dist.density_mode()
+    return dist.deterministic()
 
 
 # --- Stable-Baselines3 ------------------------------------------------------------------------------

@@ -126,6 +126,28 @@ def test_mog_deterministic_action_is_the_mixture_mean():
     assert torch.equal(gauss.deterministic(), torch.tensor([[0.5, -2.0]]))
 
 
+def test_mog_density_mode_is_the_highest_peak():
+    # Far apart (0.3 at -1, 0.7 at +1): the heavier peak, where the mixture mean (0.4) is a valley.
+    far = MixtureOfGaussians(torch.tensor([[[-1.0, 1.0]]]), torch.full((1, 1, 2), 0.1),
+                             torch.tensor([[[math.log(0.3), math.log(0.7)]]]))
+    torch.testing.assert_close(far.density_mode(), torch.tensor([[1.0]]), rtol=0, atol=1e-4)
+    # Overlapping and symmetric: one mode, at the centre, not at either component's mean.
+    overlap = MixtureOfGaussians(torch.tensor([[[-0.2, 0.2]]]), torch.ones(1, 1, 2), torch.zeros(1, 1, 2))
+    torch.testing.assert_close(overlap.density_mode(), torch.tensor([[0.0]]), rtol=0, atol=1e-6)
+    # A narrow light spike (0.2 at 2, std 0.05) beats a broad heavy bump (0.8 at 0, std 2): density 1.6 vs 0.16.
+    spike = MixtureOfGaussians(torch.tensor([[[0.0, 2.0]]]), torch.tensor([[[2.0, 0.05]]]),
+                               torch.tensor([[[math.log(0.8), math.log(0.2)]]]))
+    torch.testing.assert_close(spike.density_mode(), torch.tensor([[2.0]]), rtol=0, atol=1e-3)
+    assert torch.equal(spike.mode(), torch.tensor([[0.0]]))  # ksim's rule: the heaviest component's mean
+    # Random mixtures: no other point on a fine grid is higher than the mode found.
+    gen = torch.Generator().manual_seed(0)
+    dist = MixtureOfGaussians(torch.randn(16, 3, 4, generator=gen), torch.rand(16, 3, 4, generator=gen) + 0.2,
+                              torch.randn(16, 3, 4, generator=gen))
+    grid = torch.linspace(-6, 6, 4001).view(-1, 1, 1)
+    best_on_grid = dist.log_prob(grid.expand(-1, 16, 3)).max(0).values
+    assert (dist.log_prob(dist.density_mode()) >= best_on_grid - 1e-4).all()
+
+
 def test_sampling_is_reproducible_with_a_seeded_generator():
     means, stds, logits = torch.randn(64, 20, 5), torch.rand(64, 20, 5) + 0.1, torch.randn(64, 20, 5)
     dist = MixtureOfGaussians(means, stds, logits)

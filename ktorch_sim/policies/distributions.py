@@ -154,6 +154,25 @@ class MixtureOfGaussians:
         """The action of the deterministic policy: the mixture mean, ``[..., A]`` (module docstring: why)."""
         return self.mean
 
+    def density_mode(self, iterations: int = 10) -> torch.Tensor:
+        """The highest point of the mixture density per dimension, ``[..., A]`` (the true mode).
+
+        Mean-shift from every component's mean: ``x <- sum_k r_k mu_k / sigma_k^2 / sum_k r_k / sigma_k^2``
+        with ``r_k`` the responsibility of component k at x, the fixed-point iteration for the stationary
+        points of a Gaussian mixture; of the K end points, the one of highest density wins.
+        A fixed number of iterations keeps it exportable; 10 reach 1e-6 on well-separated or
+        strongly overlapping components (tests). With one mode it is that mode whatever the weights.
+        """
+        x = self.means.unsqueeze(-1)  # [..., A, K starts, 1]
+        means, inv_var = self.means.unsqueeze(-2), self.stds.square().reciprocal().unsqueeze(-2)
+        log_w = self.log_weights.unsqueeze(-2)
+        for _ in range(iterations):
+            r = torch.softmax(log_w + _normal_log_prob(x, means, self.stds.unsqueeze(-2)), dim=-1)
+            x = ((r * inv_var * means).sum(-1) / (r * inv_var).sum(-1)).unsqueeze(-1)
+        x = x.squeeze(-1)  # [..., A, K]: the K end points
+        density = self.log_prob(x.movedim(-1, 0)).movedim(0, -1)  # [..., A, K]
+        return x.gather(-1, density.argmax(-1, keepdim=True)).squeeze(-1)
+
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         """Log-density per dimension, log sum_k w_k N(a; mu_k, sigma_k^2), ``[..., A]`` (stable logsumexp)."""
         comp = _normal_log_prob(action.unsqueeze(-1), self.means, self.stds)
