@@ -31,8 +31,25 @@ def test_table_means_stds_and_ratio_by_hand(tmp_path):
         _write(tmp_path, "ktorch-mlp", "Hopper-v5", seed, final)
     table = tool.markdown_table(tool.load_results(tmp_path))
     # sb3: mean 200, population std sqrt(((100)^2 + 0 + 100^2) / 3) = 81.6; ktorch: 400 +- 100, ratio 2.00.
-    assert "| Hopper-v5 | sb3 | 200 +- 82 | 100, 200, 300 | 2048 |  |" in table
-    assert "| Hopper-v5 | ktorch-mlp | 400 +- 100 | 300, 500 | 2048 | 2.00 |" in table
+    assert "| Hopper-v5 | sb3 | 200 +- 82 | 100, 200, 300 | 2048 |  | 0.50 |" in table
+    assert "| Hopper-v5 | ktorch-mlp | 400 +- 100 | 300, 500 | 2048 | 2.00 |  |" in table
+
+
+def test_gru_against_the_mlp_and_the_rules_table_by_hand(tmp_path):
+    tool = _tool()
+    _write(tmp_path, "ktorch-mlp", "Ant-v5", 0, 400.0)
+    for seed, (final, heaviest, sample) in enumerate(((300.0, 100.0, 500.0), (500.0, 300.0, 700.0))):
+        _write(tmp_path, "ktorch-gru", "Ant-v5", seed, final)
+        path = tmp_path / f"ktorch-gru__Ant-v5__{seed}.json"
+        data = json.loads(path.read_text())
+        data["final_by_rule"] = {"heaviest": heaviest, "sample": sample}
+        path.write_text(json.dumps(data))
+    results = tool.load_results(tmp_path)
+    assert "| Ant-v5 | ktorch-gru | 400 +- 100 | 300, 500 | 2048 |  | 1.00 |" in tool.markdown_table(results)
+    rules = tool.rules_table(results)
+    assert "| task | library | seeds | deterministic | heaviest | sample |" in rules
+    assert "| Ant-v5 | ktorch-gru | 0, 1 | 400 | 200 | 600 |" in rules
+    assert "ktorch-mlp" not in rules  # it recorded one rule only
 
 
 def test_claim_is_exclusive_and_takes_over_dead_claims(tmp_path):

@@ -54,9 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         for failure in failures:
             print(failure, file=sys.stderr)
     results = load_results(args.out)
-    print(markdown_table(results))
+    report = markdown_table(results)
+    if rules := rules_table(results):
+        report += "\n\nFinal return by evaluation rule (benchmarks.learning.EVAL_RULES):\n\n" + rules
+    print(report)
     if args.report:
-        args.report.write_text(markdown_table(results) + "\n")
+        args.report.write_text(report + "\n")
     if args.plot:
         plot_curves(results, args.plot)
     return 0
@@ -150,19 +153,43 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
-    """Final deterministic return per (library, task): mean +- std over seeds, seeds, steps, ratio to SB3."""
-    lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 |",
-             "|---|---|---|---|---|---|"]
+    """Final deterministic return per (library, task): mean +- std over seeds, seeds, steps, and the
+    ratios of the means to SB3's and to ``ktorch-mlp``'s on the same task (where those ran)."""
+    lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 | vs ktorch-mlp |",
+             "|---|---|---|---|---|---|---|"]
     for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
         runs = results[(lib, env)]
         finals = [r["final"]["mean"] for r in runs]
         mean, std = _mean_std(finals)
-        sb3 = results.get(("sb3", env))
-        ratio = f"{mean / _mean_std([r['final']['mean'] for r in sb3])[0]:.2f}" if sb3 and lib != "sb3" else ""
+        ratios = []
+        for other in ("sb3", "ktorch-mlp"):
+            base = results.get((other, env))
+            ratios.append(f"{mean / _mean_std([r['final']['mean'] for r in base])[0]:.2f}"
+                          if base and lib != other else "")
         steps = sorted({r["steps"] for r in runs})
         lines.append(f"| {env} | {lib} | {mean:.0f} +- {std:.0f} | {', '.join(f'{f:.0f}' for f in finals)} "
-                     f"| {', '.join(map(str, steps))} | {ratio} |")
+                     f"| {', '.join(map(str, steps))} | {ratios[0]} | {ratios[1]} |")
     return "\n".join(lines)
+
+
+def rules_table(results: dict[tuple[str, str], list[dict]]) -> str:
+    """Mean final return per evaluation rule (``deterministic`` and each of ``final_by_rule``) over the
+    seeds that recorded every rule; empty when no run did (SB3's and older runs record one rule)."""
+    rules: list[str] = []
+    rows = []
+    for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
+        runs = [r for r in results[(lib, env)] if r.get("final_by_rule")]
+        if not runs:
+            continue
+        names = ["deterministic", *runs[0]["final_by_rule"]]
+        rules = rules or names
+        per_rule = [_mean_std([r["final"]["mean"] if n == "deterministic" else r["final_by_rule"][n]
+                               for r in runs])[0] for n in rules]
+        rows.append(f"| {env} | {lib} | {', '.join(str(r['seed']) for r in runs)} | "
+                    + " | ".join(f"{v:.0f}" for v in per_rule) + " |")
+    if not rows:
+        return ""
+    return "\n".join([f"| task | library | seeds | {' | '.join(rules)} |", "|---|---|---|" + "---|" * len(rules), *rows])
 
 
 def plot_curves(results: dict[tuple[str, str], list[dict]], path: Path) -> None:
