@@ -53,7 +53,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 LIBS = (*PRESETS, "sb3")
 EVAL_EPISODES = 10
-EVAL_RULES = ("deterministic", "heaviest", "density_mode", "sample")
+EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "sample")
 CURVE_POINTS = 20
 
 
@@ -132,7 +132,7 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule
     ``deterministic`` is the distribution's ``deterministic()`` action (what playback and export use);
     the others are recorded for the mixture policy, whose deterministic action is a choice:
     ``heaviest`` (the heaviest component's mean, ksim's mode), ``density_mode`` (the highest point of
-    the density) and ``sample`` (the stochastic policy, seeded)."""
+    the density), ``mixture_mean`` and ``sample`` (the stochastic policy, seeded)."""
     import torch
 
     from ktorch_sim.algorithms.carry import reset_carry
@@ -175,6 +175,8 @@ def _act(dist: Any, rule: str, generator: Any) -> Any:
         return dist.mode()
     if rule == "density_mode" and hasattr(dist, "density_mode"):
         return dist.density_mode()
+    if rule == "mixture_mean":
+        return dist.mean
     return dist.deterministic()
 
 

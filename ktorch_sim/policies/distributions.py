@@ -10,11 +10,13 @@ Both share one interface so PPO code does not care which one a policy returns:
     deterministic() -> [..., A]                 the action a deterministic policy takes
 
 ``deterministic()`` is what evaluation, playback and export act with. For a Gaussian it is the
-mean (= the mode). For the mixture it is the mixture mean, not ksim's ``mode()`` (the mean of
-the heaviest component): measured on Walker2d-v5 with one trained GRU mixture policy (seed 0,
-204,800 steps, 10 episodes), the heaviest-component rule scored 24, the component mean of
-highest mixture density 385, the mixture mean 499, sampling 468. The heaviest component can
-switch between steps when weights are near-equal, so its action jumps; the mean moves smoothly.
+mean (= the mode). For the mixture it is the highest point of the density (``density_mode``),
+not ksim's ``mode()`` (the mean of the heaviest component) nor the mixture mean. Measured on
+trained GRU mixture policies (Gymnasium tasks, 204,800 steps, 10 episodes; docs/learning.md):
+each of the two simpler rules failed on one policy, the heaviest component scoring 24 on a
+Walker2d policy (its weights nearly equal, the chosen component switches from step to step) and
+the mixture mean 8 on a HalfCheetah policy (two separated modes: their mean is an action the
+policy never takes), where the density mode scored 385 and 575.
 
 Why not ``torch.distributions.MixtureSameFamily``: it has neither ``entropy()`` nor ``mode``, and the
 Monte-Carlo entropy TorchRL falls back to has an almost-zero gradient (measured 0.0007 against a
@@ -151,8 +153,8 @@ class MixtureOfGaussians:
         return self.means.gather(-1, idx).squeeze(-1)
 
     def deterministic(self) -> torch.Tensor:
-        """The action of the deterministic policy: the mixture mean, ``[..., A]`` (module docstring: why)."""
-        return self.mean
+        """The action of the deterministic policy: :meth:`density_mode`, ``[..., A]`` (module docstring: why)."""
+        return self.density_mode()
 
     def density_mode(self, iterations: int = 10) -> torch.Tensor:
         """The highest point of the mixture density per dimension, ``[..., A]`` (the true mode).
