@@ -173,22 +173,22 @@ def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
 
 
 def rules_table(results: dict[tuple[str, str], list[dict]]) -> str:
-    """Mean final return per evaluation rule (``deterministic`` and each of ``final_by_rule``) over the
-    seeds that recorded every rule; empty when no run did (SB3's and older runs record one rule)."""
-    rules: list[str] = []
+    """Mean final return per evaluation rule (``deterministic`` and each of ``final_by_rule``), over the
+    seeds of each (library, task) that recorded every rule the newest runs record; empty when none did
+    (SB3's runs and older ones record fewer rules)."""
+    recorded = [r["final_by_rule"] for runs in results.values() for r in runs if r.get("final_by_rule")]
+    if not recorded:
+        return ""
+    rules = ["deterministic", *max(recorded, key=len)]
     rows = []
     for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
-        runs = [r for r in results[(lib, env)] if r.get("final_by_rule")]
+        runs = [r for r in results[(lib, env)] if set(rules[1:]) <= set(r.get("final_by_rule") or ())]
         if not runs:
             continue
-        names = ["deterministic", *runs[0]["final_by_rule"]]
-        rules = rules or names
         per_rule = [_mean_std([r["final"]["mean"] if n == "deterministic" else r["final_by_rule"][n]
                                for r in runs])[0] for n in rules]
         rows.append(f"| {env} | {lib} | {', '.join(str(r['seed']) for r in runs)} | "
                     + " | ".join(f"{v:.0f}" for v in per_rule) + " |")
-    if not rows:
-        return ""
     return "\n".join([f"| task | library | seeds | {' | '.join(rules)} |", "|---|---|---|" + "---|" * len(rules), *rows])
 
 
