@@ -105,7 +105,7 @@ def test_missing_metric_and_bad_settings_are_named():
 
 
 def test_kbot_stand_curriculum_option():
-    """kbot_stand grows pushes per iteration (the notebook) or, for small CPU iterations, with the episode length."""
+    """kbot_stand grows pushes per iteration (the notebook), with the episode length (small CPU iterations), or starts full."""
     from ktorch_sim.components.curriculum import EpisodeLengthCurriculum, LinearCurriculum
     from ktorch_sim.tasks.kbot_stand import KbotStandConfig, KbotStandTask
 
@@ -117,3 +117,7 @@ def test_kbot_stand_curriculum_option():
     for _ in range(5):  # five iterations of 7 s episodes: up one level (1/20) once the hold time has passed
         cur.step(state, {"episode_length_seconds": torch.tensor(7.0)})
     assert float(state["level"]) == pytest.approx(0.05)
+    full = KbotStandTask(KbotStandConfig(curriculum="full")).get_curriculum(None)  # pushes and noise from step 1
+    state = full.init_curriculum(torch.device("cpu"))
+    full.step(state, {"episode_length_seconds": torch.tensor(0.5), "num_steps": torch.tensor(1)})
+    assert float(state["level"]) == 1.0
