@@ -120,7 +120,9 @@ def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str
             metrics = trainer.iterate()
             episodes.append((trainer.env_steps, metrics["episode/return"], metrics["episode/count"]))
         final = evaluate_ktorch(trainer, seed)
-        by_rule = {rule: evaluate_ktorch(trainer, seed, rule=rule)["mean"] for rule in EVAL_RULES if rule != "deterministic"}
+        # A Gaussian's mode, mean and density mode are one action: only the mixture has other rules to record.
+        rules = EVAL_RULES[1:] if config.model.policy == "gru" else ("sample",)
+        by_rule = {rule: evaluate_ktorch(trainer, seed, rule=rule)["mean"] for rule in rules}
     return {"curve": _bin_curve(episodes, steps), "final": final, "final_by_rule": by_rule, "config": to_dict(config),
             "train_episodes": len(episodes)}
 
@@ -132,7 +134,8 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule
     ``deterministic`` is the distribution's ``deterministic()`` action (what playback and export use);
     the others are recorded for the mixture policy, whose deterministic action is a choice:
     ``heaviest`` (the heaviest component's mean, ksim's mode), ``density_mode`` (the highest point of
-    the density), ``mixture_mean`` and ``sample`` (the stochastic policy, seeded)."""
+    the density), ``mixture_mean`` and ``sample`` (the stochastic policy, seeded).
+    """
     import torch
 
     from ktorch_sim.algorithms.carry import reset_carry
@@ -168,16 +171,10 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule
 
 
 def _act(dist: Any, rule: str, generator: Any) -> Any:
-    """The action of ``dist`` under evaluation ``rule``."""
-    if rule == "sample":
-        return dist.sample(generator)
-    if rule == "heaviest":
-        return dist.mode()
-    if rule == "density_mode" and hasattr(dist, "density_mode"):
-        return dist.density_mode()
-    if rule == "mixture_mean":
-        return dist.mean
-    return dist.deterministic()
+    """Return the action of ``dist`` under evaluation ``rule`` (one of EVAL_RULES)."""
+    actions = {"deterministic": dist.deterministic, "heaviest": dist.mode, "mixture_mean": lambda: dist.mean,
+               "density_mode": lambda: dist.density_mode(), "sample": lambda: dist.sample(generator)}
+    return actions[rule]()
 
 
 # --- Stable-Baselines3 ------------------------------------------------------------------------------

@@ -153,10 +153,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
-    """Final deterministic return per (library, task): mean +- std over seeds, seeds, steps, and the
-    ratios of the means to SB3's and to ``ktorch-mlp``'s on the same task (where those ran)."""
-    lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 | vs ktorch-mlp |",
-             "|---|---|---|---|---|---|---|"]
+    """Return the table of final deterministic returns per (library, task).
+
+    Columns: mean +- std over seeds, the seeds, steps, and the ratios of the means to SB3's and to
+    ``ktorch-mlp``'s on the same task (where those ran).
+    """
+    lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 "
+             "| vs ktorch-mlp |", "|---|---|---|---|---|---|---|"]
     for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
         runs = results[(lib, env)]
         finals = [r["final"]["mean"] for r in runs]
@@ -173,9 +176,11 @@ def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
 
 
 def rules_table(results: dict[tuple[str, str], list[dict]]) -> str:
-    """Mean final return per evaluation rule (``deterministic`` and each of ``final_by_rule``), over the
-    seeds of each (library, task) that recorded every rule the newest runs record; empty when none did
-    (SB3's runs and older ones record fewer rules)."""
+    """Return the table of mean final returns per evaluation rule, or "" when no run recorded rules.
+
+    Rules: ``deterministic`` and each of ``final_by_rule``; each (library, task) row averages the seeds
+    that recorded every rule the fullest run records (SB3's runs, MLP runs and older ones record fewer).
+    """
     recorded = [r["final_by_rule"] for runs in results.values() for r in runs if r.get("final_by_rule")]
     if not recorded:
         return ""
@@ -189,7 +194,8 @@ def rules_table(results: dict[tuple[str, str], list[dict]]) -> str:
                                for r in runs])[0] for n in rules]
         rows.append(f"| {env} | {lib} | {', '.join(str(r['seed']) for r in runs)} | "
                     + " | ".join(f"{v:.0f}" for v in per_rule) + " |")
-    return "\n".join([f"| task | library | seeds | {' | '.join(rules)} |", "|---|---|---|" + "---|" * len(rules), *rows])
+    header = [f"| task | library | seeds | {' | '.join(rules)} |", "|---|---|---|" + "---|" * len(rules)]
+    return "\n".join([*header, *rows])
 
 
 def plot_curves(results: dict[tuple[str, str], list[dict]], path: Path) -> None:

@@ -166,10 +166,10 @@ class MixtureOfGaussians:
         strongly overlapping components (tests). With one mode it is that mode whatever the weights.
         """
         x = self.means.unsqueeze(-1)  # [..., A, K starts, 1]
-        means, inv_var = self.means.unsqueeze(-2), self.stds.square().reciprocal().unsqueeze(-2)
-        log_w = self.log_weights.unsqueeze(-2)
+        means, stds = self.means.unsqueeze(-2), self.stds.unsqueeze(-2)  # [..., A, 1, K components]
+        inv_var, log_w = stds.square().reciprocal(), self.log_weights.unsqueeze(-2)
         for _ in range(iterations):
-            r = torch.softmax(log_w + _normal_log_prob(x, means, self.stds.unsqueeze(-2)), dim=-1)
+            r = torch.softmax(log_w + _normal_log_prob(x, means, stds), dim=-1)
             x = ((r * inv_var * means).sum(-1) / (r * inv_var).sum(-1)).unsqueeze(-1)
         x = x.squeeze(-1)  # [..., A, K]: the K end points
         density = self.log_prob(x.movedim(-1, 0)).movedim(0, -1)  # [..., A, K]
