@@ -166,11 +166,13 @@ class MixtureOfGaussians:
         strongly overlapping components (tests). With one mode it is that mode whatever the weights.
         """
         x = self.means.unsqueeze(-1)  # [..., A, K starts, 1]
-        means, stds = self.means.unsqueeze(-2), self.stds.unsqueeze(-2)  # [..., A, 1, K components]
-        inv_var, log_w = stds.square().reciprocal(), self.log_weights.unsqueeze(-2)
+        means = self.means.unsqueeze(-2)  # [..., A, 1, K components]
+        half_inv_var = (0.5 / self.stds.square()).unsqueeze(-2)
+        # log w_k - log sigma_k: the responsibilities' x-independent part (the 2 pi constant cancels)
+        log_w = (self.log_weights - self.stds.log()).unsqueeze(-2)
         for _ in range(iterations):
-            r = torch.softmax(log_w + _normal_log_prob(x, means, stds), dim=-1)
-            x = ((r * inv_var * means).sum(-1) / (r * inv_var).sum(-1)).unsqueeze(-1)
+            r = torch.softmax(log_w - (x - means).square() * half_inv_var, dim=-1) * half_inv_var
+            x = ((r * means).sum(-1) / r.sum(-1)).unsqueeze(-1)
         x = x.squeeze(-1)  # [..., A, K]: the K end points
         density = self.log_prob(x.movedim(-1, 0)).movedim(0, -1)  # [..., A, K]
         return x.gather(-1, density.argmax(-1, keepdim=True)).squeeze(-1)
