@@ -144,15 +144,15 @@ class PPOTask(RLTask[ConfigT]):
         """The actor-critic (default: GRU mixture of Gaussians, or MLP, per ``spec.model``)."""
         m = spec.model
         if m.policy == "gru":
-            kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method)
+            kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method, init=m.init)
             actor_kw = dict(num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale)
             return ActorCritic(
                 GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw, **actor_kw),
                 GRUCritic(spec.num_critic_inputs, **kw))
         return ActorCritic(
             MLPActor(spec.num_actor_inputs, spec.num_actions, hidden_sizes=tuple(m.mlp_hidden), init_std=m.init_std,
-                     mean_bias=spec.action_bias, activation=m.activation),
-            MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden), activation=m.activation))
+                     mean_bias=spec.action_bias, activation=m.activation, init=m.init),
+            MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden), activation=m.activation, init=m.init))
 
     def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer | None:
         """An optimizer for ``model``, or None (the default) for PPO's own AdamW from the ``ppo`` section.

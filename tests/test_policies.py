@@ -408,3 +408,30 @@ def test_tensordict_modules_run_on_a_tensordict():
     assert list(module.parameters()) and set(module.out_keys) == {"loc", "scale", "next_actor_carry"}
     out = module(TensorDict({"actor_obs": torch.randn(b, 9), "actor_carry": torch.zeros(b, 0)}, batch_size=[b]))
     assert out["loc"].shape == (b, 4) and out["next_actor_carry"].shape == (b, 0)
+
+
+@pytest.mark.parametrize("policy", ["mlp", "gru"])
+def test_init_choice(policy):
+    """``model.init``: orthogonal layers (zero biases, the actor's output at gain 0.01) or PyTorch's
+    default (non-zero biases, output weights of ordinary size, as rsl_rl's MLPs)."""
+    from ktorch_sim.policies import GRUActor, MLPActor
+
+    def actor(init):
+        torch.manual_seed(0)
+        if policy == "mlp":
+            net = MLPActor(6, 3, hidden_sizes=(32, 32), init=init)
+            return net, net.net[-1], net.net[0]
+        net = GRUActor(6, 3, hidden_size=32, depth=1, num_mixtures=2, init=init)
+        return net, net.output_proj, net.gru.input_proj
+
+    _, out, first = actor("orthogonal")
+    w = first.weight.detach()
+    gram = (w @ w.T) if w.shape[0] <= w.shape[1] else (w.T @ w)
+    assert torch.allclose(gram, 2.0 * torch.eye(gram.shape[0]), atol=1e-4)  # orthogonal, gain sqrt(2)
+    assert float(first.bias.detach().abs().max()) == 0.0
+    assert float(out.weight.detach().norm(dim=1).max()) == pytest.approx(0.01, rel=1e-3)
+    _, out, first = actor("torch")
+    assert float(first.bias.detach().abs().max()) > 0.0
+    assert float(out.weight.detach().norm(dim=1).max()) > 0.1
+    with pytest.raises(ValueError, match="init must be one of"):
+        actor("xavier")

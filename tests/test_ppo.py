@@ -74,6 +74,12 @@ def test_learning_rate_warmup_and_cosine():
     assert learning_rate_at(10, 1.0, 10, "constant", 100, 0.01) == pytest.approx(1.0)
     assert learning_rate_at(100, 1.0, 0, "cosine", 100, 0.01) == pytest.approx(0.01)
     assert learning_rate_at(50, 1.0, 0, "cosine", 100, 0.0) == pytest.approx(0.5)
+    # linear (SB3 zoo, CleanRL): straight from base to min_fraction * base after the warmup
+    assert learning_rate_at(10, 2.0, 10, "linear", 110, 0.1) == pytest.approx(2.0)
+    assert learning_rate_at(60, 2.0, 10, "linear", 110, 0.1) == pytest.approx(2.0 * (0.1 + 0.9 * 0.5))
+    assert learning_rate_at(110, 2.0, 10, "linear", 110, 0.1) == pytest.approx(0.2)
+    assert learning_rate_at(500, 2.0, 10, "linear", 110, 0.1) == pytest.approx(0.2)
+    assert learning_rate_at(25, 1.0, 0, "linear", 0, 0.0) == pytest.approx(1.0)  # unlimited run: no decay
 
 
 def test_adaptive_kl_controllers():

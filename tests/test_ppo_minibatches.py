@@ -191,3 +191,32 @@ def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path
         trainer.ppo.update(buffer, start_carry)
         trainer.task.update_normalizer_statistics(buffer["observation"], buffer["command"])
         assert not torch.equal(trainer.task.normalizers["actor"].mean, stats)
+
+
+@pytest.mark.parametrize("scope", ["minibatch", "rollout"])
+def test_advantage_normalization_scope(monkeypatch, scope):
+    """``minibatch``: each minibatch's advantages get mean 0 / std 1 inside the loss (SB3); ``rollout``:
+    they are normalized once over the whole rollout (rsl_rl), so a minibatch's own mean is not 0."""
+    import ktorch_sim.algorithms.ppo as ppo_module
+
+    seen: list[tuple[torch.Tensor, bool]] = []
+    real = ppo_module.ppo_losses
+
+    def spy(log_probs, old_log_probs, values, old_values, advantages, targets, entropy, mask, config):
+        seen.append((advantages.detach().clone(), config.normalize_advantages))
+        return real(log_probs, old_log_probs, values, old_values, advantages, targets, entropy, mask, config)
+
+    monkeypatch.setattr(ppo_module, "ppo_losses", spy)
+    torch.manual_seed(0)
+    ppo, _ = _ppo(_mlp(), minibatch_size=8, advantage_normalization_scope=scope)
+    ppo.update(_buffer(torch.zeros(N, T, dtype=torch.bool)), (torch.zeros(N, 0), torch.zeros(N, 0)))
+    assert len(seen) == N * T // 8
+    everything = torch.cat([a.reshape(-1) for a, _ in seen])
+    if scope == "minibatch":
+        assert all(normalize for _, normalize in seen)  # the loss normalizes each minibatch itself
+        assert abs(float(everything.mean())) > 1e-3  # what reaches it is the raw GAE advantage
+    else:
+        assert not any(normalize for _, normalize in seen)
+        assert float(everything.mean()) == pytest.approx(0.0, abs=1e-5)
+        assert float(everything.std(unbiased=False)) == pytest.approx(1.0, abs=1e-4)
+        assert max(abs(float(a.mean())) for a, _ in seen) > 1e-2  # not per minibatch

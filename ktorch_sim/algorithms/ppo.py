@@ -148,12 +148,14 @@ def ppo_losses(log_probs: torch.Tensor, old_log_probs: torch.Tensor, values: tor
 
 
 def learning_rate_at(iteration: int, base: float, warmup: int, schedule: str, total: int, min_fraction: float) -> float:
-    """Learning rate for ``iteration``: linear warmup from 1 % then constant or cosine decay."""
+    """Learning rate for ``iteration``: linear warmup from 1 % then constant, cosine or linear decay
+    to ``min_fraction * base`` at ``total`` iterations (decays need ``total > warmup``)."""
     if warmup > 0 and iteration < warmup:
         return base * (0.01 + 0.99 * iteration / warmup)
-    if schedule == "cosine" and total > warmup:
+    if schedule in ("cosine", "linear") and total > warmup:
         progress = min(1.0, (iteration - warmup) / (total - warmup))
-        return base * (min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress)))
+        remaining = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1.0 - progress
+        return base * (min_fraction + (1 - min_fraction) * remaining)
     return base
 
 
@@ -242,7 +244,8 @@ class PPO:
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
-                                         normalize_advantages=config.normalize_advantages,
+                                         normalize_advantages=config.normalize_advantages
+                                         and config.advantage_normalization_scope == "minibatch",
                                          log_clip_value=config.log_clip_value)
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
@@ -326,6 +329,8 @@ class PPO:
             rewards = self.reward_scaler(rewards, done)
         advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
                                           nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam)
+        if cfg.normalize_advantages and cfg.advantage_normalization_scope == "rollout":
+            advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
         num_envs, num_steps = buffer.batch_size
         length, per_minibatch = self.training_layout(num_envs, num_steps, start_carry)
         carries = self._sequence_carries(buffer, start_carry, length)

@@ -46,15 +46,20 @@ class PPOConfig:
     desired_kl: float = config_field(0.01, "Target KL per minibatch for adaptive_kl and adaptive_lr.")
     adaptive_lr: bool = config_field(False, "Adapt the learning rate x/÷1.5 to keep the KL near desired_kl (rsl_rl).")
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
-    normalize_advantages: bool = config_field(True, "Normalize advantages per minibatch to zero mean, unit std.")
+    normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
+                                                     "ppo.advantage_normalization_scope).")
+    advantage_normalization_scope: str = config_field(
+        "minibatch", "Where advantages are normalized: minibatch (SB3, CleanRL) or rollout (rsl_rl's default: "
+                     "once over the whole rollout).", choices=("minibatch", "rollout"))
     learning_rate: float = config_field(3e-4, "AdamW learning rate.")
     adam_eps: float = config_field(1e-5, "AdamW epsilon (SB3 and CleanRL: 1e-5; PyTorch's default: 1e-8).")
     weight_decay: float = config_field(0.0, "AdamW weight decay (ksim: 1e-5).")
     grad_clip: float = config_field(0.5, "Max global gradient norm (SB3, CleanRL: 0.5; rsl_rl: 1.0; ksim walking: 2.0).")
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
-    lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine decay "
-                                                "to min_lr_fraction over max_steps.", choices=("constant", "cosine"))
-    min_lr_fraction: float = config_field(0.01, "Final learning rate of the cosine schedule, as a fraction.")
+    lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine or linear "
+                                                "(SB3 zoo, CleanRL) decay to min_lr_fraction over max_steps.",
+                                    choices=("constant", "cosine", "linear"))
+    min_lr_fraction: float = config_field(0.01, "Final learning rate of the cosine or linear schedule, as a fraction.")
     normalize_observations: bool = config_field(False, "Running mean/std normalization of policy inputs "
                                                        "(ksim: none; mjlab tracking: on).")
     normalize_rewards: bool = config_field(False, "Divide rewards by the running std of the discounted return, "
@@ -126,5 +131,5 @@ def _check_batches(p: PPOConfig, t: RLConfig) -> None:
         divisor = max(d for d in _divisors(t.num_envs) if d <= size) if fast else math.gcd(t.num_envs, size)
         raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
                           key="ppo.batch_size")
-    require(p.lr_schedule != "cosine" or p.max_steps > 0, "ppo.lr_schedule",
-             '"cosine" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')
+    require(p.lr_schedule == "constant" or p.max_steps > 0, "ppo.lr_schedule",
+             f'"{p.lr_schedule}" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')

@@ -355,7 +355,7 @@ def validate(config: TrainConfig, task_cls: type[RLTask] | None = None) -> None:
     is the task class when the caller has it (``PPOTask.launch``), so ``task.name`` need not resolve.
     Three stages: the values one by one and the consistency checks that need no heavy import
     (:func:`_validate_values`: every float finite, every int within 64 bits, ranges); the checks
-    that depend on the CPU caps (batch size against the number of worlds, a cosine schedule
+    that depend on the CPU caps (batch size against the number of worlds, a decaying learning-rate schedule
     against ppo.max_steps); last the device and what the engine or the task rejects (this imports
     torch and MuJoCo, and compiles a user's model file).
     """

@@ -16,6 +16,7 @@ For TorchRL users each class names the TensorDict keys it reads and writes (``in
 Initialisation follows common PPO practice: orthogonal Linear weights with gain sqrt(2) for hidden layers,
 0.01 for the actor's output (so the initial policy is centred on the home pose with near-uniform mixture
 weights) and 1.0 for the critic's, all biases zero. GRU cells keep PyTorch's default initialisation.
+``init="torch"`` keeps PyTorch's default for every layer instead (rsl_rl's MLPs).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ktorch_sim.policies.distributions import DiagGaussian, MixtureOfGaussians
-from ktorch_sim.policies.gru import GRUStack, orthogonal_init
+from ktorch_sim.policies.gru import GRUStack, init_linear
 
 if TYPE_CHECKING:
     from tensordict.nn import TensorDictModule
@@ -55,16 +56,16 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "tanh": nn.Tanh, "relu
 
 
 def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gain: float,
-         activation: str = "elu") -> nn.Sequential:
-    """Linear + ``activation`` hidden layers and a Linear output, orthogonally initialised."""
+         activation: str = "elu", init: str = "orthogonal") -> nn.Sequential:
+    """Linear + ``activation`` hidden layers and a Linear output, initialised per ``init`` (:func:`init_linear`)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
     width = num_inputs
     for size in hidden_sizes:
-        layers += [orthogonal_init(nn.Linear(width, size), _HIDDEN_GAIN), ACTIVATIONS[activation]()]
+        layers += [init_linear(nn.Linear(width, size), _HIDDEN_GAIN, init), ACTIVATIONS[activation]()]
         width = size
-    layers.append(orthogonal_init(nn.Linear(width, num_outputs), out_gain))
+    layers.append(init_linear(nn.Linear(width, num_outputs), out_gain, init))
     return nn.Sequential(*layers)
 
 
@@ -121,6 +122,7 @@ class GRUActor(_PolicyNet):
         var_scale: Multiplier on the std.
         mean_bias: Per-joint offset of the means ``[A]`` (a buffer, saved in the state dict); zeros if None.
         sequence_method: How training passes run the GRU over time (see :class:`GRUStack`).
+        init: Initialization of the Linear layers (module docstring).
 
     TensorDict keys: reads ``actor_obs`` [B, in], ``actor_carry`` [B, depth, hidden]; writes ``loc``,
     ``scale``, ``logits`` (each [B, A, K]) and ``next_actor_carry``.
@@ -142,6 +144,7 @@ class GRUActor(_PolicyNet):
         var_scale: float = 1.0,
         mean_bias: Sequence[float] | torch.Tensor | None = None,
         sequence_method: str = "auto",
+        init: str = "orthogonal",
     ) -> None:
         super().__init__()
         self.num_outputs = num_outputs
@@ -149,8 +152,8 @@ class GRUActor(_PolicyNet):
         self.min_std = min_std
         self.max_std = max_std
         self.var_scale = var_scale
-        self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method)
-        self.output_proj = orthogonal_init(nn.Linear(hidden_size, num_outputs * 3 * num_mixtures), _ACTOR_OUT_GAIN)
+        self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
+        self.output_proj = init_linear(nn.Linear(hidden_size, num_outputs * 3 * num_mixtures), _ACTOR_OUT_GAIN, init)
         self.mean_bias: torch.Tensor
         self.register_buffer("mean_bias", _mean_bias_buffer(mean_bias, num_outputs))
 
@@ -194,10 +197,11 @@ class GRUCritic(_PolicyNet):
     in_keys: ClassVar[tuple[str, ...]] = ("critic_obs", "critic_carry")
     out_keys: ClassVar[tuple[str, ...]] = ("state_value", "next_critic_carry")
 
-    def __init__(self, num_inputs: int, hidden_size: int = 128, depth: int = 5, sequence_method: str = "auto") -> None:
+    def __init__(self, num_inputs: int, hidden_size: int = 128, depth: int = 5, sequence_method: str = "auto",
+                 init: str = "orthogonal") -> None:
         super().__init__()
-        self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method)
-        self.output_proj = orthogonal_init(nn.Linear(hidden_size, 1), _CRITIC_OUT_GAIN)
+        self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
+        self.output_proj = init_linear(nn.Linear(hidden_size, 1), _CRITIC_OUT_GAIN, init)
 
     def initial_carry(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """Zero carry ``[batch_size, depth, hidden]``."""
@@ -239,6 +243,7 @@ class MLPActor(_MLPNet):
         init_std: Initial std of every action dimension (log std starts at log(init_std)).
         mean_bias: Per-joint offset of the mean ``[A]`` (a buffer); zeros if None.
         activation: Hidden activation: elu, tanh, relu or silu.
+        init: Initialization of the Linear layers (module docstring).
 
     TensorDict keys: reads ``actor_obs``, ``actor_carry`` [B, 0]; writes ``loc``, ``scale`` (each [B, A]) and
     ``next_actor_carry``.
@@ -256,11 +261,12 @@ class MLPActor(_MLPNet):
         init_std: float = 1.0,
         mean_bias: Sequence[float] | torch.Tensor | None = None,
         activation: str = "elu",
+        init: str = "orthogonal",
     ) -> None:
         super().__init__()
         if init_std <= 0.0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
-        self.net = _mlp(num_inputs, hidden_sizes, num_outputs, _ACTOR_OUT_GAIN, activation)
+        self.net = _mlp(num_inputs, hidden_sizes, num_outputs, _ACTOR_OUT_GAIN, activation, init)
         self.log_std = nn.Parameter(torch.full((num_outputs,), math.log(init_std)))
         self.mean_bias: torch.Tensor
         self.register_buffer("mean_bias", _mean_bias_buffer(mean_bias, num_outputs))
@@ -295,9 +301,10 @@ class MLPCritic(_MLPNet):
     in_keys: ClassVar[tuple[str, ...]] = ("critic_obs", "critic_carry")
     out_keys: ClassVar[tuple[str, ...]] = ("state_value", "next_critic_carry")
 
-    def __init__(self, num_inputs: int, hidden_sizes: Sequence[int] = (512, 256, 128), activation: str = "elu") -> None:
+    def __init__(self, num_inputs: int, hidden_sizes: Sequence[int] = (512, 256, 128), activation: str = "elu",
+                 init: str = "orthogonal") -> None:
         super().__init__()
-        self.net = _mlp(num_inputs, hidden_sizes, 1, _CRITIC_OUT_GAIN, activation)
+        self.net = _mlp(num_inputs, hidden_sizes, 1, _CRITIC_OUT_GAIN, activation, init)
 
     def forward_tensors(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One step as tensors: (value [B, 1], carry)."""

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from ktorch_sim.errors import ConfigError
 from ktorch_sim.task_config import config_field
 
+INITS = ("orthogonal", "torch")  # Linear-layer initializations (ktorch_sim.policies.gru.init_linear)
+
 
 @dataclass(kw_only=True)
 class ModelConfig:
@@ -28,6 +30,9 @@ class ModelConfig:
                                           "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
     init_std: float = config_field(1.0, "Initial action std of the mlp policy's Gaussian (a learned, "
                                         "state-independent log std; SB3: 1.0).")
+    init: str = config_field("orthogonal", "Initialization of the Linear layers: orthogonal (gain sqrt(2) hidden, "
+                                           "0.01 actor output, 1 critic output, zero biases; SB3, CleanRL) or torch "
+                                           "(PyTorch's default, as rsl_rl's MLPs).", choices=INITS)
     sequence_method: str = config_field("auto", "GRU training pass with resets: loop (GRUCell per step), packed (cut "
                                                 "at resets, one fused nn.GRU call; cuDNN on CUDA) or auto (packed on "
                                                 "CUDA, loop on CPU). Both are exact.",

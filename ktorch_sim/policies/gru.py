@@ -24,9 +24,10 @@ import math
 import torch
 from torch import nn
 
+from ktorch_sim.policies.config import INITS
 from ktorch_sim.policies.segments import packed_gru_sequence
 
-__all__ = ["SEQUENCE_METHODS", "GRUStack", "orthogonal_init"]
+__all__ = ["INITS", "SEQUENCE_METHODS", "GRUStack", "init_linear", "orthogonal_init"]
 
 SEQUENCE_METHODS = ("auto", "loop", "packed")
 
@@ -39,6 +40,13 @@ def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
     return layer
 
 
+def init_linear(layer: nn.Linear, gain: float, init: str = "orthogonal") -> nn.Linear:
+    """``layer`` initialized per ``init``: ``orthogonal`` (with ``gain``) or ``torch`` (left as PyTorch made it)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    return orthogonal_init(layer, gain) if init == "orthogonal" else layer
+
+
 class GRUStack(nn.Module):
     """Input projection ``Linear(input_size, hidden_size)`` followed by ``depth`` stacked ``GRUCell``s.
 
@@ -47,10 +55,12 @@ class GRUStack(nn.Module):
         hidden_size: Width of the projection and of every GRU cell.
         depth: Number of stacked GRU cells.
         sequence_method: How :meth:`sequence` runs: ``auto``, ``loop`` or ``packed`` (module docstring).
+        init: The input projection's initialization (:func:`init_linear`).
 
     """
 
-    def __init__(self, input_size: int, hidden_size: int, depth: int, sequence_method: str = "auto") -> None:
+    def __init__(self, input_size: int, hidden_size: int, depth: int, sequence_method: str = "auto",
+                 init: str = "orthogonal") -> None:
         super().__init__()
         if depth < 1:
             raise ValueError(f"GRUStack depth must be >= 1, got {depth}")
@@ -60,7 +70,7 @@ class GRUStack(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.depth = depth
-        self.input_proj = orthogonal_init(nn.Linear(input_size, hidden_size), gain=math.sqrt(2.0))
+        self.input_proj = init_linear(nn.Linear(input_size, hidden_size), math.sqrt(2.0), init)
         self.cells = nn.ModuleList(nn.GRUCell(hidden_size, hidden_size) for _ in range(depth))
         # Shape-only template for the packed path; kept out of the module tree (no own weights are used).
         self._packed_template = [nn.GRU(hidden_size, hidden_size, num_layers=depth, batch_first=True)]
