@@ -164,7 +164,10 @@ class MixtureOfGaussians:
         points of a Gaussian mixture; of the K end points, the one of highest density wins.
         A fixed number of iterations keeps it exportable; 10 reach 1e-6 on well-separated or
         strongly overlapping components (tests). With one mode it is that mode whatever the weights.
+        With one component it is that component's mean, exactly (no rounding from the iteration).
         """
+        if self.num_components == 1:
+            return self.means[..., 0]
         x = self.means.unsqueeze(-1)  # [..., A, K starts, 1]
         means = self.means.unsqueeze(-2)  # [..., A, 1, K components]
         half_inv_var = (0.5 / self.stds.square()).unsqueeze(-2)
