@@ -25,7 +25,11 @@ class ModelConfig:
     min_std: float = config_field(0.01, "Lower clip of each Gaussian's std (after softplus).")
     max_std: float = config_field(1.0, "Upper clip of each Gaussian's std.")
     var_scale: float = config_field(1.0, "Scale on the softplus std output.")
-    mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and critic.")
+    critic: str = config_field("same", "Critic network: same (the policy's kind: a GRU critic for policy gru) or mlp "
+                                       "(a feed-forward critic of mlp_hidden and activation; with a gru policy it "
+                                       "halves the recurrent work of the update, and a critic that sees privileged "
+                                       "state such as base velocity needs no memory).", choices=("same", "mlp"))
+    mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and of an mlp critic.")
     activation: str = config_field("elu", "Hidden activation of the mlp policy and critic (rsl_rl: elu; SB3 and "
                                           "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
     init_std: float = config_field(1.0, "Initial action std of the mlp policy's Gaussian (a learned, "
