@@ -244,8 +244,7 @@ class PPO:
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
-                                         normalize_advantages=config.normalize_advantages
-                                         and config.advantage_normalization_scope == "minibatch",
+                                         normalize_advantages=config.normalizes_advantages_in("minibatch"),
                                          log_clip_value=config.log_clip_value)
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
@@ -329,7 +328,7 @@ class PPO:
             rewards = self.reward_scaler(rewards, done)
         advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
                                           nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam)
-        if cfg.normalize_advantages and cfg.advantage_normalization_scope == "rollout":
+        if cfg.normalizes_advantages_in("rollout"):
             advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
         num_envs, num_steps = buffer.batch_size
         length, per_minibatch = self.training_layout(num_envs, num_steps, start_carry)

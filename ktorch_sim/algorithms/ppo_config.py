@@ -70,6 +70,10 @@ class PPOConfig:
                                                 "components, resets, storage) as one CUDA graph and replay it "
                                                 "(CUDA + Warp only; not yet verified on a GPU).")
 
+    def normalizes_advantages_in(self, scope: str) -> bool:
+        """Whether advantages are normalized at ``scope`` ("minibatch" or "rollout")."""
+        return self.normalize_advantages and self.advantage_normalization_scope == scope
+
     def envs_per_minibatch(self, num_envs: int) -> int:
         """Environments in one minibatch: ``batch_size``, or all ``num_envs`` when that is fewer."""
         return min(self.batch_size, num_envs)
