@@ -155,7 +155,7 @@ class PPOTask(RLTask[ConfigT]):
                 critic)
         return ActorCritic(
             MLPActor(spec.num_actor_inputs, spec.num_actions, hidden_sizes=tuple(m.mlp_hidden), init_std=m.init_std,
-                     mean_bias=spec.action_bias, activation=m.activation, init=m.init),
+                     mean_bias=spec.action_bias, activation=m.activation, init=m.init, history=m.history),
             mlp_critic)
 
     def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer | None:

@@ -228,6 +228,10 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["ppo.lr_schedule=linear"], '--set ppo.lr_schedule: "linear" decays over ppo.max_steps, which must then be > 0'),
     (["ppo.advantage_normalization_scope=batch"], "ppo.advantage_normalization_scope"),
     (["model.init=xavier"], "model.init"),
+    (["model.critic=gru"], "model.critic"),
+    (["model.history=0"], "--set model.history: must be >= 1, got 0"),
+    (["model.history=4"], '--set model.history: is an input window for the mlp policy (a gru carries its own memory); '
+                          'got 4 with model.policy = "gru": set model.history = 1 or model.policy = "mlp"'),
     (["ppo.adaptive_kl=true", "ppo.kl_coef=0"], "--set ppo.kl_coef: must be > 0 when ppo.adaptive_kl is true"),
     (["task.action_latency_range=[0.02, 0.01]"], "--set task.action_latency_range: must satisfy 0 <= min <= max"),
     (["task.drop_action_prob=1"], "--set task.drop_action_prob: must be in [0, 1), got 1.0"),

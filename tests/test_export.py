@@ -214,3 +214,16 @@ def test_failed_write_leaves_nothing(gru_export: tuple, tmp_path: Path, monkeypa
     with pytest.raises(ExportError, match="No space left"):
         export_policy(policy, tmp_path / "policy.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mlp_with_input_history_round_trip(tmp_path: Path) -> None:
+    """``model.history = 3``: the MLP's window of past inputs is its carry, exported like a GRU state
+    ([B, 2, inputs], zeroed at resets), and onnxruntime reproduces the actions across resets."""
+    run = train_tiny_run(tmp_path / "runs", extra=("model.policy=mlp", "model.mlp_hidden=[32]", "model.history=3"))
+    policy = load_trained_policy(run, overrides=CHECK_OVERRIDES)
+    paths = export_policy(policy, tmp_path / "policy.onnx")
+    num_inputs = sum(s for _, s in ACTOR_OBSERVATIONS + COMMANDS)
+    (zero,) = ort.InferenceSession(str(paths.init)).run(None, {})
+    assert zero.shape == (1, 2, num_inputs) and not zero.any()
+    result = check_export(policy, paths, steps=CHECK_STEPS)
+    assert result.passed and result.max_abs_diff < 1e-5 and result.episodes_started >= 6

@@ -439,3 +439,56 @@ def test_init_choice(policy):
     assert float(out.weight.detach().norm(dim=1).max()) > 0.1
     with pytest.raises(ValueError, match="init must be one of"):
         actor("xavier")
+
+
+def test_input_history_sequence_equals_step_loop_with_resets():
+    """The windows of a whole sequence equal stepping the carry one control step at a time, zeroing it
+    at resets; a NaN input of an ended episode does not reach the next one."""
+    from ktorch_sim.policies.history import history_sequence, history_step
+
+    torch.manual_seed(0)
+    batch, steps, dim, length = 3, 9, 2, 4
+    obs, carry0 = torch.randn(batch, steps, dim), torch.randn(batch, length - 1, dim)
+    resets = torch.zeros(batch, steps, dtype=torch.bool)
+    resets[0, [0, 2, 3, 8]] = resets[1, 2] = resets[2, [2, 3, 7]] = True
+    obs[1, 1] = float("nan")  # world 1's episode ends after this step
+    windows, last = history_sequence(obs, carry0, resets)
+    carry, expected = carry0, []
+    for t in range(steps):
+        carry = carry.masked_fill(resets[:, t].view(-1, 1, 1), 0.0)
+        window, carry = history_step(obs[:, t], carry)
+        expected.append(window)
+    torch.testing.assert_close(windows, torch.stack(expected, 1), rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(last, carry, rtol=0, atol=0)
+    assert bool(torch.isfinite(windows[1, 2:]).all())
+    # Hand-worked: world 2, step 1 (no reset yet) = carry0's last two rows, then obs 0 and 1.
+    torch.testing.assert_close(windows[2, 1], torch.cat((carry0[2, 1:], obs[2, :2])).flatten())
+    # World 0, step 5: the latest reset was at step 3, so rows before it are zero.
+    torch.testing.assert_close(windows[0, 5], torch.cat((torch.zeros(1, dim), obs[0, 3:6])).flatten())
+
+
+def test_mlp_actor_with_history():
+    """``history=3``: the MLP reads [previous 2 inputs, current] (carry [B, 2, in]); its sequence pass equals
+    its step loop; ``history=1`` keeps the empty carry and the plain MLP."""
+    from ktorch_sim.policies import MLPActor
+
+    torch.manual_seed(0)
+    actor = MLPActor(5, 2, hidden_sizes=(16,), history=3)
+    assert actor.net[0].in_features == 15 and actor.initial_carry(4).shape == (4, 2, 5)
+    assert MLPActor(5, 2, hidden_sizes=(16,)).initial_carry(4).shape == (4, 0)
+    obs, resets = torch.randn(4, 6, 5), torch.rand(4, 6) < 0.3
+    carry0 = torch.randn(4, 2, 5)
+    seq, last = actor.forward_sequence(obs, carry0, resets)
+    carry, means = carry0, []
+    for t in range(6):
+        carry = carry.masked_fill(resets[:, t].view(-1, 1, 1), 0.0)
+        dist, carry = actor(obs[:, t], carry)
+        means.append(dist.deterministic())
+    torch.testing.assert_close(seq.deterministic(), torch.stack(means, 1), atol=1e-6, rtol=0)
+    torch.testing.assert_close(last, carry)
+    # The past matters: the same current input after a different past gives another action.
+    a, _ = actor(obs[:, 0], torch.zeros(4, 2, 5))
+    b, _ = actor(obs[:, 0], torch.ones(4, 2, 5))
+    assert not torch.allclose(a.deterministic(), b.deterministic())
+    with pytest.raises(ValueError, match="history must be >= 1"):
+        MLPActor(5, 2, history=0)

@@ -222,10 +222,11 @@ def test_advantage_normalization_scope(monkeypatch, scope):
         assert max(abs(float(a.mean())) for a, _ in seen) > 1e-2  # not per minibatch
 
 
-def test_gru_actor_with_mlp_critic_trains_on_sequences(tmp_path):
-    """``model.critic = "mlp"`` with a GRU policy: the task builds a GRU actor and a feed-forward critic,
-    PPO still cuts sequences (the actor's carry is recurrent), replays the actor's carries exactly,
-    keeps the critic's carry empty, and the update moves both networks."""
+@pytest.mark.parametrize("actor", ["gru", "mlp_history"])
+def test_memory_actor_with_mlp_critic_trains_on_sequences(tmp_path, actor):
+    """A GRU actor with ``model.critic = "mlp"``, or an MLP actor with ``model.history = 3``: the actor has
+    a carry and the critic none; PPO cuts sequences, replays the actor's carries exactly (the rollout's
+    log-probs are recomputed), keeps the critic's carry empty, and the update moves both networks."""
     from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
     from ktorch_sim.training.trainer import Trainer
     from tests.cartpole import CartpoleConfig
@@ -233,18 +234,22 @@ def test_gru_actor_with_mlp_critic_trains_on_sequences(tmp_path):
     config = TrainConfig(task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=4),
                          ppo=PPOConfig(rollout_length_seconds=0.4, sequence_length=5, minibatch_size=2),
                          model=ModelConfig(policy="gru", critic="mlp", hidden_size=8, depth=2, num_mixtures=2,
-                                           mlp_hidden=(16,)),
+                                           mlp_hidden=(16,)) if actor == "gru" else
+                         ModelConfig(policy="mlp", history=3, mlp_hidden=(16,)),
                          logging=LoggingConfig(wandb_mode="disabled", run_dir=str(tmp_path)),
                          checkpoint=CheckpointConfig(save_every_seconds=1e9))
     trainer = Trainer(config)
     model = trainer.model
-    assert isinstance(model.actor, GRUActor) and isinstance(model.critic, MLPCritic)
+    assert isinstance(model.actor, GRUActor if actor == "gru" else MLPActor) and isinstance(model.critic, MLPCritic)
     assert [m.out_features for m in model.critic.net if isinstance(m, torch.nn.Linear)] == [16, 1]
-    buffer, start_carry, trainer.carry, _ = trainer.collector.collect(model, trainer.carry)
-    assert start_carry[0].shape == (4, 2, 8) and start_carry[1].shape == (4, 0)
+    carry_shape = (2, 8) if actor == "gru" else (2, model.actor.num_inputs)
+    for _ in range(2):  # the second rollout starts from a carry the first one left mid-episode
+        buffer, start_carry, trainer.carry, _ = trainer.collector.collect(model, trainer.carry)
+    assert start_carry[0].shape == (4, *carry_shape) and start_carry[1].shape == (4, 0)
+    assert float(start_carry[0].abs().sum()) > 0
     steps = buffer.batch_size[1]
     carries = trainer.ppo._sequence_carries(buffer, start_carry, 5)
-    assert carries[0].shape == (4 * steps // 5, 2, 8) and carries[1].shape == (4 * steps // 5, 0)
+    assert carries[0].shape == (4 * steps // 5, *carry_shape) and carries[1].shape == (4 * steps // 5, 0)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():  # the rollout's log-probs and values are what the update recomputes first
         variables, _ = trainer.task.get_ppo_variables(model, buffer, start_carry)
@@ -252,4 +257,5 @@ def test_gru_actor_with_mlp_critic_trains_on_sequences(tmp_path):
     torch.testing.assert_close(variables.values, buffer["value"], atol=1e-5, rtol=0)
     trainer.ppo.update(buffer, start_carry)
     moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
-    assert any(k.startswith("actor.gru") for k in moved) and any(k.startswith("critic.net") for k in moved)
+    assert any(k.startswith("actor.gru" if actor == "gru" else "actor.net") for k in moved)
+    assert any(k.startswith("critic.net") for k in moved)

@@ -31,6 +31,7 @@ from torch import nn
 
 from ktorch_sim.policies.distributions import DiagGaussian, MixtureOfGaussians
 from ktorch_sim.policies.gru import GRUStack, init_linear
+from ktorch_sim.policies.history import history_sequence, history_step
 
 if TYPE_CHECKING:
     from tensordict.nn import TensorDictModule
@@ -244,8 +245,11 @@ class MLPActor(_MLPNet):
         mean_bias: Per-joint offset of the mean ``[A]`` (a buffer); zeros if None.
         activation: Hidden activation: elu, tanh, relu or silu.
         init: Initialization of the Linear layers (module docstring).
+        history: Control steps of input the MLP sees: the current one and ``history - 1`` before it, kept as
+            the carry ``[B, history - 1, num_inputs]`` (:mod:`ktorch_sim.policies.history`); 1 (default): the
+            current input only, an empty carry ``[B, 0]``.
 
-    TensorDict keys: reads ``actor_obs``, ``actor_carry`` [B, 0]; writes ``loc``, ``scale`` (each [B, A]) and
+    TensorDict keys: reads ``actor_obs``, ``actor_carry``; writes ``loc``, ``scale`` (each [B, A]) and
     ``next_actor_carry``.
 
     """
@@ -262,11 +266,16 @@ class MLPActor(_MLPNet):
         mean_bias: Sequence[float] | torch.Tensor | None = None,
         activation: str = "elu",
         init: str = "orthogonal",
+        history: int = 1,
     ) -> None:
         super().__init__()
         if init_std <= 0.0:
             raise ValueError(f"init_std must be > 0, got {init_std}")
-        self.net = _mlp(num_inputs, hidden_sizes, num_outputs, _ACTOR_OUT_GAIN, activation, init)
+        if history < 1:
+            raise ValueError(f"history must be >= 1 (control steps of input, the current one included), got {history}")
+        self.num_inputs = num_inputs
+        self.history = history
+        self.net = _mlp(num_inputs * history, hidden_sizes, num_outputs, _ACTOR_OUT_GAIN, activation, init)
         self.log_std = nn.Parameter(torch.full((num_outputs,), math.log(init_std)))
         self.mean_bias: torch.Tensor
         self.register_buffer("mean_bias", _mean_bias_buffer(mean_bias, num_outputs))
@@ -276,19 +285,36 @@ class MLPActor(_MLPNet):
         mean = self.net(obs) + self.mean_bias
         return mean, self.log_std.exp().expand_as(mean)
 
+    def initial_carry(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
+        """Zero carry: ``[batch_size, history - 1, num_inputs]`` with a history, else empty ``[batch_size, 0]``."""
+        if self.history == 1:
+            return super().initial_carry(batch_size, device)
+        ref = self.log_std
+        return torch.zeros(batch_size, self.history - 1, self.num_inputs, device=device or ref.device, dtype=ref.dtype)
+
     def forward_tensors(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """One step as tensors: (mean, std, carry)."""
-        return (*self._params(obs), carry)
+        """One step as tensors: (mean, std, next carry)."""
+        if self.history == 1:
+            return (*self._params(obs), carry)
+        window, next_carry = history_step(obs, carry)
+        return (*self._params(window), next_carry)
 
     def forward(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[DiagGaussian, torch.Tensor]:
-        """One step: ``obs`` [B, in] -> (Gaussian over [B, A], the unchanged empty carry)."""
-        return DiagGaussian(*self._params(obs)), carry
+        """One step: ``obs`` [B, in] -> (Gaussian over [B, A], next carry; the empty carry stays as it is)."""
+        mean, std, next_carry = self.forward_tensors(obs, carry)
+        return DiagGaussian(mean, std), next_carry
 
     def forward_sequence(
         self, obs: torch.Tensor, carry0: torch.Tensor, resets: torch.Tensor
     ) -> tuple[DiagGaussian, torch.Tensor]:
-        """Run a sequence: ``obs`` [B, T, in] -> (Gaussian over [B, T, A], ``carry0``); ``resets`` is unused."""
-        return DiagGaussian(*self._params(obs)), carry0
+        """Run a sequence: ``obs`` [B, T, in] -> (Gaussian over [B, T, A], carry after the last step).
+
+        Without a history ``resets`` is unused and ``carry0`` is returned as it is.
+        """
+        if self.history == 1:
+            return DiagGaussian(*self._params(obs)), carry0
+        windows, carry = history_sequence(obs, carry0, resets)
+        return DiagGaussian(*self._params(windows)), carry
 
 
 class MLPCritic(_MLPNet):

@@ -32,6 +32,10 @@ class ModelConfig:
     mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and of an mlp critic.")
     activation: str = config_field("elu", "Hidden activation of the mlp policy and critic (rsl_rl: elu; SB3 and "
                                           "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
+    history: int = config_field(1, "Control steps of actor input the mlp policy sees: the current one and history - 1 "
+                                   "before it (Isaac Lab's and mjlab's observation history_length, for all the actor's "
+                                   "inputs), carried like a GRU state; 1: the current step only. A history > 1 trains "
+                                   "on sequences of ppo.sequence_length steps, as a recurrent policy.")
     init_std: float = config_field(1.0, "Initial action std of the mlp policy's Gaussian (a learned, "
                                         "state-independent log std; SB3: 1.0).")
     init: str = config_field("orthogonal", "Initialization of the Linear layers: orthogonal (gain sqrt(2) hidden, "
@@ -44,12 +48,15 @@ class ModelConfig:
 
     def check(self) -> None:
         """Ranges of the fields; raises :class:`ConfigError` (key ``model.<field>``) at the first bad one."""
-        for name in ("hidden_size", "depth", "num_mixtures"):
+        for name in ("hidden_size", "depth", "num_mixtures", "history"):
             _require(getattr(self, name) >= 1, name, f"must be >= 1, got {getattr(self, name)}")
         _require(self.min_std > 0, "min_std", f"must be > 0, got {self.min_std}")
         _require(self.max_std >= self.min_std, "max_std",
                  f"must be >= model.min_std ({self.min_std}), got {self.max_std}")
         _require(self.var_scale > 0, "var_scale", f"must be > 0, got {self.var_scale}")
+        _require(self.history == 1 or self.policy == "mlp", "history",
+                 f"is an input window for the mlp policy (a gru carries its own memory); got {self.history} with "
+                 f'model.policy = "{self.policy}": set model.history = 1 or model.policy = "mlp"')
         _require(self.init_std > 0, "init_std", f"must be > 0, got {self.init_std}")
         sizes = "[" + ", ".join(str(h) for h in self.mlp_hidden) + "]"
         _require(len(self.mlp_hidden) >= 1 and all(h >= 1 for h in self.mlp_hidden), "mlp_hidden",
