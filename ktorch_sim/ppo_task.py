@@ -142,21 +142,20 @@ class PPOTask(RLTask[ConfigT]):
 
     def get_model(self, spec: PolicySpec) -> torch.nn.Module:
         """The actor-critic (default: GRU mixture of Gaussians, or MLP, per ``spec.model``; ``model.critic``
-        picks a feed-forward critic for the GRU actor)."""
+        picks a feed-forward critic for the GRU actor). The actor is built first (the order of the draws)."""
         m = spec.model
-        mlp_critic = MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden), activation=m.activation,
-                               init=m.init)
         if m.policy == "gru":
             kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method, init=m.init)
-            actor_kw = dict(num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale)
-            critic = mlp_critic if m.critic == "mlp" else GRUCritic(spec.num_critic_inputs, **kw)
-            return ActorCritic(
-                GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw, **actor_kw),
-                critic)
-        return ActorCritic(
-            MLPActor(spec.num_actor_inputs, spec.num_actions, hidden_sizes=tuple(m.mlp_hidden), init_std=m.init_std,
-                     mean_bias=spec.action_bias, activation=m.activation, init=m.init, history=m.history),
-            mlp_critic)
+            actor = GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw,
+                             num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale)
+        else:
+            actor = MLPActor(spec.num_actor_inputs, spec.num_actions, hidden_sizes=tuple(m.mlp_hidden),
+                             init_std=m.init_std, mean_bias=spec.action_bias, activation=m.activation, init=m.init,
+                             history=m.history)
+        if m.policy == "gru" and m.critic == "same":
+            return ActorCritic(actor, GRUCritic(spec.num_critic_inputs, **kw))
+        return ActorCritic(actor, MLPCritic(spec.num_critic_inputs, hidden_sizes=tuple(m.mlp_hidden),
+                                            activation=m.activation, init=m.init))
 
     def get_optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer | None:
         """An optimizer for ``model``, or None (the default) for PPO's own AdamW from the ``ppo`` section.

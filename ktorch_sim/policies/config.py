@@ -29,7 +29,8 @@ class ModelConfig:
                                        "(a feed-forward critic of mlp_hidden and activation; with a gru policy it "
                                        "halves the recurrent work of the update, and a critic that sees privileged "
                                        "state such as base velocity needs no memory).", choices=("same", "mlp"))
-    mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and of an mlp critic.")
+    mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and of an mlp "
+                                                                "critic.")
     activation: str = config_field("elu", "Hidden activation of the mlp policy and critic (rsl_rl: elu; SB3 and "
                                           "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
     history: int = config_field(1, "Control steps of actor input the mlp policy sees: the current one and history - 1 "
