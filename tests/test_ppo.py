@@ -40,6 +40,15 @@ def test_gae_matches_a_hand_computation_with_failure_and_time_limit():
     assert adv[0, 2].item() == pytest.approx(-1.0 - 0.1)
     # the truncated step bootstraps from its own value, not the next episode's
     assert adv[0, 3].item() == pytest.approx(2.0 + 0.9 * 0.9 - 0.9)
+    # ppo.bootstrap_truncated = false: the time limit counts as a failure, A_3 = r_3 - V_3, and the
+    # earlier steps of that episode see it through the recursion (A_2's episode ended before: unchanged)
+    adv_nb, _ = compute_gae(as_t(r), as_t(v), as_t(nv), as_t(done, torch.bool), as_t(term, torch.bool),
+                            as_t(trunc, torch.bool), gamma, lam, bootstrap_truncated=False)
+    failed = [t or u for t, u in zip(term, trunc)]
+    torch.testing.assert_close(adv_nb[0], torch.tensor(_gae_by_hand(r, v, nv, done, failed, trunc, gamma, lam)),
+                               atol=1e-6, rtol=0)
+    assert adv_nb[0, 3].item() == pytest.approx(2.0 - 0.9)
+    assert adv_nb[0, 2].item() == adv[0, 2].item() and adv_nb[0, 4].item() == adv[0, 4].item()
 
 
 def test_clipped_surrogate_and_value_loss_by_hand():

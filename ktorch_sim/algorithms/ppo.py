@@ -54,8 +54,8 @@ class PPOLossConfig:
 
 
 def compute_gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor,
-                terminated: torch.Tensor, truncated: torch.Tensor, gamma: float, lam: float
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                terminated: torch.Tensor, truncated: torch.Tensor, gamma: float, lam: float,
+                bootstrap_truncated: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages and value targets, both [N, T], for one rollout.
 
     Args:
@@ -64,7 +64,10 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.
             after step t; after a reset that is the new episode's first observation).
         dones, terminated, truncated: [N, T] bool, after step t.
         gamma, lam: discount and GAE lambda.
+        bootstrap_truncated: bootstrap a truncated step's return (else it counts as a termination).
     """
+    if not bootstrap_truncated:
+        terminated = terminated | truncated
     # A truncated step's next observation belongs to the next episode: bootstrap from V(s_t).
     next_values = torch.where(truncated, values, next_values)
     adv, target = generalized_advantage_estimate(
@@ -327,7 +330,8 @@ class PPO:
         if self.reward_scaler is not None:
             rewards = self.reward_scaler(rewards, done)
         advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
-                                          nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam)
+                                          nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam,
+                                          cfg.bootstrap_truncated)
         if cfg.normalizes_advantages_in("rollout"):
             advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
         num_envs, num_steps = buffer.batch_size

@@ -40,6 +40,9 @@ class PPOConfig:
                                                        "+-clip_param (rsl_rl, CleanRL). Off by default (SB3): in raw "
                                                        "reward units it keeps the critic from reaching large returns "
                                                        "(docs/learning.md).")
+    bootstrap_truncated: bool = config_field(True, "At a time-limit truncation, bootstrap the return from the "
+                                                   "value of the last state (SB3, CleanRL's newer scripts, rsl_rl); "
+                                                   "false: treat it as a termination (the older PPO habit).")
     entropy_coef: float = config_field(0.0, "Weight of the entropy bonus (SB3, CleanRL: 0; ksim: 0.008).")
     kl_coef: float = config_field(0.0, "Weight of the KL(old || new) penalty (ksim: 1e-3; 0 disables it).")
     adaptive_kl: bool = config_field(False, "Adapt kl_coef x/÷1.5 to keep the KL near desired_kl (ksim).")
