@@ -259,3 +259,27 @@ def test_memory_actor_with_mlp_critic_trains_on_sequences(tmp_path, actor):
     moved = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert any(k.startswith("actor.gru" if actor == "gru" else "actor.net") for k in moved)
     assert any(k.startswith("critic.net") for k in moved)
+
+
+def test_target_kl_stops_the_update_before_the_step_that_would_exceed_it():
+    """``ppo.target_kl`` (SB3): the first minibatch's KL is 0 (the rollout's own policy) so it always steps;
+    a tiny target then stops at the next one, whose KL is positive; a large one or none lets every
+    minibatch step."""
+    buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
+    torch.manual_seed(0)
+    with torch.no_grad():  # the rollout's log-probs as the model gives them: the first minibatch's KL is 0
+        dist, _ = _mlp().actor(buffer["observation", "x"], torch.zeros(N, T, 0))
+        buffer["log_prob"] = dist.log_prob(buffer["action"]).sum(-1)
+    everything = N * T // 8
+    for target, expected in ((None, everything), (1e-12, 1), (1e3, everything)):
+        torch.manual_seed(0)
+        model = _mlp()
+        ppo, _ = _ppo(model, minibatch_size=8, target_kl=target)
+        steps = []
+        step = ppo.optimizer.step
+        ppo.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
+        out = ppo.update(buffer.clone(), model.initial_carry(N))
+        assert len(steps) == expected, target
+        assert ("minibatches_applied" in out) == (target is not None)
+        if target is not None:
+            assert float(out["minibatches_applied"]) == expected

@@ -343,18 +343,26 @@ class PPO:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         done, total = 0, cfg.num_passes * -(-batch.batch_size[0] // per_minibatch)
+        stopped = False
         for _ in range(cfg.num_passes):
             order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(per_minibatch):
-                metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx))
+                metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx), may_stop=count > 0)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
+                if applied == "stopped":
+                    stopped = True
+                    break
                 if applied:
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
                     count += 1
+            if stopped:
+                break
         # Means over the applied updates; if every one was skipped, the last (non-finite) metrics show why.
         out = {k: v / count for k, v in sums.items()} if count else dict(metrics)
+        if cfg.target_kl is not None:
+            out["minibatches_applied"] = torch.tensor(float(count), device=advantages.device)
         out["advantage_mean"] = masked_mean(advantages, valid)
         out["value_target_mean"] = masked_mean(targets, valid)
         out["explained_variance"] = explained_variance(buffer["value"], targets, valid)
@@ -386,12 +394,18 @@ class PPO:
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)
 
-    def _minibatch(self, traj: object, carry: object) -> tuple[dict[str, torch.Tensor], bool]:
-        """One gradient step on a minibatch; returns its metrics and whether the step was applied."""
+    def _minibatch(self, traj: object, carry: object, may_stop: bool = False
+                   ) -> tuple[dict[str, torch.Tensor], bool | str]:
+        """One gradient step on a minibatch; returns its metrics and whether the step was applied, or
+        ``"stopped"`` when ``ppo.target_kl`` ends the update here (no step taken; only when ``may_stop``,
+        i.e. after at least one applied step)."""
         valid = traj["valid"]
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
                             traj["advantage"], traj["value_target"], variables.entropy, valid, self.loss_config)
+        target = self.config.target_kl
+        if may_stop and target is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target:
+            return {}, "stopped"  # SB3: the policy moved far enough from the one that collected the rollout
         total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
         if self.kl.kl_coef > 0:
             clip = self.loss_config.log_clip_value

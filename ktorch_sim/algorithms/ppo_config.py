@@ -48,6 +48,9 @@ class PPOConfig:
     adaptive_kl: bool = config_field(False, "Adapt kl_coef x/÷1.5 to keep the KL near desired_kl (ksim).")
     desired_kl: float = config_field(0.01, "Target KL per minibatch for adaptive_kl and adaptive_lr.")
     adaptive_lr: bool = config_field(False, "Adapt the learning rate x/÷1.5 to keep the KL near desired_kl (rsl_rl).")
+    target_kl: float | None = config_field(None, "End the update early, before the step of the first minibatch "
+                                                 "whose KL (old || current, measured before that step) exceeds 1.5 x "
+                                                 "target_kl (SB3's target_kl; none: always all num_passes).")
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")
@@ -121,6 +124,7 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
     require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
              f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
     require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
+    require(p.target_kl is None or p.target_kl > 0, "ppo.target_kl", f"must be > 0 or none, got {p.target_kl}")
     require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
 
 
