@@ -275,6 +275,30 @@ def test_kbot_amp_trains_two_iterations_checkpoints_the_discriminator_and_resume
     resumed[0].ppo.load_state_dict(plain)
 
 
+def test_target_kl_ends_the_amp_update_with_no_discriminator_step_for_the_stopped_minibatch(tmp_path: Path) -> None:
+    """With ``ppo.target_kl`` tiny the update stops after its first minibatch: the discriminator steps only after
+    the minibatches PPO applied (``amp.steps_per_minibatch`` each), never after the one that ended the update."""
+    config = load_config(REPO / "configs" / "kbot_amp.toml",
+                         [*SMOKE, f"logging.run_dir={tmp_path}", "ppo.max_steps=80", "ppo.target_kl=1e-9"],
+                         note_caps=False)
+    trainer = Trainer(config)
+    counts = {"ppo": 0, "amp": 0}
+
+    def counted(name: str, step: object) -> object:
+        def wrapper(*args: object, **kwargs: object) -> object:
+            counts[name] += 1
+            return step(*args, **kwargs)
+        return wrapper
+
+    trainer.ppo.optimizer.step = counted("ppo", trainer.ppo.optimizer.step)
+    trainer.ppo.amp.step = counted("amp", trainer.ppo.amp.step)
+    trainer.iterate()
+    trainer.iterate()  # the replay holds policy transitions from the first iteration on
+    minibatches = config.ppo.num_passes * config.ppo.num_minibatches(config.task.num_envs)
+    assert 2 <= counts["ppo"] < 2 * minibatches
+    assert counts["amp"] == config.amp.steps_per_minibatch * counts["ppo"]
+    trainer.logger.close()
+
 
 # --- learning from the style reward alone (benchmarks/amp_arm.py; docs/training_runs.md) ---------------------
 
