@@ -32,7 +32,7 @@ from torch import nn
 
 from ktorch_sim.algorithms.amp_config import AMPConfig
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
-from ktorch_sim.algorithms.ppo import PPO, _keep_extras, invalid_transitions, masked_mean
+from ktorch_sim.algorithms.ppo import PPO, STOPPED, _keep_extras, invalid_transitions, masked_mean
 
 
 def style_reward(logits: torch.Tensor) -> torch.Tensor:
@@ -262,7 +262,7 @@ class AMPPPO(PPO):
         none when ``ppo.target_kl`` ended the update here."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
         metrics, applied = super()._minibatch(traj, carry, may_stop)
-        if applied == "stopped":
+        if applied == STOPPED:
             return metrics, applied
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0
         sums: dict[str, torch.Tensor] = {}

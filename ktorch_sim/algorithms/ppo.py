@@ -41,6 +41,10 @@ from ktorch_sim.algorithms.normalizer import ReturnScaler
 from ktorch_sim.utils.phase_progress import tick
 
 
+# What ``PPO._minibatch`` returns in place of "applied" when ``ppo.target_kl`` ends the update before its step.
+STOPPED = "stopped"
+
+
 @dataclass(frozen=True)
 class PPOLossConfig:
     """The loss hyperparameters (a subset of the training config's ``ppo`` section)."""
@@ -350,7 +354,7 @@ class PPO:
                 metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx), may_stop=count > 0)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
-                if applied == "stopped":
+                if applied == STOPPED:
                     stopped = True
                     break
                 if applied:
@@ -397,7 +401,7 @@ class PPO:
     def _minibatch(self, traj: object, carry: object, may_stop: bool = False
                    ) -> tuple[dict[str, torch.Tensor], bool | str]:
         """One gradient step on a minibatch; returns its metrics and whether the step was applied, or
-        ``"stopped"`` when ``ppo.target_kl`` ends the update here (no step taken; only when ``may_stop``,
+        ``STOPPED`` when ``ppo.target_kl`` ends the update here (no step taken; only when ``may_stop``,
         i.e. after at least one applied step)."""
         valid = traj["valid"]
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
@@ -405,7 +409,7 @@ class PPO:
                             traj["advantage"], traj["value_target"], variables.entropy, valid, self.loss_config)
         target = self.config.target_kl
         if may_stop and target is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target:
-            return {}, "stopped"  # SB3: the policy moved far enough from the one that collected the rollout
+            return {}, STOPPED  # SB3: the policy moved far enough from the one that collected the rollout
         total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
         if self.kl.kl_coef > 0:
             clip = self.loss_config.log_clip_value
