@@ -147,7 +147,8 @@ class PPOTask(RLTask[ConfigT]):
         if m.policy == "gru":
             kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method, init=m.init)
             actor = GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw,
-                             num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale)
+                             num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale,
+                             state_dependent_std=m.state_dependent_std, init_std=m.init_std)
         else:
             actor = MLPActor(spec.num_actor_inputs, spec.num_actions, hidden_sizes=tuple(m.mlp_hidden),
                              init_std=m.init_std, mean_bias=spec.action_bias, activation=m.activation, init=m.init,

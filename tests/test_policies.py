@@ -314,6 +314,24 @@ def test_actor_means_biased_and_stds_bounded_at_init():
     assert torch.equal(actor(obs, carry)[0].stds, torch.full((16, 6, 3), 0.9))
 
 
+def test_actor_with_parameter_stds_ignores_the_input_for_its_stds():
+    torch.manual_seed(5)
+    actor = GRUActor(9, 6, hidden_size=16, depth=2, num_mixtures=3, state_dependent_std=False, init_std=0.4)
+    # The head emits means and logits only (2 * 6 * 3 = 36 outputs) and one std per joint and component.
+    assert actor.output_proj.out_features == 36 and actor.log_std.shape == (6, 3)
+    obs_a, obs_b = torch.randn(8, 9), 10.0 * torch.randn(8, 9)
+    dist_a, _ = actor(obs_a, actor.initial_carry(8))
+    dist_b, _ = actor(obs_b, actor.initial_carry(8))
+    torch.testing.assert_close(dist_a.stds, torch.full((8, 6, 3), 0.4))
+    assert not torch.allclose(dist_a.means, dist_b.means)
+    with torch.no_grad():
+        actor.log_std[2, 1] = math.log(0.7)
+    dist, _ = actor(obs_b, actor.initial_carry(8))
+    assert torch.allclose(dist.stds[:, 2, 1], torch.tensor(0.7)) and torch.equal(dist.stds[:, 0], dist_a.stds[:, 0])
+    with pytest.raises(ValueError, match="init_std must be > 0"):
+        GRUActor(9, 6, state_dependent_std=False, init_std=0.0)
+
+
 def test_actor_forward_sequence_equals_forward_loop():
     torch.manual_seed(2)
     actor = GRUActor(9, 4, hidden_size=16, depth=3, num_mixtures=2)
@@ -362,11 +380,12 @@ def test_mean_bias_length_is_checked():
         GRUActor(9, 4, mean_bias=[0.0, 0.0, 0.0])
 
 
-@pytest.mark.parametrize("kind", ["gru", "mlp"])
+@pytest.mark.parametrize("kind", ["gru", "gru_parameter_std", "mlp"])
 def test_gradients_reach_every_parameter_in_a_ppo_like_loss(kind):
     torch.manual_seed(3)
-    if kind == "gru":
-        ac = ActorCritic(GRUActor(9, 4, hidden_size=16, depth=3, num_mixtures=3), GRUCritic(11, 16, 2))
+    if kind.startswith("gru"):
+        ac = ActorCritic(GRUActor(9, 4, hidden_size=16, depth=3, num_mixtures=3,
+                                  state_dependent_std=kind == "gru"), GRUCritic(11, 16, 2))
     else:
         ac = ActorCritic(MLPActor(9, 4, hidden_sizes=(16, 16)), MLPCritic(11, hidden_sizes=(16,)))
     b, t = 4, 8

@@ -222,6 +222,29 @@ def test_advantage_normalization_scope(monkeypatch, scope):
         assert max(abs(float(a.mean())) for a, _ in seen) > 1e-2  # not per minibatch
 
 
+@pytest.mark.parametrize(("recurrent", "sequence_length", "expected"),
+                         [(False, 0, "minibatch"), (True, 4, "rollout"), (True, 1, "minibatch")])
+def test_auto_advantage_scope_normalizes_sequences_over_the_rollout(monkeypatch, recurrent, sequence_length, expected):
+    """The default scope ``auto``: shuffled single transitions (an MLP, or a GRU trained on one-step sequences)
+    are normalized per minibatch; sequences of several steps once over the rollout."""
+    import ktorch_sim.algorithms.ppo as ppo_module
+
+    seen: list[bool] = []
+    real = ppo_module.ppo_losses
+
+    def spy(log_probs, old_log_probs, values, old_values, advantages, targets, entropy, mask, config):
+        seen.append(config.normalize_advantages)
+        return real(log_probs, old_log_probs, values, old_values, advantages, targets, entropy, mask, config)
+
+    monkeypatch.setattr(ppo_module, "ppo_losses", spy)
+    model = _gru() if recurrent else _mlp()
+    ppo, _ = _ppo(model, minibatch_size=8, sequence_length=sequence_length)
+    assert ppo.config.advantage_normalization_scope == "auto"
+    ppo.update(_buffer(torch.zeros(N, T, dtype=torch.bool)), model.initial_carry(N))
+    assert seen and all(normalize == (expected == "minibatch") for normalize in seen)
+    assert PPOConfig(normalize_advantages=False).advantage_scope(sequences=True) is None
+
+
 @pytest.mark.parametrize("actor", ["gru", "mlp_history"])
 def test_memory_actor_with_mlp_critic_trains_on_sequences(tmp_path, actor):
     """A GRU actor with ``model.critic = "mlp"``, or an MLP actor with ``model.history = 3``: the actor has

@@ -23,6 +23,9 @@ and rsl_rl (the quirk numbers are ksim's PPO differences as this project lists t
 - Minibatches: shuffled single transitions for feed-forward policies (SB3, CleanRL); for
   recurrent ones, sequences of ``ppo.sequence_length`` steps across worlds, each replayed from
   the carry at its first step (truncated BPTT over the sequence; the whole rollout by default).
+- Advantages are normalized per minibatch for single transitions (SB3) and once per rollout for
+  sequences (rsl_rl): a minibatch of a few correlated sequences normalized by its own statistics
+  cost an MLP trained on 16-step sequences three quarters of its Hopper score (docs/learning.md).
 - Rewards may be clipped (``ppo.reward_clip``) and scaled by the running std of the discounted
   return (``ppo.normalize_rewards``, as SB3's VecNormalize) before the advantages.
 """
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torchrl.objectives.value.functional import generalized_advantage_estimate
@@ -251,7 +254,7 @@ class PPO:
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
-                                         normalize_advantages=config.normalizes_advantages_in("minibatch"),
+                                         normalize_advantages=config.normalize_advantages,  # per update: scope
                                          log_clip_value=config.log_clip_value)
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
@@ -336,10 +339,12 @@ class PPO:
         advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
                                           nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam,
                                           cfg.bootstrap_truncated)
-        if cfg.normalizes_advantages_in("rollout"):
-            advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
         num_envs, num_steps = buffer.batch_size
         length, per_minibatch = self.training_layout(num_envs, num_steps, start_carry)
+        scope = cfg.advantage_scope(sequences=length > 1)
+        if scope == "rollout":
+            advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
+        self.loss_config = replace(self.loss_config, normalize_advantages=scope == "minibatch")
         carries = self._sequence_carries(buffer, start_carry, length)
         batch = buffer.exclude("next_value", ("next", "reward_terms"))
         batch.update({"advantage": advantages, "value_target": targets, "valid": valid})

@@ -55,8 +55,10 @@ class PPOConfig:
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")
     advantage_normalization_scope: str = config_field(
-        "minibatch", "Where advantages are normalized: minibatch (SB3, CleanRL) or rollout (rsl_rl's default: "
-                     "once over the whole rollout).", choices=("minibatch", "rollout"))
+        "auto", "Where advantages are normalized: minibatch (SB3, CleanRL), rollout (rsl_rl's default: once over "
+                "the whole rollout) or auto: minibatch for shuffled single transitions, rollout for minibatches of "
+                "sequences (recurrent policies), whose few correlated sequences make a minibatch's own mean and "
+                "std a poor reference (docs/learning.md).", choices=("auto", "minibatch", "rollout"))
     learning_rate: float = config_field(3e-4, "AdamW learning rate.")
     adam_eps: float = config_field(1e-5, "AdamW epsilon (SB3 and CleanRL: 1e-5; PyTorch's default: 1e-8).")
     weight_decay: float = config_field(0.0, "AdamW weight decay (ksim: 1e-5).")
@@ -76,9 +78,15 @@ class PPOConfig:
                                                 "components, resets, storage) as one CUDA graph and replay it "
                                                 "(CUDA + Warp only; not yet verified on a GPU).")
 
-    def normalizes_advantages_in(self, scope: str) -> bool:
-        """Whether advantages are normalized at ``scope`` ("minibatch" or "rollout")."""
-        return self.normalize_advantages and self.advantage_normalization_scope == scope
+    def advantage_scope(self, sequences: bool) -> str | None:
+        """Where advantages are normalized ("minibatch" or "rollout"; None: not at all) when minibatches hold
+        ``sequences`` of several steps (else single transitions); resolves ``auto``."""
+        if not self.normalize_advantages:
+            return None
+        scope = self.advantage_normalization_scope
+        if scope == "auto":
+            return "rollout" if sequences else "minibatch"
+        return scope
 
     def envs_per_minibatch(self, num_envs: int) -> int:
         """Environments in one minibatch: ``batch_size``, or all ``num_envs`` when that is fewer."""

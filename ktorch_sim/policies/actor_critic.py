@@ -111,6 +111,9 @@ class GRUActor(_PolicyNet):
     ``GRUStack`` then ``Linear(hidden, num_outputs * 3 * num_mixtures)``, split into means, raw stds and
     logits, each ``[..., A, K]``. Means are offset by ``mean_bias`` per joint (the home pose, so the
     untrained policy stands near it); std = min((softplus(s) + min_std) * var_scale, max_std).
+    With ``state_dependent_std=False`` the head outputs only means and logits and each component's std
+    is a learned parameter ``exp(log_std[a, k])``, independent of the input (the MLP's, SB3's and
+    rsl_rl's choice), starting at ``init_std``.
 
     Args:
         num_inputs: Observation features.
@@ -124,6 +127,8 @@ class GRUActor(_PolicyNet):
         mean_bias: Per-joint offset of the means ``[A]`` (a buffer, saved in the state dict); zeros if None.
         sequence_method: How training passes run the GRU over time (see :class:`GRUStack`).
         init: Initialization of the Linear layers (module docstring).
+        state_dependent_std: Stds from the network (ksim) or learned parameters (see above).
+        init_std: Initial std of the parameter stds (``state_dependent_std=False`` only).
 
     TensorDict keys: reads ``actor_obs`` [B, in], ``actor_carry`` [B, depth, hidden]; writes ``loc``,
     ``scale``, ``logits`` (each [B, A, K]) and ``next_actor_carry``.
@@ -146,15 +151,24 @@ class GRUActor(_PolicyNet):
         mean_bias: Sequence[float] | torch.Tensor | None = None,
         sequence_method: str = "auto",
         init: str = "orthogonal",
+        state_dependent_std: bool = True,
+        init_std: float = 1.0,
     ) -> None:
         super().__init__()
+        if init_std <= 0.0:
+            raise ValueError(f"init_std must be > 0, got {init_std}")
         self.num_outputs = num_outputs
         self.num_mixtures = num_mixtures
+        self.state_dependent_std = state_dependent_std
         self.min_std = min_std
         self.max_std = max_std
         self.var_scale = var_scale
         self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
-        self.output_proj = init_linear(nn.Linear(hidden_size, num_outputs * 3 * num_mixtures), _ACTOR_OUT_GAIN, init)
+        heads = 3 if state_dependent_std else 2  # means, (stds,) logits
+        self.output_proj = init_linear(nn.Linear(hidden_size, num_outputs * heads * num_mixtures), _ACTOR_OUT_GAIN,
+                                       init)
+        if not state_dependent_std:
+            self.log_std = nn.Parameter(torch.full((num_outputs, num_mixtures), math.log(init_std)))
         self.mean_bias: torch.Tensor
         self.register_buffer("mean_bias", _mean_bias_buffer(mean_bias, num_outputs))
 
@@ -165,9 +179,13 @@ class GRUActor(_PolicyNet):
     def _head(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GRU output ``[..., hidden]`` -> (means, stds, logits), each ``[..., A, K]``."""
         shape = h.shape[:-1] + (self.num_outputs, self.num_mixtures)
-        mean_raw, std_raw, logits = self.output_proj(h).chunk(3, dim=-1)
+        if self.state_dependent_std:
+            mean_raw, std_raw, logits = self.output_proj(h).chunk(3, dim=-1)
+            stds = ((F.softplus(std_raw.reshape(shape)) + self.min_std) * self.var_scale).clamp(max=self.max_std)
+        else:
+            mean_raw, logits = self.output_proj(h).chunk(2, dim=-1)
+            stds = self.log_std.exp().expand(shape)
         means = mean_raw.reshape(shape) + self.mean_bias[:, None]
-        stds = ((F.softplus(std_raw.reshape(shape)) + self.min_std) * self.var_scale).clamp(max=self.max_std)
         return means, stds, logits.reshape(shape)
 
     def forward_tensors(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, ...]:

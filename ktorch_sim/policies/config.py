@@ -37,8 +37,13 @@ class ModelConfig:
                                    "before it (Isaac Lab's and mjlab's observation history_length, for all the actor's "
                                    "inputs), carried like a GRU state; 1: the current step only. A history > 1 trains "
                                    "on sequences of ppo.sequence_length steps, as a recurrent policy.")
+    state_dependent_std: bool = config_field(True, "gru policy: each Gaussian's std is an output of the network "
+                                                   "(ksim) or, false, a learned per-joint parameter independent of "
+                                                   "the input, starting at init_std (the mlp policy's, SB3's and "
+                                                   "rsl_rl's choice).")
     init_std: float = config_field(1.0, "Initial action std of the mlp policy's Gaussian (a learned, "
-                                        "state-independent log std; SB3: 1.0).")
+                                        "state-independent log std; SB3: 1.0) and of the gru policy's Gaussians "
+                                        "when model.state_dependent_std is false.")
     init: str = config_field("orthogonal", "Initialization of the Linear layers: orthogonal (gain sqrt(2) hidden, "
                                            "0.01 actor output, 1 critic output, zero biases; SB3, CleanRL) or torch "
                                            "(PyTorch's default, as rsl_rl's MLPs).", choices=INITS)
