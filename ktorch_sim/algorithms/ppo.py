@@ -254,7 +254,7 @@ class PPO:
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
-                                         normalize_advantages=config.normalize_advantages,  # per update: scope
+                                         normalize_advantages=config.normalize_advantages,
                                          log_clip_value=config.log_clip_value)
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
@@ -344,7 +344,7 @@ class PPO:
         scope = cfg.advantage_scope(sequences=length > 1)
         if scope == "rollout":
             advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
-        self.loss_config = replace(self.loss_config, normalize_advantages=scope == "minibatch")
+        per_minibatch_norm = scope == "minibatch"
         carries = self._sequence_carries(buffer, start_carry, length)
         batch = buffer.exclude("next_value", ("next", "reward_terms"))
         batch.update({"advantage": advantages, "value_target": targets, "valid": valid})
@@ -356,7 +356,8 @@ class PPO:
         for _ in range(cfg.num_passes):
             order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(per_minibatch):
-                metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx), may_stop=count > 0)
+                metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx), may_stop=count > 0,
+                                                   normalize_advantages=per_minibatch_norm)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
                 if applied == STOPPED:
@@ -403,15 +404,19 @@ class PPO:
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)
 
-    def _minibatch(self, traj: object, carry: object, may_stop: bool = False
+    def _minibatch(self, traj: object, carry: object, may_stop: bool = False, normalize_advantages: bool = True
                    ) -> tuple[dict[str, torch.Tensor], bool | str]:
         """One gradient step on a minibatch; returns its metrics and whether the step was applied, or
         ``STOPPED`` when ``ppo.target_kl`` ends the update here (no step taken; only when ``may_stop``,
-        i.e. after at least one applied step)."""
+        i.e. after at least one applied step). ``normalize_advantages``: normalize them within this
+        minibatch (False when the update already normalized them over the rollout, or never)."""
         valid = traj["valid"]
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
+        loss_config = self.loss_config
+        if loss_config.normalize_advantages != normalize_advantages:
+            loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
-                            traj["advantage"], traj["value_target"], variables.entropy, valid, self.loss_config)
+                            traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config)
         target = self.config.target_kl
         if may_stop and target is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target:
             return {}, STOPPED  # SB3: the policy moved far enough from the one that collected the rollout
