@@ -53,6 +53,12 @@ def _mean_bias_buffer(mean_bias: Sequence[float] | torch.Tensor | None, num_outp
     return bias
 
 
+def _check_init_std(init_std: float) -> None:
+    """Raise unless ``init_std`` (the initial std of a learned, state-independent log std) is positive."""
+    if init_std <= 0.0:
+        raise ValueError(f"init_std must be > 0, got {init_std}")
+
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
 
 
@@ -155,8 +161,7 @@ class GRUActor(_PolicyNet):
         init_std: float = 1.0,
     ) -> None:
         super().__init__()
-        if init_std <= 0.0:
-            raise ValueError(f"init_std must be > 0, got {init_std}")
+        _check_init_std(init_std)
         self.num_outputs = num_outputs
         self.num_mixtures = num_mixtures
         self.state_dependent_std = state_dependent_std
@@ -287,8 +292,7 @@ class MLPActor(_MLPNet):
         history: int = 1,
     ) -> None:
         super().__init__()
-        if init_std <= 0.0:
-            raise ValueError(f"init_std must be > 0, got {init_std}")
+        _check_init_std(init_std)
         if history < 1:
             raise ValueError(f"history must be >= 1 (control steps of input, the current one included), got {history}")
         self.num_inputs = num_inputs

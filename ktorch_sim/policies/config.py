@@ -22,9 +22,12 @@ class ModelConfig:
     hidden_size: int = config_field(128, "GRU hidden size.")
     depth: int = config_field(5, "Number of stacked GRU cells.")
     num_mixtures: int = config_field(5, "Gaussians per joint in the actor's mixture.")
-    min_std: float = config_field(0.01, "Lower clip of each Gaussian's std (after softplus).")
-    max_std: float = config_field(1.0, "Upper clip of each Gaussian's std.")
-    var_scale: float = config_field(1.0, "Scale on the softplus std output.")
+    min_std: float = config_field(0.01, "Lower clip of each Gaussian's std (after softplus; gru policy "
+                                          "with state_dependent_std only).")
+    max_std: float = config_field(1.0, "Upper clip of each Gaussian's std (gru policy with "
+                                         "state_dependent_std only).")
+    var_scale: float = config_field(1.0, "Scale on the softplus std output (gru policy with "
+                                           "state_dependent_std only).")
     critic: str = config_field("same", "Critic network: same (the policy's kind: a GRU critic for policy gru) or mlp "
                                        "(a feed-forward critic of mlp_hidden and activation; with a gru policy it "
                                        "halves the recurrent work of the update, and a critic that sees privileged "
