@@ -145,7 +145,8 @@ class PPOTask(RLTask[ConfigT]):
         picks a feed-forward critic for the GRU actor). The actor is built first (the order of the draws)."""
         m = spec.model
         if m.policy == "gru":
-            kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method, init=m.init)
+            kw = dict(hidden_size=m.hidden_size, depth=m.depth, sequence_method=m.sequence_method, init=m.init,
+                      head_hidden=tuple(m.head_hidden), activation=m.activation)
             actor = GRUActor(spec.num_actor_inputs, spec.num_actions, mean_bias=spec.action_bias, **kw,
                              num_mixtures=m.num_mixtures, min_std=m.min_std, max_std=m.max_std, var_scale=m.var_scale,
                              state_dependent_std=m.state_dependent_std, init_std=m.init_std)

@@ -260,6 +260,7 @@ def test_override_errors_name_key_and_what_is_allowed(overrides, expected):
      'x.toml: task.name: unknown task "walker"; registered tasks: g1_velocity, kbot_amp, kbot_stand, kbot_walk, kbot_walk_rough'),
     ("[ppo]\nbatch_size = \"abc\"\n", 'x.toml: ppo.batch_size: expected int, got "abc"'),
     ("[ppo]\nnormalize_advantages = 0\n", "x.toml: ppo.normalize_advantages: expected bool (true or false), got 0"),
+    ("[model]\nhead_hidden = [64, 0]\n", "x.toml: model.head_hidden: must be an array of sizes >= 1, got [64, 0]"),
     ("[task]\nnum_envs = 2048\nengine = \"warp\"\n[ppo]\nbatch_size = 300\n",
      "x.toml: ppo.batch_size: must divide task.num_envs (2048), got 300 (e.g. use 256)"),
     ("[ppo]\ngamma = 0.9\n[ppo]\nlam = 0.9\n", "x.toml: invalid TOML: Cannot declare ('ppo',) twice (at line 3"),

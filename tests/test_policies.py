@@ -332,6 +332,33 @@ def test_actor_with_parameter_stds_ignores_the_input_for_its_stds():
         GRUActor(9, 6, state_dependent_std=False, init_std=0.0)
 
 
+def test_gru_head_hidden_layers_sit_between_the_gru_and_the_output():
+    torch.manual_seed(6)
+    actor = GRUActor(9, 4, hidden_size=16, depth=2, num_mixtures=3, head_hidden=(24, 8), activation="tanh")
+    critic = GRUCritic(11, hidden_size=16, depth=1, head_hidden=(12,), activation="relu")
+    assert actor.output_proj.in_features == 8 and critic.output_proj.in_features == 12
+    obs, carry = torch.randn(5, 9), actor.initial_carry(5)
+    dist, _ = actor(obs, carry)
+    # By hand: the GRU's output, two tanh layers, the output layer, split into means, raw stds, logits.
+    h, _ = actor.gru.step(obs, carry)
+    l1, l2 = actor.head_mlp[0], actor.head_mlp[2]
+    out = actor.output_proj(torch.tanh(l2(torch.tanh(l1(h)))))
+    mean_raw, std_raw, logits = out.chunk(3, dim=-1)
+    torch.testing.assert_close(dist.means, mean_raw.reshape(5, 4, 3))
+    torch.testing.assert_close(dist.logits, logits.reshape(5, 4, 3))
+    torch.testing.assert_close(dist.stds, torch.nn.functional.softplus(std_raw.reshape(5, 4, 3)) + 0.01)
+    c_obs, c_carry = torch.randn(5, 11), critic.initial_carry(5)
+    value, _ = critic(c_obs, c_carry)
+    hc, _ = critic.gru.step(c_obs, c_carry)
+    torch.testing.assert_close(value, critic.output_proj(torch.relu(critic.head_mlp[0](hc))))
+    # Gradients reach every layer; with no head layers the state dict keeps ksim's keys.
+    (dist.log_prob(dist.sample()).sum() + value.sum()).backward()
+    assert all(p.grad is not None for p in [*actor.parameters(), *critic.parameters()])
+    assert not any(k.startswith("head_mlp") for k in GRUActor(9, 4, hidden_size=8, depth=1).state_dict())
+    with pytest.raises(ValueError, match="activation must be one of"):
+        GRUActor(9, 4, head_hidden=(8,), activation="gelu")
+
+
 def test_actor_forward_sequence_equals_forward_loop():
     torch.manual_seed(2)
     actor = GRUActor(9, 4, hidden_size=16, depth=3, num_mixtures=2)

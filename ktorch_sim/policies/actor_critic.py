@@ -62,9 +62,9 @@ def _check_init_std(init_std: float) -> None:
 ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "tanh": nn.Tanh, "relu": nn.ReLU, "silu": nn.SiLU}
 
 
-def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gain: float,
-         activation: str = "elu", init: str = "orthogonal") -> nn.Sequential:
-    """Linear + ``activation`` hidden layers and a Linear output, initialised per ``init`` (:func:`init_linear`)."""
+def _hidden_layers(num_inputs: int, hidden_sizes: Sequence[int], activation: str = "elu",
+                   init: str = "orthogonal") -> list[nn.Module]:
+    """Linear + ``activation`` pairs of ``hidden_sizes``, initialised per ``init`` (:func:`init_linear`)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
@@ -72,8 +72,15 @@ def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gai
     for size in hidden_sizes:
         layers += [init_linear(nn.Linear(width, size), _HIDDEN_GAIN, init), ACTIVATIONS[activation]()]
         width = size
-    layers.append(init_linear(nn.Linear(width, num_outputs), out_gain, init))
-    return nn.Sequential(*layers)
+    return layers
+
+
+def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gain: float,
+         activation: str = "elu", init: str = "orthogonal") -> nn.Sequential:
+    """:func:`_hidden_layers` and a Linear output, initialised per ``init`` (:func:`init_linear`)."""
+    width = hidden_sizes[-1] if len(hidden_sizes) else num_inputs
+    return nn.Sequential(*_hidden_layers(num_inputs, hidden_sizes, activation, init),
+                         init_linear(nn.Linear(width, num_outputs), out_gain, init))
 
 
 class _TensorStep(nn.Module):
@@ -114,8 +121,9 @@ class _PolicyNet(nn.Module):
 class GRUActor(_PolicyNet):
     """Recurrent actor with a per-joint mixture-of-Gaussians head (the K-Scale humanoid benchmark's).
 
-    ``GRUStack`` then ``Linear(hidden, num_outputs * 3 * num_mixtures)``, split into means, raw stds and
-    logits, each ``[..., A, K]``. Means are offset by ``mean_bias`` per joint (the home pose, so the
+    ``GRUStack``, optionally an MLP of ``head_hidden`` layers (rsl_rl's recurrent actor: memory, then an
+    MLP), then ``Linear(width, num_outputs * 3 * num_mixtures)``, split into means, raw stds and logits,
+    each ``[..., A, K]``. Means are offset by ``mean_bias`` per joint (the home pose, so the
     untrained policy stands near it); std = min((softplus(s) + min_std) * var_scale, max_std).
     With ``state_dependent_std=False`` the head outputs only means and logits and each component's std
     is a learned parameter ``exp(log_std[a, k])``, independent of the input (the MLP's, SB3's and
@@ -135,6 +143,8 @@ class GRUActor(_PolicyNet):
         init: Initialization of the Linear layers (module docstring).
         state_dependent_std: Stds from the network (ksim) or learned parameters (see above).
         init_std: Initial std of the parameter stds (``state_dependent_std=False`` only).
+        head_hidden: Hidden layer sizes between the GRU and the output layer; empty: none (ksim's).
+        activation: Activation of those layers (:data:`ACTIVATIONS`).
 
     TensorDict keys: reads ``actor_obs`` [B, in], ``actor_carry`` [B, depth, hidden]; writes ``loc``,
     ``scale``, ``logits`` (each [B, A, K]) and ``next_actor_carry``.
@@ -159,6 +169,8 @@ class GRUActor(_PolicyNet):
         init: str = "orthogonal",
         state_dependent_std: bool = True,
         init_std: float = 1.0,
+        head_hidden: Sequence[int] = (),
+        activation: str = "elu",
     ) -> None:
         super().__init__()
         _check_init_std(init_std)
@@ -169,9 +181,10 @@ class GRUActor(_PolicyNet):
         self.max_std = max_std
         self.var_scale = var_scale
         self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
+        self.head_mlp = nn.Sequential(*_hidden_layers(hidden_size, head_hidden, activation, init))
         heads = 3 if state_dependent_std else 2  # means, (stds,) logits
-        self.output_proj = init_linear(nn.Linear(hidden_size, num_outputs * heads * num_mixtures), _ACTOR_OUT_GAIN,
-                                       init)
+        width = head_hidden[-1] if len(head_hidden) else hidden_size
+        self.output_proj = init_linear(nn.Linear(width, num_outputs * heads * num_mixtures), _ACTOR_OUT_GAIN, init)
         if not state_dependent_std:
             self.log_std = nn.Parameter(torch.full((num_outputs, num_mixtures), math.log(init_std)))
         self.mean_bias: torch.Tensor
@@ -184,6 +197,7 @@ class GRUActor(_PolicyNet):
     def _head(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """GRU output ``[..., hidden]`` -> (means, stds, logits), each ``[..., A, K]``."""
         shape = h.shape[:-1] + (self.num_outputs, self.num_mixtures)
+        h = self.head_mlp(h)
         if self.state_dependent_std:
             mean_raw, std_raw, logits = self.output_proj(h).chunk(3, dim=-1)
             stds = ((F.softplus(std_raw.reshape(shape)) + self.min_std) * self.var_scale).clamp(max=self.max_std)
@@ -212,7 +226,8 @@ class GRUActor(_PolicyNet):
 
 
 class GRUCritic(_PolicyNet):
-    """Recurrent state-value critic: ``GRUStack`` then ``Linear(hidden, 1)``.
+    """Recurrent state-value critic: ``GRUStack``, optionally an MLP of ``head_hidden`` layers, then a
+    Linear to the value.
 
     TensorDict keys: reads ``critic_obs`` [B, in], ``critic_carry`` [B, depth, hidden]; writes
     ``state_value`` [B, 1] and ``next_critic_carry``.
@@ -222,10 +237,12 @@ class GRUCritic(_PolicyNet):
     out_keys: ClassVar[tuple[str, ...]] = ("state_value", "next_critic_carry")
 
     def __init__(self, num_inputs: int, hidden_size: int = 128, depth: int = 5, sequence_method: str = "auto",
-                 init: str = "orthogonal") -> None:
+                 init: str = "orthogonal", head_hidden: Sequence[int] = (), activation: str = "elu") -> None:
         super().__init__()
         self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
-        self.output_proj = init_linear(nn.Linear(hidden_size, 1), _CRITIC_OUT_GAIN, init)
+        self.head_mlp = nn.Sequential(*_hidden_layers(hidden_size, head_hidden, activation, init))
+        width = head_hidden[-1] if len(head_hidden) else hidden_size
+        self.output_proj = init_linear(nn.Linear(width, 1), _CRITIC_OUT_GAIN, init)
 
     def initial_carry(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """Zero carry ``[batch_size, depth, hidden]``."""
@@ -238,14 +255,14 @@ class GRUCritic(_PolicyNet):
     def forward(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: ``obs`` [B, in] -> (value [B, 1], next carry)."""
         h, next_carry = self.gru.step(obs, carry)
-        return self.output_proj(h), next_carry
+        return self.output_proj(self.head_mlp(h)), next_carry
 
     def forward_sequence(
         self, obs: torch.Tensor, carry0: torch.Tensor, resets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run a sequence: ``obs`` [B, T, in] -> (values [B, T, 1], carry after the last step)."""
         h, carry = self.gru.sequence(obs, carry0, resets)
-        return self.output_proj(h), carry
+        return self.output_proj(self.head_mlp(h)), carry
 
 
 class _MLPNet(_PolicyNet):

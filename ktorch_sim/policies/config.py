@@ -32,10 +32,14 @@ class ModelConfig:
                                        "(a feed-forward critic of mlp_hidden and activation; with a gru policy it "
                                        "halves the recurrent work of the update, and a critic that sees privileged "
                                        "state such as base velocity needs no memory).", choices=("same", "mlp"))
+    head_hidden: tuple[int, ...] = config_field((), "gru policy: hidden layer sizes of an MLP between the GRU and the "
+                                                    "output layer of the actor and of a gru critic, with activation "
+                                                    "(rsl_rl's recurrent actor-critic: memory, then an MLP); empty: "
+                                                    "the GRU's output feeds the output layer (ksim).")
     mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and of an mlp "
                                                                 "critic.")
-    activation: str = config_field("elu", "Hidden activation of the mlp policy and critic (rsl_rl: elu; SB3 and "
-                                          "CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
+    activation: str = config_field("elu", "Hidden activation of the mlp policy and critic and of a gru's head_hidden "
+                                          "layers (rsl_rl: elu; SB3 and CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
     history: int = config_field(1, "Control steps of actor input the mlp policy sees: the current one and history - 1 "
                                    "before it (Isaac Lab's and mjlab's observation history_length, for all the actor's "
                                    "inputs), carried like a GRU state; 1: the current step only. A history > 1 trains "
@@ -70,6 +74,8 @@ class ModelConfig:
         sizes = "[" + ", ".join(str(h) for h in self.mlp_hidden) + "]"
         _require(len(self.mlp_hidden) >= 1 and all(h >= 1 for h in self.mlp_hidden), "mlp_hidden",
                  f"must be a non-empty array of sizes >= 1, got {sizes}")
+        head = "[" + ", ".join(str(h) for h in self.head_hidden) + "]"
+        _require(all(h >= 1 for h in self.head_hidden), "head_hidden", f"must be an array of sizes >= 1, got {head}")
 
 
 def _require(ok: bool, name: str, problem: str) -> None:
