@@ -306,3 +306,34 @@ def test_target_kl_stops_the_update_before_the_step_that_would_exceed_it():
         assert ("minibatches_applied" in out) == (target is not None)
         if target is not None:
             assert float(out["minibatches_applied"]) == expected
+
+
+def test_target_kl_stopping_the_actor_lets_the_critic_train_on():
+    """``ppo.target_kl_stops = "actor"``: after the stop every remaining minibatch takes a step on the value
+    loss alone: the critic's weights move, the actor's stay exactly where the first (only) actor step left them."""
+    buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        dist, _ = _mlp().actor(buffer["observation", "x"], torch.zeros(N, T, 0))
+        buffer["log_prob"] = dist.log_prob(buffer["action"]).sum(-1)
+    everything = N * T // 8
+    torch.manual_seed(0)
+    model = _mlp()
+    ppo, _ = _ppo(model, minibatch_size=8, target_kl=1e-12, target_kl_stops="actor")
+    snapshots = []
+    step = ppo.optimizer.step
+    ppo.optimizer.step = lambda *a, **k: (step(*a, **k), snapshots.append(
+        {k: v.clone() for k, v in model.state_dict().items()}))[0]
+    out = ppo.update(buffer.clone(), model.initial_carry(N))
+    assert len(snapshots) == everything and float(out["minibatches_applied"]) == 1
+    actor_keys = [k for k in snapshots[0] if k.startswith("actor.")]
+    critic_keys = [k for k in snapshots[0] if k.startswith("critic.")]
+    for later in snapshots[1:]:
+        assert all(torch.equal(later[k], snapshots[0][k]) for k in actor_keys)
+    assert any(not torch.equal(snapshots[-1][k], snapshots[0][k]) for k in critic_keys)
+    # The default ends the whole update at the same point (SB3): the first step's weights, critic included.
+    torch.manual_seed(0)
+    model = _mlp()
+    ppo, _ = _ppo(model, minibatch_size=8, target_kl=1e-12)
+    ppo.update(buffer.clone(), model.initial_carry(N))
+    assert all(torch.equal(v, snapshots[0][k]) for k, v in model.state_dict().items())

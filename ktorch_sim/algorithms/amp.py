@@ -257,12 +257,12 @@ class AMPPPO(PPO):
         start and the normalizer merges its moments over ranks (each rank keeps its own replay buffer)."""
         return [self.amp.discriminator, self.amp.normalizer]
 
-    def _minibatch(self, traj: Any, carry: Any, may_stop: bool = False, normalize_advantages: bool = True
-                   ) -> tuple[dict[str, torch.Tensor], bool | str]:
+    def _minibatch(self, traj: Any, carry: Any, may_stop: bool = False, normalize_advantages: bool = True,
+                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], bool | str]:
         """PPO's step on the minibatch, then ``amp.steps_per_minibatch`` discriminator steps (metrics averaged);
         none when ``ppo.target_kl`` ended the update here."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
-        metrics, applied = super()._minibatch(traj, carry, may_stop, normalize_advantages)
+        metrics, applied = super()._minibatch(traj, carry, may_stop, normalize_advantages, critic_only)
         if applied == STOPPED:
             return metrics, applied
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0

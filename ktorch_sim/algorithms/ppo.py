@@ -352,18 +352,24 @@ class PPO:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         done, total = 0, cfg.num_passes * -(-batch.batch_size[0] // per_minibatch)
-        stopped = False
+        stopped = False  # ppo.target_kl ended the update (target_kl_stops = "update")
+        actor_stopped = False  # ... or only the actor's steps (target_kl_stops = "actor")
         for _ in range(cfg.num_passes):
             order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(per_minibatch):
-                metrics, applied = self._minibatch(batch[idx], index_carry(carries, idx), may_stop=count > 0,
-                                                   normalize_advantages=per_minibatch_norm)
+                traj, carry = batch[idx], index_carry(carries, idx)
+                metrics, applied = self._minibatch(traj, carry, may_stop=count > 0 and not actor_stopped,
+                                                   normalize_advantages=per_minibatch_norm, critic_only=actor_stopped)
+                if applied == STOPPED and cfg.target_kl_stops == "actor":
+                    actor_stopped = True
+                    metrics, applied = self._minibatch(traj, carry, normalize_advantages=per_minibatch_norm,
+                                                       critic_only=True)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
                 if applied == STOPPED:
                     stopped = True
                     break
-                if applied:
+                if applied and not actor_stopped:
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
                     count += 1
@@ -404,12 +410,14 @@ class PPO:
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)
 
-    def _minibatch(self, traj: object, carry: object, may_stop: bool = False, normalize_advantages: bool = True
-                   ) -> tuple[dict[str, torch.Tensor], bool | str]:
+    def _minibatch(self, traj: object, carry: object, may_stop: bool = False, normalize_advantages: bool = True,
+                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], bool | str]:
         """One gradient step on a minibatch; returns its metrics and whether the step was applied, or
         ``STOPPED`` when ``ppo.target_kl`` ends the update here (no step taken; only when ``may_stop``,
         i.e. after at least one applied step). ``normalize_advantages``: normalize them within this
-        minibatch (False when the update already normalized them over the rollout, or never)."""
+        minibatch (False when the update already normalized them over the rollout, or never).
+        ``critic_only``: step on the value loss alone (the actor's parameters get no gradient, so the
+        optimizer leaves them be), after ``ppo.target_kl`` stopped the actor."""
         valid = traj["valid"]
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
         loss_config = self.loss_config
@@ -420,8 +428,11 @@ class PPO:
         target = self.config.target_kl
         if may_stop and target is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target:
             return {}, STOPPED  # SB3: the policy moved far enough from the one that collected the rollout
-        total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
-        if self.kl.kl_coef > 0:
+        if critic_only:
+            total = losses["loss_critic"]
+        else:
+            total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+        if self.kl.kl_coef > 0 and not critic_only:
             clip = self.loss_config.log_clip_value
             log_ratio = torch.clamp(variables.log_probs - traj["log_prob"], -clip, clip)
             kl_penalty = self.kl.kl_coef * masked_mean(torch.exp(log_ratio) - 1.0 - log_ratio, valid)
@@ -441,7 +452,7 @@ class PPO:
             self.skipped_updates += 1
             return metrics, False
         self.optimizer.step()
-        if self.kl.adapt_lr or self.kl.adapt_coef:
+        if (self.kl.adapt_lr or self.kl.adapt_coef) and not critic_only:
             self.kl.update(float(self.average_kl(losses["kl"])))
             self.set_learning_rate(self.base_lr)
         return metrics, True

@@ -51,6 +51,10 @@ class PPOConfig:
     target_kl: float | None = config_field(None, "End the update early, before the step of the first minibatch "
                                                  "whose KL (old || current, measured before that step) exceeds 1.5 x "
                                                  "target_kl (SB3's target_kl; none: always all num_passes).")
+    target_kl_stops: str = config_field("update", "What ppo.target_kl ends: the whole update (SB3, CleanRL) or "
+                                                  "only the actor's steps (actor: the critic keeps training on the "
+                                                  "remaining minibatches, so a stopped update still fits the values).",
+                                        choices=("update", "actor"))
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")
