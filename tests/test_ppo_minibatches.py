@@ -331,6 +331,21 @@ def test_target_kl_stopping_the_actor_lets_the_critic_train_on():
     for later in snapshots[1:]:
         assert all(torch.equal(later[k], snapshots[0][k]) for k in actor_keys)
     assert any(not torch.equal(snapshots[-1][k], snapshots[0][k]) for k in critic_keys)
+    # Several processes: the gradient average hands every parameter a gradient (zeros for the actor's);
+    # Adam's momentum would still move the actor unless those are dropped again. Same weights as above.
+    torch.manual_seed(0)
+    model = _mlp()
+    ppo, _ = _ppo(model, minibatch_size=8, target_kl=1e-12, target_kl_stops="actor")
+
+    def average_like_several_processes(parameters, extras):
+        for p in parameters:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        return extras
+
+    ppo.average_gradients = average_like_several_processes
+    ppo.update(buffer.clone(), model.initial_carry(N))
+    assert all(torch.equal(v, snapshots[-1][k]) for k, v in model.state_dict().items())
     # The default ends the whole update at the same point (SB3): the first step's weights, critic included.
     torch.manual_seed(0)
     model = _mlp()

@@ -439,9 +439,13 @@ class PPO:
             total = total + kl_penalty
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
+        # The actor's parameters in a critic-only step: no gradient, so the optimizer skips them (no momentum step).
+        frozen = [p for p in self.model.parameters() if p.grad is None] if critic_only else []
         # Averaged over processes before clipping, so every process clips and steps identically.
         checks = self.average_gradients(self.model.parameters(),
                                         torch.stack([total.detach(), valid.sum().to(total.dtype)]))
+        for p in frozen:  # the multi-process average gives every parameter a gradient, zeros included
+            p.grad = None
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
         metrics = {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(),
                    "grad_norm": grad_norm.detach(), "action_std": variables.action_std,
