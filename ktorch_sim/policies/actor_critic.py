@@ -63,8 +63,9 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"elu": nn.ELU, "tanh": nn.Tanh, "relu
 
 
 def _hidden_layers(num_inputs: int, hidden_sizes: Sequence[int], activation: str = "elu",
-                   init: str = "orthogonal") -> list[nn.Module]:
-    """Linear + ``activation`` pairs of ``hidden_sizes``, initialised per ``init`` (:func:`init_linear`)."""
+                   init: str = "orthogonal") -> tuple[nn.Sequential, int]:
+    """Linear + ``activation`` pairs of ``hidden_sizes``, initialised per ``init`` (:func:`init_linear`),
+    and the width they end with (``num_inputs`` when there are none: an empty Sequential passes through)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     layers: list[nn.Module] = []
@@ -72,15 +73,14 @@ def _hidden_layers(num_inputs: int, hidden_sizes: Sequence[int], activation: str
     for size in hidden_sizes:
         layers += [init_linear(nn.Linear(width, size), _HIDDEN_GAIN, init), ACTIVATIONS[activation]()]
         width = size
-    return layers
+    return nn.Sequential(*layers), width
 
 
 def _mlp(num_inputs: int, hidden_sizes: Sequence[int], num_outputs: int, out_gain: float,
          activation: str = "elu", init: str = "orthogonal") -> nn.Sequential:
     """:func:`_hidden_layers` and a Linear output, initialised per ``init`` (:func:`init_linear`)."""
-    width = hidden_sizes[-1] if len(hidden_sizes) else num_inputs
-    return nn.Sequential(*_hidden_layers(num_inputs, hidden_sizes, activation, init),
-                         init_linear(nn.Linear(width, num_outputs), out_gain, init))
+    hidden, width = _hidden_layers(num_inputs, hidden_sizes, activation, init)
+    return nn.Sequential(*hidden, init_linear(nn.Linear(width, num_outputs), out_gain, init))
 
 
 class _TensorStep(nn.Module):
@@ -181,9 +181,8 @@ class GRUActor(_PolicyNet):
         self.max_std = max_std
         self.var_scale = var_scale
         self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
-        self.head_mlp = nn.Sequential(*_hidden_layers(hidden_size, head_hidden, activation, init))
+        self.head_mlp, width = _hidden_layers(hidden_size, head_hidden, activation, init)
         heads = 3 if state_dependent_std else 2  # means, (stds,) logits
-        width = head_hidden[-1] if len(head_hidden) else hidden_size
         self.output_proj = init_linear(nn.Linear(width, num_outputs * heads * num_mixtures), _ACTOR_OUT_GAIN, init)
         if not state_dependent_std:
             self.log_std = nn.Parameter(torch.full((num_outputs, num_mixtures), math.log(init_std)))
@@ -240,8 +239,7 @@ class GRUCritic(_PolicyNet):
                  init: str = "orthogonal", head_hidden: Sequence[int] = (), activation: str = "elu") -> None:
         super().__init__()
         self.gru = GRUStack(num_inputs, hidden_size, depth, sequence_method, init)
-        self.head_mlp = nn.Sequential(*_hidden_layers(hidden_size, head_hidden, activation, init))
-        width = head_hidden[-1] if len(head_hidden) else hidden_size
+        self.head_mlp, width = _hidden_layers(hidden_size, head_hidden, activation, init)
         self.output_proj = init_linear(nn.Linear(width, 1), _CRITIC_OUT_GAIN, init)
 
     def initial_carry(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
