@@ -5,7 +5,9 @@ Bounds stated in each test; the measured values they were set from are in docs/a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from pathlib import Path
 
 import pytest
@@ -297,6 +299,38 @@ def test_target_kl_ends_the_amp_update_with_no_discriminator_step_for_the_stoppe
     minibatches = config.ppo.num_passes * config.ppo.num_minibatches(config.task.num_envs)
     assert 2 <= counts["ppo"] < 2 * minibatches
     assert counts["amp"] == config.amp.steps_per_minibatch * counts["ppo"]
+    trainer.logger.close()
+
+
+def test_no_discriminator_step_after_a_ppo_step_skipped_as_not_finite(tmp_path: Path, monkeypatch) -> None:
+    """A PPO minibatch whose loss is not finite is skipped (``PPO.skipped_updates``); the discriminator takes
+    no step after it either, so it steps ``amp.steps_per_minibatch`` times per PPO step, never more."""
+    config = load_config(REPO / "configs" / "kbot_amp.toml",
+                         [*SMOKE, f"logging.run_dir={tmp_path}", "ppo.max_steps=80"], note_caps=False)
+    trainer = Trainer(config)
+    trainer.iterate()  # the replay holds policy transitions from here on, so the discriminator would step
+    steps = {"amp": 0}
+    amp_step = trainer.ppo.amp.step
+
+    def counted() -> object:
+        steps["amp"] += 1
+        return amp_step()
+
+    monkeypatch.setattr(trainer.ppo.amp, "step", counted)
+    original = trainer.task.get_ppo_variables
+
+    def nan_values(model: object, trajectory: object, carry: object) -> object:
+        variables, carry = original(model, trajectory, carry)
+        return dataclasses.replace(variables, values=variables.values * math.nan), carry
+
+    monkeypatch.setattr(trainer.task, "get_ppo_variables", nan_values)
+    before = trainer.ppo.skipped_updates
+    trainer.iterate()
+    minibatches = config.ppo.num_passes * config.ppo.num_minibatches(config.task.num_envs)
+    assert trainer.ppo.skipped_updates - before == minibatches and steps["amp"] == 0
+    monkeypatch.setattr(trainer.task, "get_ppo_variables", original)
+    trainer.iterate()
+    assert steps["amp"] == config.amp.steps_per_minibatch * minibatches > 0
     trainer.logger.close()
 
 

@@ -32,7 +32,7 @@ from torch import nn
 
 from ktorch_sim.algorithms.amp_config import AMPConfig
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
-from ktorch_sim.algorithms.ppo import PPO, STOPPED, _keep_extras, invalid_transitions, masked_mean
+from ktorch_sim.algorithms.ppo import PPO, Step, _keep_extras, invalid_transitions, masked_mean
 
 
 def style_reward(logits: torch.Tensor) -> torch.Tensor:
@@ -258,20 +258,21 @@ class AMPPPO(PPO):
         return [self.amp.discriminator, self.amp.normalizer]
 
     def _minibatch(self, traj: Any, carry: Any, may_stop: bool = False, normalize_advantages: bool = True,
-                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], bool | str]:
+                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
         """PPO's step on the minibatch, then ``amp.steps_per_minibatch`` discriminator steps (metrics averaged);
-        none when ``ppo.target_kl`` ended the update here."""
+        none when PPO took no step (``ppo.target_kl`` ended the update here, or the step was skipped as not
+        finite), so the discriminator steps exactly ``steps_per_minibatch`` times per PPO step."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
-        metrics, applied = super()._minibatch(traj, carry, may_stop, normalize_advantages, critic_only)
-        if applied == STOPPED:
-            return metrics, applied
+        metrics, step = super()._minibatch(traj, carry, may_stop, normalize_advantages, critic_only)
+        if step in (Step.STOPPED, Step.SKIPPED):
+            return metrics, step
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0
         sums: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             for k, v in self.amp.step().items():
                 sums[k] = sums[k] + v if k in sums else v
         metrics.update({k: v / steps for k, v in sums.items()})
-        return metrics, applied
+        return metrics, step
 
     def state_dict(self) -> dict[str, object]:
         """PPO's entries plus ``amp`` (discriminator, its optimizer, normalizer and replay buffer)."""

@@ -32,6 +32,7 @@ and rsl_rl (the quirk numbers are ksim's PPO differences as this project lists t
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -44,8 +45,13 @@ from ktorch_sim.algorithms.normalizer import ReturnScaler
 from ktorch_sim.utils.phase_progress import tick
 
 
-# What ``PPO._minibatch`` returns in place of "applied" when ``ppo.target_kl`` ends the update before its step.
-STOPPED = "stopped"
+class Step(enum.Enum):
+    """What :meth:`PPO._minibatch` did with its minibatch."""
+
+    APPLIED = "applied"  # an optimizer step on the whole loss
+    CRITIC_ONLY = "critic_only"  # an optimizer step on the value loss alone: ppo.target_kl has stopped the actor
+    SKIPPED = "skipped"  # no step: the loss or the gradient was not finite, or no transition was valid
+    STOPPED = "stopped"  # no step: ppo.target_kl ends the update here (target_kl_stops = "update")
 
 
 @dataclass(frozen=True)
@@ -358,18 +364,15 @@ class PPO:
             order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(per_minibatch):
                 traj, carry = batch[idx], index_carry(carries, idx)
-                metrics, applied = self._minibatch(traj, carry, may_stop=count > 0 and not actor_stopped,
-                                                   normalize_advantages=per_minibatch_norm, critic_only=actor_stopped)
-                if applied == STOPPED and cfg.target_kl_stops == "actor":
-                    actor_stopped = True
-                    metrics, applied = self._minibatch(traj, carry, normalize_advantages=per_minibatch_norm,
-                                                       critic_only=True)
+                metrics, step = self._minibatch(traj, carry, may_stop=count > 0 and not actor_stopped,
+                                                normalize_advantages=per_minibatch_norm, critic_only=actor_stopped)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
-                if applied == STOPPED:
+                if step is Step.STOPPED:
                     stopped = True
                     break
-                if applied and not actor_stopped:
+                actor_stopped = actor_stopped or step is Step.CRITIC_ONLY
+                if step is Step.APPLIED:
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
                     count += 1
@@ -411,13 +414,16 @@ class PPO:
         return stack_carries(starts)
 
     def _minibatch(self, traj: object, carry: object, may_stop: bool = False, normalize_advantages: bool = True,
-                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], bool | str]:
-        """One gradient step on a minibatch; returns its metrics and whether the step was applied, or
-        ``STOPPED`` when ``ppo.target_kl`` ends the update here (no step taken; only when ``may_stop``,
-        i.e. after at least one applied step). ``normalize_advantages``: normalize them within this
-        minibatch (False when the update already normalized them over the rollout, or never).
+                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
+        """One gradient step on a minibatch; returns its metrics and what was done (:class:`Step`).
+
+        ``may_stop`` (after at least one applied step): check ``ppo.target_kl`` first. Past it, the update
+        ends here with no step (``STOPPED``; ``target_kl_stops = "update"``, SB3) or, with
+        ``target_kl_stops = "actor"``, this and every later minibatch of the update step on the value loss
+        alone (``CRITIC_ONLY``, from the losses already computed). ``normalize_advantages``: normalize them
+        within this minibatch (False when the update already normalized them over the rollout, or never).
         ``critic_only``: step on the value loss alone (the actor's parameters get no gradient, so the
-        optimizer leaves them be), after ``ppo.target_kl`` stopped the actor."""
+        optimizer leaves them be)."""
         valid = traj["valid"]
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
         loss_config = self.loss_config
@@ -427,7 +433,10 @@ class PPO:
                             traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config)
         target = self.config.target_kl
         if may_stop and target is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target:
-            return {}, STOPPED  # SB3: the policy moved far enough from the one that collected the rollout
+            # SB3: the policy moved far enough from the one that collected the rollout.
+            if self.config.target_kl_stops == "update":
+                return {}, Step.STOPPED
+            critic_only = True
         if critic_only:
             total = losses["loss_critic"]
         else:
@@ -454,12 +463,14 @@ class PPO:
         if not bool(torch.isfinite(checks[0]) & torch.isfinite(grad_norm) & (checks[1] > 0)):
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_updates += 1
-            return metrics, False
+            return metrics, Step.SKIPPED
         self.optimizer.step()
-        if (self.kl.adapt_lr or self.kl.adapt_coef) and not critic_only:
+        if critic_only:
+            return metrics, Step.CRITIC_ONLY
+        if self.kl.adapt_lr or self.kl.adapt_coef:
             self.kl.update(float(self.average_kl(losses["kl"])))
             self.set_learning_rate(self.base_lr)
-        return metrics, True
+        return metrics, Step.APPLIED
 
 
 def _keep_extras(parameters: Iterable[torch.nn.Parameter], extras: torch.Tensor) -> torch.Tensor:
