@@ -42,12 +42,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0, "kl_coef": 0.0},
         "model": {"policy": "mlp", "mlp_hidden": [64, 64], "activation": "tanh"},
     },
+    # The GRU normalizes its inputs (running mean/std): over seeds 0-2 it lifted HalfCheetah from 0.62 to 1.74
+    # of the MLP, Walker2d and Ant as well, and left Hopper where it was (docs/learning.md, eighth session).
     "ktorch-gru": {
         "task": {"num_envs": 8},
         "rollout": {"steps": 256},
         "ppo": {"minibatch_size": 64, "sequence_length": 16, "num_passes": 10,
                 "learning_rate": 3e-4, "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0,
-                "kl_coef": 0.0},
+                "kl_coef": 0.0, "normalize_observations": True},
         "model": {"policy": "gru", "hidden_size": 64, "depth": 1, "num_mixtures": 3},
     },
 }
