@@ -20,6 +20,7 @@ from tensordict import TensorDict
 from ktorch_sim.actuators import PositionActuators
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
 from ktorch_sim.components.base import joint_qpos_indices
+from ktorch_sim.errors import ConfigError
 from ktorch_sim.policies.actor_critic import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
 from ktorch_sim.policies.config import ModelConfig
 from ktorch_sim.utils.registry import resolve_object
@@ -232,16 +233,38 @@ def policy_spec(task: PPOTask, env: Any, first: TensorDict, model: ModelConfig |
                       model=model or ModelConfig(), normalize_inputs=normalize_inputs)
 
 
+def normalizes_inputs(task: PPOTask, model: ModelConfig, setting: bool | None) -> bool:
+    """Whether ``task``'s policy inputs are normalized under ``ppo.normalize_observations = setting``.
+
+    None (automatic): for the recurrent policy, whose benchmark runs gain from it, not for the MLP, whose
+    Hopper runs lose (docs/learning.md). The normalizers sit between :meth:`PPOTask.actor_features` and
+    :meth:`PPOTask.actor_inputs`; a task that replaces ``actor_inputs`` or ``critic_inputs`` themselves
+    feeds its networks directly, so the automatic setting leaves it raw and ``true`` is refused.
+    """
+    own_inputs = [name for name in ("actor_inputs", "critic_inputs")
+                  if getattr(type(task), name) is not getattr(PPOTask, name)]
+    if setting is None:
+        return model.policy == "gru" and not own_inputs
+    if setting and own_inputs:
+        raise ConfigError(f"is true, but {type(task).__name__} overrides {' and '.join(own_inputs)}, which then "
+                          "skip the normalizers: override actor_features / critic_features instead (the raw "
+                          "inputs that the normalizers read), or set ppo.normalize_observations = false",
+                          key="ppo.normalize_observations")
+    return setting
+
+
 def build_policy(task: PPOTask, env: Any, first: TensorDict, model: ModelConfig | None = None,
-                 normalize_inputs: bool = False) -> tuple[torch.nn.Module, PolicySpec]:
+                 normalize_inputs: bool | None = False) -> tuple[torch.nn.Module, PolicySpec]:
     """Build ``task``'s actor-critic for ``env`` on the env's device: the one recipe that training,
     playback and training videos share.
 
+    ``normalize_inputs`` is ``ppo.normalize_observations`` (:func:`normalizes_inputs` resolves none).
     Measures the :class:`PolicySpec`, gives the task its input normalizers
     (:meth:`PPOTask.init_normalizers`) and calls :meth:`PPOTask.get_model`. Returns the model
     (on ``env.device``, fresh weights) and the spec.
     """
-    spec = policy_spec(task, env, first, model, normalize_inputs)
+    model = model or ModelConfig()
+    spec = policy_spec(task, env, first, model, normalizes_inputs(task, model, normalize_inputs))
     task.init_normalizers(spec)
     if task.normalizers is not None:
         task.normalizers.to(env.device)

@@ -296,7 +296,7 @@ def test_target_kl_ends_the_amp_update_with_no_discriminator_step_for_the_stoppe
     trainer.ppo.amp.step = counted("amp", trainer.ppo.amp.step)
     trainer.iterate()
     trainer.iterate()  # the replay holds policy transitions from the first iteration on
-    minibatches = config.ppo.num_passes * config.ppo.num_minibatches(config.task.num_envs)
+    minibatches = config.ppo.num_passes * config.num_minibatches
     assert 2 <= counts["ppo"] < 2 * minibatches
     assert counts["amp"] == config.amp.steps_per_minibatch * counts["ppo"]
     trainer.logger.close()
@@ -326,7 +326,7 @@ def test_no_discriminator_step_after_a_ppo_step_skipped_as_not_finite(tmp_path: 
     monkeypatch.setattr(trainer.task, "get_ppo_variables", nan_values)
     before = trainer.ppo.skipped_updates
     trainer.iterate()
-    minibatches = config.ppo.num_passes * config.ppo.num_minibatches(config.task.num_envs)
+    minibatches = config.ppo.num_passes * config.num_minibatches
     assert trainer.ppo.skipped_updates - before == minibatches and steps["amp"] == 0
     monkeypatch.setattr(trainer.task, "get_ppo_variables", original)
     trainer.iterate()

@@ -58,7 +58,7 @@ def test_kbot_stand_config_has_the_notebook_launch_settings():
     assert (c.ppo.batch_size, c.ppo.num_passes, c.ppo.rollout_length_seconds) == (256, 4, 8.0)
     assert (c.model.policy, c.model.hidden_size, c.model.depth, c.model.num_mixtures) == ("gru", 128, 5, 5)
     assert c.checkpoint.save_every_seconds == 60.0
-    assert c.rollout_steps == 400 and c.ppo.num_minibatches(c.task.num_envs) == 8
+    assert c.rollout_steps == 400 and c.num_minibatches == 8
 
 
 def test_kbot_walk_config_loads_with_task_defaults():
@@ -79,7 +79,7 @@ def test_shipped_configs_are_capped_on_the_cpu_engine(name):
     assert load_config(CONFIGS / name, [*CPU, "cpu.max_num_envs=0"]).task.num_envs > 1000
     # batch_size larger than the capped num_envs: one minibatch of all of them, still valid
     c = load_config(CONFIGS / name, CPU)
-    assert c.ppo.envs_per_minibatch(c.task.num_envs) == 32 and c.ppo.num_minibatches(c.task.num_envs) == 1
+    assert c.ppo.minibatch_transitions(c.task.num_envs, c.rollout_steps) == 32 * c.rollout_steps and c.num_minibatches == 1
 
 
 def test_cpu_caps_say_so_on_stderr_with_key_values_and_override(capsys):
@@ -114,7 +114,46 @@ def test_no_file_gives_the_default_task_defaults():
     assert c == default_config() == TrainConfig()
     assert c.task_name == "kbot_walk" and c.task == KbotWalkConfig()
     assert c.ppo == PPOConfig() and c.ppo.kl_coef == 0.0 and c.ppo.grad_clip == 0.5
-    assert c.model.mlp_hidden == (512, 256, 128)
+    assert c.model.mlp_hidden == (64, 64) and c.model.activation == "tanh"
+    assert (c.ppo.rollout_length_seconds, c.ppo.sequence_length, c.ppo.batch_size, c.ppo.minibatch_size) == (
+        None, None, None, 0)
+
+
+def test_automatic_batching_is_sb3s_layout_small_and_rsl_rls_rollout_large():
+    """Unset rollout, minibatch and sequence lengths: 2048 transitions per rollout in 32 minibatches of at least
+    64 (SB3), at least 24 steps per world (rsl_rl), and 16-step sequences or the largest divisor below."""
+    p = PPOConfig()
+    assert [p.rollout_steps(0.02, n) for n in (1, 8, 16, 100, 4096)] == [2048, 256, 128, 24, 24]
+    assert p.minibatch_transitions(8, 256) == 64 and p.minibatch_transitions(4096, 24) == 4096 * 24 // 32
+    assert p.minibatch_transitions(2, 24) == 64  # never below 64, even for a small rollout
+    assert p.layout(8, 256, recurrent=False) == (1, 64) and p.layout(8, 256, recurrent=True) == (16, 4)
+    assert p.num_minibatches(8, 256, recurrent=False) == 32 == p.num_minibatches(8, 256, recurrent=True)
+    assert [p.sequence_steps(n) for n in (2048, 24, 100, 101, 7)] == [16, 12, 10, 1, 7]
+    # what is set wins: seconds, transitions, ksim's worlds per minibatch, the whole rollout
+    q = PPOConfig(rollout_length_seconds=1.0, batch_size=4, sequence_length=0)
+    assert q.rollout_steps(0.02, 4096) == 50 and q.minibatch_transitions(16, 50) == 200 and q.sequence_steps(50) == 50
+    assert dataclasses.replace(q, minibatch_size=100).minibatch_transitions(16, 50) == 100
+    # the rollout follows the (CPU-capped) number of worlds; a set sequence length that does not divide it is refused
+    assert load_config(None, [*GPU, "task.num_envs=64"]).rollout_steps == 32
+    with pytest.raises(ConfigError, match="ppo.sequence_length.*must divide the rollout's 32 steps"):
+        load_config(None, [*GPU, "task.num_envs=64", "ppo.sequence_length=24"])
+
+
+def test_automatic_input_normalization_is_on_for_the_gru_only():
+    from ktorch_sim.ppo_task import normalizes_inputs
+    from tests.cartpole import CartpoleTask
+
+    class OwnInputs(CartpoleTask):  # feeds its networks itself: no place for the normalizers
+        def actor_inputs(self, observations, commands):
+            return super().actor_features(observations, commands)
+
+    task, own = CartpoleTask.__new__(CartpoleTask), OwnInputs.__new__(OwnInputs)
+    gru, mlp = ModelConfig(), ModelConfig(policy="mlp")
+    assert normalizes_inputs(task, gru, None) and not normalizes_inputs(task, mlp, None)
+    assert not normalizes_inputs(task, gru, False) and normalizes_inputs(task, mlp, True)
+    assert not normalizes_inputs(own, gru, None) and not normalizes_inputs(own, gru, False)
+    with pytest.raises(ConfigError, match="ppo.normalize_observations: is true, but OwnInputs overrides actor_inputs"):
+        normalizes_inputs(own, mlp, True)
 
 
 # --- overrides -------------------------------------------------------------------------------------------
@@ -171,9 +210,9 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     a = load_config(None, ["model.mlp_hidden=[8]", "ppo.learning_rate=1e-2", "task.num_envs=8"])
     b = load_config(None)
     assert (a.model.mlp_hidden, a.ppo.learning_rate, a.task.num_envs) == ((8,), 1e-2, 8)
-    assert (b.model.mlp_hidden, b.ppo.learning_rate, b.task.num_envs) == ((512, 256, 128), 3e-4, 16)
+    assert (b.model.mlp_hidden, b.ppo.learning_rate, b.task.num_envs) == ((64, 64), 3e-4, 16)
     assert PPOConfig().learning_rate == 3e-4 and KbotWalkConfig().num_envs == 16
-    assert ModelConfig().mlp_hidden == (512, 256, 128)
+    assert ModelConfig().mlp_hidden == (64, 64)
     a.ppo.gamma = 0.5  # mutating one loaded config does not reach another
     assert b.ppo.gamma == 0.99 and load_config(None).ppo.gamma == 0.99
     assert a.task is not b.task and a.logging is not b.logging
@@ -187,7 +226,7 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["task.num_env=8"], "--set task.num_env: unknown key; did you mean task.num_envs?"),
     (["ppo.num_envs=8"], "--set ppo.num_envs: unknown key; did you mean task.num_envs?"),
     (["pop.gamma=0.9"], "--set pop: unknown section; did you mean [ppo]?"),
-    (["ppo.batch_size=abc"], '--set ppo.batch_size: expected int, got "abc"'),
+    (["ppo.batch_size=abc"], '--set ppo.batch_size: expected int | None, got "abc"'),
     (["task.num_envs=2.5"], "--set task.num_envs: expected int, got 2.5"),
     (["ppo.adaptive_kl=1"], "--set ppo.adaptive_kl: expected bool (true or false), got 1"),
     (["ppo.learning_rate=fast"], '--set ppo.learning_rate: expected float, got "fast"'),
@@ -216,14 +255,14 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["task.num_envs=48", "ppo.batch_size=20"],
      "--set ppo.batch_size: must divide task.num_envs (48), got 20 (e.g. use 16)"),
     (["task.num_envs=0"], "--set task.num_envs: must be >= 1, got 0"),
-    (["ppo.batch_size=0"], "--set ppo.batch_size: must be >= 1, got 0"),
+    (["ppo.batch_size=0"], "--set ppo.batch_size: must be >= 1 or none (ppo.minibatch_size decides), got 0"),
     (["task.ctrl_dt=0.021"], "--set task.ctrl_dt: must be a whole multiple of task.dt (0.004), got 0.021"),
     (["task.ctrl_dt=0.002"], "--set task.ctrl_dt: must be a whole multiple of task.dt"),
     (["ppo.gamma=0"], "--set ppo.gamma: must be in (0, 1], got 0.0"),
     (["ppo.lam=1.5"], "--set ppo.lam: must be in (0, 1], got 1.5"),
     (["ppo.clip_param=0"], "--set ppo.clip_param: must be > 0, got 0.0"),
     (["ppo.learning_rate=-1e-3"], "--set ppo.learning_rate: must be > 0, got -0.001"),
-    (["ppo.rollout_length_seconds=0.01"], "--set ppo.rollout_length_seconds: must be >= task.ctrl_dt (0.02), got 0.01"),
+    (["ppo.rollout_length_seconds=0.01"], "--set ppo.rollout_length_seconds: must be >= task.ctrl_dt (0.02) or none (automatic), got 0.01"),
     (["ppo.lr_schedule=cosine"], '--set ppo.lr_schedule: "cosine" decays over ppo.max_steps, which must then be > 0'),
     (["ppo.lr_schedule=linear"], '--set ppo.lr_schedule: "linear" decays over ppo.max_steps, which must then be > 0'),
     (["ppo.advantage_normalization_scope=batch"], "ppo.advantage_normalization_scope"),
@@ -258,7 +297,7 @@ def test_override_errors_name_key_and_what_is_allowed(overrides, expected):
     ("[task]\nname = 7\n", "x.toml: task.name: expected str, got 7"),
     ("[task]\nname = \"walker\"\n",
      'x.toml: task.name: unknown task "walker"; registered tasks: g1_velocity, kbot_amp, kbot_stand, kbot_walk, kbot_walk_rough'),
-    ("[ppo]\nbatch_size = \"abc\"\n", 'x.toml: ppo.batch_size: expected int, got "abc"'),
+    ("[ppo]\nbatch_size = \"abc\"\n", 'x.toml: ppo.batch_size: expected int | None, got "abc"'),
     ("[ppo]\nnormalize_advantages = 0\n", "x.toml: ppo.normalize_advantages: expected bool (true or false), got 0"),
     ("[model]\nhead_hidden = [64, 0]\n", "x.toml: model.head_hidden: must be an array of sizes >= 1, got [64, 0]"),
     ("[task]\nnum_envs = 2048\nengine = \"warp\"\n[ppo]\nbatch_size = 300\n",
@@ -501,7 +540,7 @@ def test_to_dict_is_plain_toml_shaped_data():
     d = to_dict(c)
     assert list(d) == list(SECTIONS)
     assert d["task"]["name"] == "kbot_walk" and d["task"]["num_envs"] == 16
-    assert d["task"]["action_latency_range"] == [0.003, 0.01] and d["model"]["mlp_hidden"] == [512, 256, 128]
+    assert d["task"]["action_latency_range"] == [0.003, 0.01] and d["model"]["mlp_hidden"] == [64, 64]
     assert d["ppo"]["reward_clip"] is None and d["task"]["actuator_update_dt"] == 0.01
     assert d["ppo"]["learning_rate"] == 3e-4 and math.isclose(d["task"]["zero_offset_mag"], math.radians(3))
 

@@ -205,7 +205,8 @@ def walk_config(ctx: StageContext, num_envs: int, run_dir: Path, extra: Sequence
     probe = ks.load_config(WALK_CFG)
     return ks.load_config(WALK_CFG, [
         f"task.num_envs={num_envs}", "task.engine=warp", f"task.device={ctx.sizes.device}",
-        f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}", "logging.wandb_mode=disabled",
+        *([] if probe.ppo.batch_size is None else [f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}"]),
+        "logging.wandb_mode=disabled",
         f"logging.run_dir={run_dir}", "logging.video_every_minutes=0", "checkpoint.save_every_seconds=1e9",
         *ctx.sizes.model_overrides, *extra])
 

@@ -317,17 +317,9 @@ class PPO:
         self.skipped_updates = int(state["ppo"].get("skipped_updates", 0))
 
     def training_layout(self, num_envs: int, num_steps: int, carry: object) -> tuple[int, int]:
-        """(steps per training sequence, sequences per minibatch) for an [N, T] rollout.
-
-        Feed-forward policies (every carry tensor empty) use sequences of one step: shuffled
-        transitions. Recurrent ones use ``ppo.sequence_length`` steps (0: the whole rollout).
-        """
-        cfg = self.config
-        length = 1 if not is_recurrent(carry) else (cfg.sequence_length or num_steps)
-        if num_steps % length:
-            raise ValueError(f"ppo.sequence_length ({length}) must divide the rollout's {num_steps} steps")
-        transitions = cfg.minibatch_size or cfg.envs_per_minibatch(num_envs) * num_steps
-        return length, max(1, transitions // length)
+        """(steps per training sequence, sequences per minibatch) for an [N, T] rollout (PPOConfig.layout):
+        feed-forward policies (every carry tensor empty) train on shuffled transitions."""
+        return self.config.layout(num_envs, num_steps, recurrent=is_recurrent(carry))
 
     def update(self, buffer: object, start_carry: object) -> dict[str, torch.Tensor]:
         """Compute advantages for the rollout in ``buffer`` and train on it; returns mean metrics."""

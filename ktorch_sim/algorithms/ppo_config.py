@@ -12,25 +12,40 @@ from ktorch_sim.errors import ConfigError, require
 from ktorch_sim.task_config import RLConfig, config_field
 from ktorch_sim.utils.limits import C_INT_MAX
 
+# The automatic batching (ppo.rollout_length_seconds, ppo.minibatch_size and ppo.sequence_length left unset):
+# SB3's MuJoCo layout at small scale (2048 transitions per update in 32 minibatches of 64), rsl_rl's 24 steps per
+# world and large minibatches at GPU scale. docs/learning.md measures it against the hand-set presets.
+AUTO_ROLLOUT_TRANSITIONS = 2048
+AUTO_MIN_ROLLOUT_STEPS = 24
+AUTO_MINIBATCHES = 32
+AUTO_MIN_MINIBATCH = 64
+AUTO_SEQUENCE_LENGTH = 16
+
 
 @dataclass(kw_only=True)
 class PPOConfig:
     """PPO hyperparameters (ksim's PPOConfig and walking example, rsl_rl where ksim has none)."""
 
-    batch_size: int = config_field(256, "Worlds per minibatch (ksim's batch_size), used when ppo.minibatch_size is 0: "
-                                        "a minibatch then holds batch_size x rollout steps transitions. Must divide "
-                                        "task.num_envs (a value above task.num_envs means all of them).")
+    batch_size: int | None = config_field(None, "Worlds per minibatch (ksim's batch_size), used when "
+                                                 "ppo.minibatch_size is 0: a minibatch then holds batch_size x "
+                                                 "rollout steps transitions. Must divide task.num_envs (a value above "
+                                                 "task.num_envs means all of them). none: ppo.minibatch_size decides.")
     minibatch_size: int = config_field(0, "Transitions per minibatch (SB3's batch_size). Feed-forward policies draw "
                                           "single transitions across worlds and time; recurrent ones whole "
-                                          "sequences of ppo.sequence_length steps. 0: ppo.batch_size worlds' worth "
-                                          "(batch_size x rollout steps).")
-    sequence_length: int = config_field(0, "Recurrent policies: steps per training sequence (truncated BPTT); the "
-                                           "rollout is cut into sequences of this length, each replayed from the "
-                                           "carry the policy had at its first step. Must divide the rollout steps. "
-                                           "0: the whole rollout (ksim). Feed-forward policies ignore it.")
-    num_passes: int = config_field(4, "Epochs over the rollout per iteration.")
-    rollout_length_seconds: float = config_field(8.0, "Rollout length per iteration, seconds of simulated time "
-                                                      "(also the truncated-BPTT horizon).")
+                                          "sequences of ppo.sequence_length steps. 0: ppo.batch_size worlds when "
+                                          "that is set, else automatic: a 32nd of the rollout's transitions, at "
+                                          f"least {AUTO_MIN_MINIBATCH} (SB3's 64 of 2048).")
+    sequence_length: int | None = config_field(
+        None, "Recurrent policies: steps per training sequence (truncated BPTT); the rollout is cut into sequences "
+              "of this length, each replayed from the carry the policy had at its first step. Must divide the "
+              "rollout steps. 0: the whole rollout (ksim). none: automatic, the largest divisor of the rollout "
+              f"steps up to {AUTO_SEQUENCE_LENGTH} (docs/learning.md). Feed-forward policies ignore it.")
+    num_passes: int = config_field(10, "Epochs over the rollout per iteration (SB3: 10; rsl_rl: 5; ksim: 4).")
+    rollout_length_seconds: float | None = config_field(
+        None, "Rollout length per iteration, seconds of simulated time (also the truncated-BPTT horizon with "
+              "ppo.sequence_length = 0). none: automatic, the control steps that give each process "
+              f"{AUTO_ROLLOUT_TRANSITIONS} transitions (SB3's n_steps), at least {AUTO_MIN_ROLLOUT_STEPS} per world "
+              "(rsl_rl's num_steps_per_env).")
     gamma: float = config_field(0.99, "Discount factor, in (0, 1].")
     lam: float = config_field(0.95, "GAE lambda, in (0, 1].")
     clip_param: float = config_field(0.2, "PPO ratio clip epsilon (also clips the value loss).")
@@ -72,8 +87,10 @@ class PPOConfig:
                                                 "(SB3 zoo, CleanRL) decay to min_lr_fraction over max_steps.",
                                     choices=("constant", "cosine", "linear"))
     min_lr_fraction: float = config_field(0.01, "Final learning rate of the cosine or linear schedule, as a fraction.")
-    normalize_observations: bool = config_field(False, "Running mean/std normalization of policy inputs "
-                                                       "(ksim: none; mjlab tracking: on).")
+    normalize_observations: bool | None = config_field(
+        None, "Running mean/std normalization of policy inputs (ksim: none; rsl_rl, mjlab: on). none: automatic, "
+              "on for the recurrent policy (model.policy = gru), off for the mlp policy: measured best for each "
+              "on the Gymnasium benchmark (docs/learning.md).")
     normalize_rewards: bool = config_field(False, "Divide rewards by the running std of the discounted return, "
                                                   "clipped to +-10 (SB3's VecNormalize, Gymnasium's NormalizeReward).")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
@@ -92,9 +109,39 @@ class PPOConfig:
             return "rollout" if sequences else "minibatch"
         return scope
 
-    def envs_per_minibatch(self, num_envs: int) -> int:
-        """Environments in one minibatch: ``batch_size``, or all ``num_envs`` when that is fewer."""
-        return min(self.batch_size, num_envs)
+    def rollout_steps(self, ctrl_dt: float, num_envs: int) -> int:
+        """Control steps per world in one rollout: ``rollout_length_seconds / ctrl_dt`` rounded, or automatic."""
+        if self.rollout_length_seconds is not None:
+            return max(1, round(self.rollout_length_seconds / ctrl_dt))
+        return max(AUTO_MIN_ROLLOUT_STEPS, -(-AUTO_ROLLOUT_TRANSITIONS // num_envs))
+
+    def sequence_steps(self, rollout_steps: int) -> int:
+        """Steps per training sequence of a recurrent policy in a rollout of ``rollout_steps``."""
+        if self.sequence_length is None:
+            return max(d for d in _divisors(rollout_steps) if d <= AUTO_SEQUENCE_LENGTH)
+        return self.sequence_length or rollout_steps
+
+    def minibatch_transitions(self, num_envs: int, rollout_steps: int) -> int:
+        """Transitions per minibatch: ``minibatch_size``, else ``batch_size`` worlds, else automatic."""
+        if self.minibatch_size:
+            return self.minibatch_size
+        if self.batch_size is not None:
+            return min(self.batch_size, num_envs) * rollout_steps
+        return max(AUTO_MIN_MINIBATCH, num_envs * rollout_steps // AUTO_MINIBATCHES)
+
+    def layout(self, num_envs: int, rollout_steps: int, recurrent: bool) -> tuple[int, int]:
+        """(steps per training sequence, sequences per minibatch) for a rollout of ``num_envs`` x
+        ``rollout_steps``: feed-forward policies train on single shuffled transitions, recurrent ones on
+        sequences of :meth:`sequence_steps`."""
+        length = self.sequence_steps(rollout_steps) if recurrent else 1
+        if rollout_steps % length:
+            raise ValueError(f"ppo.sequence_length ({length}) must divide the rollout's {rollout_steps} steps")
+        return length, max(1, self.minibatch_transitions(num_envs, rollout_steps) // length)
+
+    def num_minibatches(self, num_envs: int, rollout_steps: int, recurrent: bool) -> int:
+        """Minibatches per pass over one rollout."""
+        length, per_minibatch = self.layout(num_envs, rollout_steps, recurrent)
+        return -(-(num_envs * rollout_steps // length) // per_minibatch)
 
     def check(self, task: RLConfig) -> None:
         """Ranges, and consistency with the task's control period; raises :class:`ConfigError` naming the key."""
@@ -104,28 +151,22 @@ class PPOConfig:
         """What depends on ``task.num_envs`` and ``max_steps``, which the CPU caps may change (checked after them)."""
         _check_batches(self, task)
 
-    def num_minibatches(self, num_envs: int) -> int:
-        """Minibatches per pass over a rollout of ``num_envs`` environments when ``minibatch_size`` is 0."""
-        return num_envs // self.envs_per_minibatch(num_envs)
-
 
 def _check_values(p: PPOConfig, t: RLConfig) -> None:
-    require(p.batch_size >= 1, "ppo.batch_size", f"must be >= 1, got {p.batch_size}")
+    require(p.batch_size is None or p.batch_size >= 1, "ppo.batch_size",
+             f"must be >= 1 or none (ppo.minibatch_size decides), got {p.batch_size}")
     require(p.num_passes >= 1, "ppo.num_passes", f"must be >= 1, got {p.num_passes}")
-    require(p.minibatch_size >= 0, "ppo.minibatch_size", f"must be >= 0 (0: ppo.batch_size worlds), got {p.minibatch_size}")
-    require(p.sequence_length >= 0, "ppo.sequence_length",
-             f"must be >= 0 (0: the whole rollout), got {p.sequence_length}")
-    require(p.rollout_length_seconds >= t.ctrl_dt, "ppo.rollout_length_seconds",
-             f"must be >= task.ctrl_dt ({t.ctrl_dt}), got {p.rollout_length_seconds}")
-    ratio = p.rollout_length_seconds / t.ctrl_dt
-    require(ratio <= C_INT_MAX, "ppo.rollout_length_seconds",
-             f"must be at most {C_INT_MAX} control steps of task.ctrl_dt ({t.ctrl_dt}), got "
-             f"{p.rollout_length_seconds} ({ratio:.3g} steps)")
-    steps = max(1, round(ratio))
-    if p.sequence_length and steps % p.sequence_length:
-        nearest = min(_divisors(steps), key=lambda d: abs(d - p.sequence_length))
-        raise ConfigError(f"must divide the rollout's {steps} steps (ppo.rollout_length_seconds / task.ctrl_dt), "
-                          f"got {p.sequence_length} (e.g. use {nearest})", key="ppo.sequence_length")
+    require(p.minibatch_size >= 0, "ppo.minibatch_size",
+             f"must be >= 0 (0: ppo.batch_size worlds, or automatic), got {p.minibatch_size}")
+    require(p.sequence_length is None or p.sequence_length >= 0, "ppo.sequence_length",
+             f"must be >= 0 (0: the whole rollout) or none (automatic), got {p.sequence_length}")
+    if p.rollout_length_seconds is not None:
+        require(p.rollout_length_seconds >= t.ctrl_dt, "ppo.rollout_length_seconds",
+                 f"must be >= task.ctrl_dt ({t.ctrl_dt}) or none (automatic), got {p.rollout_length_seconds}")
+        ratio = p.rollout_length_seconds / t.ctrl_dt
+        require(ratio <= C_INT_MAX, "ppo.rollout_length_seconds",
+                 f"must be at most {C_INT_MAX} control steps of task.ctrl_dt ({t.ctrl_dt}), got "
+                 f"{p.rollout_length_seconds} ({ratio:.3g} steps)")
     for name in ("gamma", "lam"):
         value = getattr(p, name)
         require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
@@ -148,11 +189,18 @@ def _divisors(n: int) -> list[int]:
 
 def _check_batches(p: PPOConfig, t: RLConfig) -> None:
     """Check what depends on task.num_envs and ppo.max_steps, which the CPU caps may change."""
-    size = p.envs_per_minibatch(t.num_envs)
-    if t.num_envs % size:
-        fast = t.num_envs <= 10**12  # trial division up to 10**6; beyond, the gcd is a divisor too
-        divisor = max(d for d in _divisors(t.num_envs) if d <= size) if fast else math.gcd(t.num_envs, size)
-        raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
-                          key="ppo.batch_size")
+    if p.minibatch_size == 0 and p.batch_size is not None:
+        size = min(p.batch_size, t.num_envs)
+        if t.num_envs % size:
+            fast = t.num_envs <= 10**12  # trial division up to 10**6; beyond, the gcd is a divisor too
+            divisor = max(d for d in _divisors(t.num_envs) if d <= size) if fast else math.gcd(t.num_envs, size)
+            raise ConfigError(f"must divide task.num_envs ({t.num_envs}), got {p.batch_size} (e.g. use {divisor})",
+                              key="ppo.batch_size")
+    steps = p.rollout_steps(t.ctrl_dt, t.num_envs)
+    if p.sequence_length and steps % p.sequence_length:
+        nearest = min(_divisors(steps), key=lambda d: abs(d - p.sequence_length))
+        raise ConfigError(f"must divide the rollout's {steps} steps (ppo.rollout_length_seconds / task.ctrl_dt), "
+                          f"got {p.sequence_length} (e.g. use {nearest}, or none for the automatic length)",
+                          key="ppo.sequence_length")
     require(p.lr_schedule == "constant" or p.max_steps > 0, "ppo.lr_schedule",
              f'"{p.lr_schedule}" decays over ppo.max_steps, which must then be > 0 (0 means unlimited)')

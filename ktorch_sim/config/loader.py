@@ -62,8 +62,15 @@ class TrainConfig:
 
     @property
     def rollout_steps(self) -> int:
-        """Control steps per rollout: ``ppo.rollout_length_seconds / task.ctrl_dt``, rounded."""
-        return max(1, round(self.ppo.rollout_length_seconds / self.task.ctrl_dt))
+        """Control steps per world per rollout: ``ppo.rollout_length_seconds / task.ctrl_dt``, rounded, or
+        the automatic length (:meth:`PPOConfig.rollout_steps`)."""
+        return self.ppo.rollout_steps(self.task.ctrl_dt, self.task.num_envs)
+
+    @property
+    def num_minibatches(self) -> int:
+        """Minibatches per pass over one rollout (the recurrent layout for a gru, or an mlp with a history)."""
+        recurrent = self.model.policy == "gru" or self.model.history > 1
+        return self.ppo.num_minibatches(self.task.num_envs, self.rollout_steps, recurrent)
 
 
 SECTIONS = ("task", "ppo", "amp", "model", "logging", "checkpoint", "cpu")

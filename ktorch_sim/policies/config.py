@@ -15,13 +15,14 @@ INITS = ("orthogonal", "torch")  # Linear-layer initializations (ktorch_sim.poli
 
 @dataclass(kw_only=True)
 class ModelConfig:
-    """Actor-critic sizes (the K-Scale humanoid benchmark notebook's GRU by default)."""
+    """Actor-critic sizes. The defaults are the sizes measured best on the Gymnasium benchmark at 204,800 steps
+    (docs/learning.md); the K-Bot configs set ksim's larger networks."""
 
     policy: str = config_field("gru", "Network: gru (GRU stack, mixture-of-Gaussians actor) or mlp (Gaussian MLP).",
                                choices=("gru", "mlp"))
-    hidden_size: int = config_field(128, "GRU hidden size.")
-    depth: int = config_field(5, "Number of stacked GRU cells.")
-    num_mixtures: int = config_field(5, "Gaussians per joint in the actor's mixture.")
+    hidden_size: int = config_field(64, "GRU hidden size (the K-Scale humanoid benchmark notebook: 128).")
+    depth: int = config_field(1, "Number of stacked GRU cells (the notebook: 5).")
+    num_mixtures: int = config_field(3, "Gaussians per joint in the actor's mixture (the notebook: 5).")
     min_std: float = config_field(0.01, "Lower clip of each Gaussian's std (after softplus; gru policy "
                                           "with state_dependent_std only).")
     max_std: float = config_field(1.0, "Upper clip of each Gaussian's std (gru policy with "
@@ -36,9 +37,9 @@ class ModelConfig:
                                                     "output layer of the actor and of a gru critic, with activation "
                                                     "(rsl_rl's recurrent actor-critic: memory, then an MLP); empty: "
                                                     "the GRU's output feeds the output layer (ksim).")
-    mlp_hidden: tuple[int, ...] = config_field((512, 256, 128), "Hidden layer sizes of the mlp policy and of an mlp "
-                                                                "critic.")
-    activation: str = config_field("elu", "Hidden activation of the mlp policy and critic and of a gru's head_hidden "
+    mlp_hidden: tuple[int, ...] = config_field((64, 64), "Hidden layer sizes of the mlp policy and of an mlp critic "
+                                                      "(SB3, CleanRL; rsl_rl: 512, 256, 128).")
+    activation: str = config_field("tanh", "Hidden activation of the mlp policy and critic and of a gru's head_hidden "
                                           "layers (rsl_rl: elu; SB3 and CleanRL: tanh).", choices=("elu", "tanh", "relu", "silu"))
     history: int = config_field(1, "Control steps of actor input the mlp policy sees: the current one and history - 1 "
                                    "before it (Isaac Lab's and mjlab's observation history_length, for all the actor's "
