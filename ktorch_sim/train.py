@@ -21,6 +21,7 @@ from ktorch_sim.config import (
     cap_notes,
     config_from_dict,
     config_help,
+    layout_note,
     load_config,
     require_ppo_task,
     source_of,
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunFinished as e:
         print(e, file=sys.stderr)
         return 0
-    for line in (*notes, *cap_notes(config)):  # after the bad-input checks, so an error stays the only line
+    for line in (*notes, *cap_notes(config), *filter(None, [layout_note(config)])):  # after the bad-input checks, so an error stays the only line
         print(line, file=sys.stderr)
     from ktorch_sim.training import distributed
 

@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -70,3 +72,29 @@ def test_curve_bins_weight_by_episode_counts():
     steps = CURVE_POINTS * 100  # windows of 100 steps
     curve = _bin_curve([(50, 10.0, 1), (100, 40.0, 3), (150, float("nan"), 2), (250, 5.0, 0)], steps)
     assert curve == [[100, 32.5]]  # (10 * 1 + 40 * 3) / 4; NaN and empty windows are left out
+
+
+@pytest.mark.parametrize("lib", ["ktorch-mlp", "ktorch-gru"])
+def test_the_benchmark_presets_are_the_library_defaults(lib, tmp_path):
+    """What the learning benchmark measures is what a user gets: each preset resolves to the library's default
+    settings for its policy (the presets spell them out so the benchmark does not drift with a default)."""
+    from benchmarks.gym_tasks import task_name
+    from benchmarks.learning import ktorch_config
+    from ktorch_sim.config import config_from_dict
+
+    preset = ktorch_config(lib, "Hopper-v5", 0, 204_800, [], str(tmp_path))
+    policy = "mlp" if lib == "ktorch-mlp" else "gru"
+    defaults = config_from_dict({"task": {"name": task_name("Hopper-v5"), "num_envs": 8, "seed": 0},
+                                 "ppo": {"max_steps": 204_800}, "model": {"policy": policy},
+                                 "logging": {"wandb_mode": "disabled", "run_dir": str(tmp_path),
+                                             "video_every_minutes": 0.0},
+                                 "checkpoint": {"save_every_seconds": 1e9}}, [], source="defaults")
+    assert preset.rollout_steps == defaults.rollout_steps == 256
+    assert preset.num_minibatches == defaults.num_minibatches == 32
+    assert preset.model == defaults.model
+    for key in ("minibatch_size", "num_passes", "learning_rate", "gamma", "lam", "clip_param", "entropy_coef",
+                "kl_coef", "value_loss_coef", "grad_clip", "adam_eps"):
+        assert getattr(preset.ppo, key) in (getattr(defaults.ppo, key), 64), key
+    recurrent = policy == "gru"
+    assert preset.ppo.layout(8, 256, recurrent) == defaults.ppo.layout(8, 256, recurrent)
+    assert bool(preset.ppo.normalize_observations) == recurrent and defaults.ppo.normalize_observations is None

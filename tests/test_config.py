@@ -139,6 +139,19 @@ def test_automatic_batching_is_sb3s_layout_small_and_rsl_rls_rollout_large():
         load_config(None, [*GPU, "task.num_envs=64", "ppo.sequence_length=24"])
 
 
+def test_the_automatic_layout_is_printed_and_set_keys_silence_it():
+    from ktorch_sim.config import layout_note
+
+    note = layout_note(load_config(None, [*GPU, "task.num_envs=8"]))
+    assert note == ("note: automatic ppo.rollout_length_seconds, ppo.minibatch_size, ppo.sequence_length: rollouts "
+                    "of 256 steps x 8 worlds, 32 minibatches of 64 transitions (4 sequences of 16 steps) per pass, "
+                    "10 passes; set the keys to choose")
+    mlp = layout_note(load_config(None, [*GPU, "task.num_envs=8", "model.policy=mlp", "ppo.minibatch_size=128"]))
+    assert mlp.startswith("note: automatic ppo.rollout_length_seconds: rollouts of 256 steps x 8 worlds, "
+                          "16 minibatches of 128 transitions per pass")
+    assert layout_note(load_config(CONFIGS / "kbot_walk.toml", GPU)) is None
+
+
 def test_automatic_input_normalization_is_on_for_the_gru_only():
     from ktorch_sim.ppo_task import normalizes_inputs
     from tests.cartpole import CartpoleTask

@@ -308,6 +308,32 @@ def test_target_kl_stops_the_update_before_the_step_that_would_exceed_it():
             assert float(out["minibatches_applied"]) == expected
 
 
+def test_an_actor_stopped_by_target_kl_stays_stopped_when_that_minibatch_is_skipped_as_not_finite():
+    """The minibatch that trips ``ppo.target_kl`` (stops = actor) is skipped as not finite: the actor is still
+    stopped, so a later minibatch whose KL happens to fall under the target does not step the actor again."""
+    buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
+    torch.manual_seed(0)
+    model = _mlp()
+    ppo, _ = _ppo(model, minibatch_size=8, target_kl=0.01, target_kl_stops="actor")
+    kls = iter([1.0] + [0.0] * 100)  # the second minibatch trips the stop; every later KL is under the target
+    ppo.average_kl = lambda kl: torch.tensor(next(kls))
+    calls = []
+
+    def nan_on_the_second_minibatch(parameters, extras):
+        calls.append(1)
+        return extras * float("nan") if len(calls) == 2 else extras
+
+    ppo.average_gradients = nan_on_the_second_minibatch
+    snapshots = []
+    step = ppo.optimizer.step
+    ppo.optimizer.step = lambda *a, **k: (step(*a, **k), snapshots.append(
+        {k: v.clone() for k, v in model.state_dict().items()}))[0]
+    ppo.update(buffer.clone(), model.initial_carry(N))
+    assert ppo.skipped_updates == 1 and len(snapshots) == N * T // 8 - 1
+    actor_keys = [k for k in snapshots[0] if k.startswith("actor.")]
+    assert all(torch.equal(later[k], snapshots[0][k]) for later in snapshots[1:] for k in actor_keys)
+
+
 def test_target_kl_stopping_the_actor_lets_the_critic_train_on():
     """``ppo.target_kl_stops = "actor"``: after the stop every remaining minibatch takes a step on the value
     loss alone: the critic's weights move, the actor's stay exactly where the first (only) actor step left them."""

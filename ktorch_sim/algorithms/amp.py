@@ -264,7 +264,7 @@ class AMPPPO(PPO):
         finite), so the discriminator steps exactly ``steps_per_minibatch`` times per PPO step."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
         metrics, step = super()._minibatch(traj, carry, may_stop, normalize_advantages, critic_only)
-        if step in (Step.STOPPED, Step.SKIPPED):
+        if not step.stepped:
             return metrics, step
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0
         sums: dict[str, torch.Tensor] = {}

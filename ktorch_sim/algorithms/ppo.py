@@ -51,7 +51,18 @@ class Step(enum.Enum):
     APPLIED = "applied"  # an optimizer step on the whole loss
     CRITIC_ONLY = "critic_only"  # an optimizer step on the value loss alone: ppo.target_kl has stopped the actor
     SKIPPED = "skipped"  # no step: the loss or the gradient was not finite, or no transition was valid
+    CRITIC_ONLY_SKIPPED = "critic_only_skipped"  # no step, as SKIPPED, on a minibatch where the actor had stopped
     STOPPED = "stopped"  # no step: ppo.target_kl ends the update here (target_kl_stops = "update")
+
+    @property
+    def stepped(self) -> bool:
+        """Whether the optimizer took a step."""
+        return self in (Step.APPLIED, Step.CRITIC_ONLY)
+
+    @property
+    def actor_stopped(self) -> bool:
+        """Whether the actor takes no more steps in this update (even if this minibatch's step was skipped)."""
+        return self in (Step.CRITIC_ONLY, Step.CRITIC_ONLY_SKIPPED)
 
 
 @dataclass(frozen=True)
@@ -363,7 +374,7 @@ class PPO:
                 if step is Step.STOPPED:
                     stopped = True
                     break
-                actor_stopped = actor_stopped or step is Step.CRITIC_ONLY
+                actor_stopped = actor_stopped or step.actor_stopped
                 if step is Step.APPLIED:
                     for k, v in metrics.items():
                         sums[k] = sums[k] + v if k in sums else v.clone()
@@ -455,7 +466,7 @@ class PPO:
         if not bool(torch.isfinite(checks[0]) & torch.isfinite(grad_norm) & (checks[1] > 0)):
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_updates += 1
-            return metrics, Step.SKIPPED
+            return metrics, Step.CRITIC_ONLY_SKIPPED if critic_only else Step.SKIPPED
         self.optimizer.step()
         if critic_only:
             return metrics, Step.CRITIC_ONLY

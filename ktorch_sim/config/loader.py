@@ -184,6 +184,24 @@ def cap_notes(config: TrainConfig) -> tuple[str, ...]:
     return getattr(config, "_cap_notes", ())
 
 
+def layout_note(config: TrainConfig) -> str | None:
+    """A ``note:`` line with the rollout and minibatch sizes that the automatic settings chose (None when
+    ``ppo.rollout_length_seconds``, the minibatch size and, for a recurrent policy, ``ppo.sequence_length``
+    are all set), so a run says how it batches its data."""
+    ppo, envs, steps = config.ppo, config.task.num_envs, config.rollout_steps
+    recurrent = config.model.policy == "gru" or config.model.history > 1
+    automatic = [key for key, auto in (("ppo.rollout_length_seconds", ppo.rollout_length_seconds is None),
+                                       ("ppo.minibatch_size", ppo.minibatch_size == 0 and ppo.batch_size is None),
+                                       ("ppo.sequence_length", recurrent and ppo.sequence_length is None)) if auto]
+    if not automatic:
+        return None
+    length, per_minibatch = ppo.layout(envs, steps, recurrent)
+    sequences = f" ({per_minibatch} sequences of {length} steps)" if recurrent else ""
+    return (f"note: automatic {', '.join(automatic)}: rollouts of {steps} steps x {envs} worlds, "
+            f"{config.num_minibatches} minibatches of {per_minibatch * length} transitions{sequences} per pass, "
+            f"{ppo.num_passes} passes; set the keys to choose")
+
+
 class _Where:
     """Which source a dotted key came from: ``--set`` if overridden, else the file (or nothing)."""
 
