@@ -90,7 +90,8 @@ class PPOConfig:
     normalize_observations: bool | None = config_field(
         None, "Running mean/std normalization of policy inputs (ksim: none; rsl_rl, mjlab: on). none: automatic, "
               "on for the recurrent policy (model.policy = gru), off for the mlp policy: measured best for each "
-              "on the Gymnasium benchmark (docs/learning.md).")
+              "on the Gymnasium benchmark (docs/learning.md); off for a task that overrides actor_inputs or "
+              "critic_inputs (ktorch_sim.ppo_task.normalizes_inputs).")
     normalize_rewards: bool = config_field(False, "Divide rewards by the running std of the discounted return, "
                                                   "clipped to +-10 (SB3's VecNormalize, Gymnasium's NormalizeReward).")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
