@@ -33,7 +33,9 @@ import numpy as np
 
 # ktorch_sim's settings for these tasks, per policy. The MLP follows SB3's MuJoCo defaults where
 # they are a choice of scale (64x64 tanh, lr 3e-4, 10 epochs of 64-transition minibatches, gamma
-# 0.99, lambda 0.95, clip 0.2, no entropy bonus) and ktorch_sim's own defaults elsewhere.
+# 0.99, lambda 0.95, clip 0.2, no entropy bonus) and ktorch_sim's own defaults elsewhere. Since the
+# ninth session both presets are the library's defaults for 8 worlds, spelled out so that a later change
+# of a default does not move the benchmark unnoticed (tests/test_bench_learning.py holds them equal).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ktorch-mlp": {
         "task": {"num_envs": 8},
