@@ -305,7 +305,7 @@ def test_wandb_failure_keeps_training_offline_with_one_warning(tmp_path: Path) -
     proc = _run_cli([*_sets(*TINY, "logging.wandb_mode=online", f"logging.run_dir={tmp_path / 'runs'}")],
                     env={"PYTHONPATH": os.pathsep.join([str(shim), str(REPO)])})
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("note: automatic")]
     assert lines == ["wandb failed (ConnectionError: simulated: cannot reach api.wandb.ai); "
                      "continuing with metrics.jsonl only (offline)"], proc.stderr
     run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("run directory: "))
@@ -320,7 +320,7 @@ def test_real_wandb_unreachable_server_falls_back_offline(tmp_path: Path) -> Non
     env = {"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     proc = _run_cli([*_sets(*TINY, "logging.wandb_mode=online", f"logging.run_dir={tmp_path / 'runs'}")], env=env)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("note: automatic")]
     assert len(lines) == 1 and lines[0].startswith("wandb failed (") and "continuing offline" in lines[0], lines
     run_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("run directory: "))
     assert [r["iteration"] for r in read_metrics(run_dir)] == [1]
