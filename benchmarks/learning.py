@@ -54,6 +54,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "kl_coef": 0.0, "normalize_observations": True},
         "model": {"policy": "gru", "hidden_size": 64, "depth": 1, "num_mixtures": 3},
     },
+    # Nothing set but the policy: what a user who ports a task gets (the task's own num_envs, 1 for these tasks,
+    # and the automatic rollout, minibatches and sequences; docs/learning.md, ninth session).
+    "defaults-mlp": {"task": {}, "ppo": {}, "model": {"policy": "mlp"}},
+    "defaults-gru": {"task": {}, "ppo": {}, "model": {"policy": "gru"}},
 }
 LIBS = (*PRESETS, "sb3")
 EVAL_EPISODES = 10
@@ -94,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 def ktorch_config(lib: str, env_id: str, seed: int, steps: int, overrides: list[str], run_dir: str) -> Any:
     """The ktorch_sim TrainConfig of a benchmark run: the preset, the task, the budget, then ``overrides``.
 
-    The preset's ``rollout.steps`` (control steps per world per iteration) becomes
+    The preset's ``rollout.steps`` (control steps per world per iteration), if it has one, becomes
     ``ppo.rollout_length_seconds`` with the task's control period.
     """
     from benchmarks.gym_tasks import GYM_TASKS, task_name
@@ -103,8 +107,8 @@ def ktorch_config(lib: str, env_id: str, seed: int, steps: int, overrides: list[
     preset = PRESETS[lib]
     data = {section: dict(values) for section, values in preset.items() if section != "rollout"}
     data["task"].update(name=task_name(env_id), seed=seed)
-    ctrl_dt = GYM_TASKS[env_id].config_class().ctrl_dt
-    data["ppo"]["rollout_length_seconds"] = preset["rollout"]["steps"] * ctrl_dt
+    if "rollout" in preset:
+        data["ppo"]["rollout_length_seconds"] = preset["rollout"]["steps"] * GYM_TASKS[env_id].config_class().ctrl_dt
     data["ppo"]["max_steps"] = steps
     data["logging"] = {"wandb_mode": "disabled", "run_dir": run_dir, "video_every_minutes": 0.0}
     data["checkpoint"] = {"save_every_seconds": 1e9}

@@ -9,7 +9,8 @@ JSON under ``--out``; runs whose JSON exists are skipped, so an interrupted benc
 ``--report`` writes a markdown table (final deterministic return, mean +- std over seeds, and
 the ratio to SB3) and ``--plot`` the training curves (mean over seeds, shaded min-max), from
 whatever JSONs are there. Libraries: ``ktorch-mlp``, ``ktorch-gru`` (ktorch_sim presets in
-``benchmarks/learning.py``) and ``sb3`` (SB3's PPO with its defaults). ``--set`` passes a
+``benchmarks/learning.py``), ``defaults-mlp``, ``defaults-gru`` (ktorch_sim with nothing set but the
+policy) and ``sb3`` (SB3's PPO with its defaults). ``--set`` passes a
 ktorch_sim config override to every ktorch run, ``--tag`` names such a variant's files.
 """
 
