@@ -82,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFinished as e:
         print(e, file=sys.stderr)
         return 0
-    for line in (*notes, *cap_notes(config), *filter(None, [layout_note(config)])):  # after the bad-input checks, so an error stays the only line
+    # After the bad-input checks, so an error stays the only line.
+    layout = layout_note(config)
+    for line in (*notes, *cap_notes(config), *([layout] if layout else [])):
         print(line, file=sys.stderr)
     from ktorch_sim.training import distributed
 

@@ -79,7 +79,8 @@ def test_shipped_configs_are_capped_on_the_cpu_engine(name):
     assert load_config(CONFIGS / name, [*CPU, "cpu.max_num_envs=0"]).task.num_envs > 1000
     # batch_size larger than the capped num_envs: one minibatch of all of them, still valid
     c = load_config(CONFIGS / name, CPU)
-    assert c.ppo.minibatch_transitions(c.task.num_envs, c.rollout_steps) == 32 * c.rollout_steps and c.num_minibatches == 1
+    assert c.ppo.minibatch_transitions(c.task.num_envs, c.rollout_steps) == 32 * c.rollout_steps
+    assert c.num_minibatches == 1
 
 
 def test_cpu_caps_say_so_on_stderr_with_key_values_and_override(capsys):

@@ -37,7 +37,8 @@ def arm_config(run_dir: str, seed: int = 0, **amp: object) -> object:
         amp=AMPConfig(**{"style_weight": 1.0, "style_scale": 1.0, "hidden_sizes": (64, 64), "learning_rate": 1e-4,
                          "batch_size": 256, "replay_size": 20000,
                          **{k: v for k, v in amp.items() if k not in ("init_std", "rsi")}}),
-        model=ModelConfig(policy="mlp", mlp_hidden=(64, 64), init_std=float(amp.get("init_std", 0.2))),
+        model=ModelConfig(policy="mlp", mlp_hidden=(64, 64), activation="elu",
+                          init_std=float(amp.get("init_std", 0.2))),
         logging=LoggingConfig(wandb_mode="disabled", run_dir=run_dir),
         checkpoint=CheckpointConfig(save_every_seconds=1e9))
 

@@ -89,7 +89,8 @@ def measure_train(task: str, engine: str, device: str, num_envs: int, rollout_st
         probe = load_config(TASK_CONFIGS[task], [f"task.engine={engine}", f"task.device={device}"])
         overrides = [f"task.num_envs={num_envs}", f"task.engine={engine}", f"task.device={device}",
                      f"ppo.rollout_length_seconds={rollout_steps * probe.task.ctrl_dt}",
-                     *([] if probe.ppo.batch_size is None else [f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}"]),
+                     *([] if probe.ppo.batch_size is None
+                       else [f"ppo.batch_size={min(probe.ppo.batch_size, num_envs)}"]),
                      "logging.wandb_mode=disabled",
                      f"logging.run_dir={run_dir}", "checkpoint.save_every_seconds=1e9", *extra]
         trainer = Trainer(load_config(TASK_CONFIGS[task], overrides))

@@ -116,7 +116,8 @@ def load_trained_policy(path: str | Path, overrides: Sequence[str] = (), device:
     file = resolve_checkpoint(path)
     state = load_checkpoint(file, map_location="cpu")
     # Batches only matter for training; 1 world and whole-rollout sequences fit any number of worlds a tool asks for.
-    overrides = ["ppo.batch_size=1", "ppo.sequence_length=0", *overrides] + ([f"task.device={device}"] if device else [])
+    overrides = ["ppo.batch_size=1", "ppo.sequence_length=0", *overrides]
+    overrides += [f"task.device={device}"] if device else []
     # The tools set worlds and episode lengths themselves: the CPU caps' training notes would mislead.
     config = config_from_dict(state["config"], overrides, source=f"{file} (config)", note_caps=False)
     task_cls, _ = resolve_task(config.task_name)
