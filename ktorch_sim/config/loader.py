@@ -68,9 +68,8 @@ class TrainConfig:
 
     @property
     def num_minibatches(self) -> int:
-        """Minibatches per pass over one rollout (the recurrent layout for a gru, or an mlp with a history)."""
-        recurrent = self.model.policy == "gru" or self.model.history > 1
-        return self.ppo.num_minibatches(self.task.num_envs, self.rollout_steps, recurrent)
+        """Minibatches per pass over one rollout (sequences for ``model.trains_on_sequences``)."""
+        return self.ppo.num_minibatches(self.task.num_envs, self.rollout_steps, self.model.trains_on_sequences)
 
 
 SECTIONS = ("task", "ppo", "amp", "model", "logging", "checkpoint", "cpu")
@@ -189,7 +188,7 @@ def layout_note(config: TrainConfig) -> str | None:
     ``ppo.rollout_length_seconds``, the minibatch size and, for a recurrent policy, ``ppo.sequence_length``
     are all set), so a run says how it batches its data."""
     ppo, envs, steps = config.ppo, config.task.num_envs, config.rollout_steps
-    recurrent = config.model.policy == "gru" or config.model.history > 1
+    recurrent = config.model.trains_on_sequences
     automatic = [key for key, auto in (("ppo.rollout_length_seconds", ppo.rollout_length_seconds is None),
                                        ("ppo.minibatch_size", ppo.minibatch_size == 0 and ppo.batch_size is None),
                                        ("ppo.sequence_length", recurrent and ppo.sequence_length is None)) if auto]

@@ -60,6 +60,12 @@ class ModelConfig:
                                                 "CUDA, loop on CPU). Both are exact.",
                                         choices=("auto", "loop", "packed"))
 
+    @property
+    def trains_on_sequences(self) -> bool:
+        """Whether PPO trains this policy on sequences (a gru, or an mlp with a history) rather than on
+        shuffled single transitions."""
+        return self.policy == "gru" or self.history > 1
+
     def check(self) -> None:
         """Ranges of the fields; raises :class:`ConfigError` (key ``model.<field>``) at the first bad one."""
         for name in ("hidden_size", "depth", "num_mixtures", "history"):
