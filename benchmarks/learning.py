@@ -59,7 +59,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "defaults-mlp": {"task": {}, "ppo": {}, "model": {"policy": "mlp"}},
     "defaults-gru": {"task": {}, "ppo": {}, "model": {"policy": "gru"}},
 }
-LIBS = (*PRESETS, "sb3")
+LIBS = (*PRESETS, "sb3", "sb3-norm")
 EVAL_EPISODES = 10
 EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "sample")
 CURVE_POINTS = 20
@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    if args.lib == "sb3":
-        result = run_sb3(args.env, args.seed, args.steps)
+    if args.lib.startswith("sb3"):
+        result = run_sb3(args.env, args.seed, args.steps, normalize_observations=args.lib == "sb3-norm")
     else:
         result = run_ktorch(args.lib, args.env, args.seed, args.steps, args.overrides)
     result.update(lib=args.lib, env=args.env, seed=args.seed, steps=args.steps, overrides=args.overrides,
@@ -188,30 +188,44 @@ def _act(dist: Any, rule: str, generator: Any) -> Any:
 # --- Stable-Baselines3 ------------------------------------------------------------------------------
 
 
-def run_sb3(env_id: str, seed: int, steps: int) -> dict[str, Any]:
-    """Train SB3's PPO with its default (MuJoCo) hyperparameters on Gymnasium's env; evaluate as above."""
+def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = False) -> dict[str, Any]:
+    """Train SB3's PPO with its default (MuJoCo) hyperparameters on Gymnasium's env; evaluate as above.
+
+    ``normalize_observations`` wraps the env in SB3's ``VecNormalize(norm_reward=False)`` (running mean/std of
+    the observations, updated at every step; lib ``sb3-norm``): the reference for ktorch_sim runs with
+    ``ppo.normalize_observations = true``. Evaluation then reads the training statistics, frozen.
+    """
     import gymnasium as gym
     import stable_baselines3
     from stable_baselines3 import PPO
     from stable_baselines3.common.evaluation import evaluate_policy
     from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from benchmarks.gym_tasks import gymnasium_env_args
 
     gym_id, make_kwargs = gymnasium_env_args(env_id)  # the Gymnasium env that equals the port (Ant: no contact terms)
-    env = Monitor(gym.make(gym_id, **make_kwargs))
+    monitor = Monitor(gym.make(gym_id, **make_kwargs))
+    env = DummyVecEnv([lambda: monitor])
+    if normalize_observations:
+        env = VecNormalize(env, norm_obs=True, norm_reward=False)
     model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
     model.learn(total_timesteps=steps)
-    ends = np.cumsum(env.get_episode_lengths())
-    episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, env.get_episode_rewards())]
-    eval_env = Monitor(gym.make(gym_id, **make_kwargs))
-    eval_env.reset(seed=seed + 10_000)
+    ends = np.cumsum(monitor.get_episode_lengths())
+    episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, monitor.get_episode_rewards())]
+    eval_monitor = Monitor(gym.make(gym_id, **make_kwargs))
+    eval_monitor.reset(seed=seed + 10_000)
+    eval_env = DummyVecEnv([lambda: eval_monitor])
+    if normalize_observations:
+        eval_env = VecNormalize(eval_env, training=False, norm_obs=True, norm_reward=False)
+        eval_env.obs_rms = env.obs_rms
     returns, lengths = evaluate_policy(model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True,
                                        return_episode_rewards=True)
     return {"curve": _bin_curve(episodes, steps),
             "final": {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
                       "returns": [round(float(r), 2) for r in returns], "lengths": [int(n) for n in lengths]},
             "config": {"sb3": stable_baselines3.__version__, "hyperparameters": "PPO defaults",
+                       "normalize_observations": normalize_observations,
                        "n_steps": model.n_steps, "batch_size": model.batch_size, "n_epochs": model.n_epochs,
                        "learning_rate": 3e-4, "gamma": model.gamma, "gae_lambda": model.gae_lambda,
                        "gymnasium_id": gym_id, "make_kwargs": make_kwargs},

@@ -98,3 +98,16 @@ def test_the_benchmark_presets_are_the_library_defaults(lib, tmp_path):
     recurrent = policy == "gru"
     assert preset.ppo.layout(8, 256, recurrent) == defaults.ppo.layout(8, 256, recurrent)
     assert bool(preset.ppo.normalize_observations) == recurrent and defaults.ppo.normalize_observations is None
+
+
+def test_sb3_norm_trains_and_evaluates_on_normalized_observations():
+    """``sb3-norm`` is SB3 with ``VecNormalize(norm_reward=False)``: its policy sees other inputs than plain SB3's
+    (so a same-seed run differs), and its evaluation reads the training statistics."""
+    pytest.importorskip("stable_baselines3")
+    from benchmarks.learning import run_sb3
+
+    plain = run_sb3("Hopper-v5", 0, 64)
+    normalized = run_sb3("Hopper-v5", 0, 64, normalize_observations=True)
+    assert normalized["config"]["normalize_observations"] and not plain["config"]["normalize_observations"]
+    assert len(normalized["final"]["returns"]) == 10
+    assert normalized["final"]["returns"] != plain["final"]["returns"]

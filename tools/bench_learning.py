@@ -10,7 +10,8 @@ JSON under ``--out``; runs whose JSON exists are skipped, so an interrupted benc
 the ratio to SB3) and ``--plot`` the training curves (mean over seeds, shaded min-max), from
 whatever JSONs are there. Libraries: ``ktorch-mlp``, ``ktorch-gru`` (ktorch_sim presets in
 ``benchmarks/learning.py``), ``defaults-mlp``, ``defaults-gru`` (ktorch_sim with nothing set but the
-policy) and ``sb3`` (SB3's PPO with its defaults). ``--set`` passes a
+policy), ``sb3`` (SB3's PPO with its defaults) and ``sb3-norm`` (the same with SB3's observation
+normalization, ``VecNormalize(norm_reward=False)``). ``--set`` passes a
 ktorch_sim config override to every ktorch run, ``--tag`` names such a variant's files.
 """
 
@@ -84,7 +85,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 
 def _label(args: argparse.Namespace, lib: str) -> str:
-    return lib + (f"-{args.tag}" if args.tag and lib != "sb3" else "")
+    return lib + (f"-{args.tag}" if args.tag and not lib.startswith("sb3") else "")
 
 
 def _claim(path: Path) -> bool:
@@ -125,14 +126,14 @@ def _run(args: argparse.Namespace, lib: str, env: str, seed: int) -> str | None:
 def _run_claimed(args: argparse.Namespace, lib: str, env: str, seed: int, path: Path) -> str | None:
     cmd = [sys.executable, "-m", "benchmarks.learning", "--lib", lib, "--env", env, "--seed", str(seed),
            "--steps", str(args.steps), "--out", str(path)]
-    if lib != "sb3":
+    if not lib.startswith("sb3"):  # SB3 runs take no ktorch_sim overrides
         for override in args.overrides:
             cmd += ["--set", override]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         return f"FAILED {lib} {env} seed {seed}: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
     print(done.stdout.strip(), flush=True)
-    if args.tag and lib != "sb3":  # name the variant in the file so reports tell them apart
+    if args.tag and not lib.startswith("sb3"):  # name the variant in the file so reports tell them apart
         data = json.loads(path.read_text())
         data["lib"] = _label(args, lib)
         path.write_text(json.dumps(data, indent=1))
