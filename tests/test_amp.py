@@ -278,10 +278,11 @@ def test_kbot_amp_trains_two_iterations_checkpoints_the_discriminator_and_resume
 
 
 def test_target_kl_ends_the_amp_update_with_no_discriminator_step_for_the_stopped_minibatch(tmp_path: Path) -> None:
-    """With ``ppo.target_kl`` tiny the update stops after its first minibatch: the discriminator steps only after
+    """With ``ppo.target_kl`` tiny (stopping the whole update) the update stops after its first minibatch: the discriminator steps only after
     the minibatches PPO applied (``amp.steps_per_minibatch`` each), never after the one that ended the update."""
     config = load_config(REPO / "configs" / "kbot_amp.toml",
-                         [*SMOKE, f"logging.run_dir={tmp_path}", "ppo.max_steps=80", "ppo.target_kl=1e-9"],
+                         [*SMOKE, f"logging.run_dir={tmp_path}", "ppo.max_steps=80", "ppo.target_kl=1e-9",
+                          "ppo.target_kl_stops=update"],
                          note_caps=False)
     trainer = Trainer(config)
     counts = {"ppo": 0, "amp": 0}

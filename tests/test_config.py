@@ -144,9 +144,15 @@ def test_the_automatic_layout_is_printed_and_set_keys_silence_it():
     from ktorch_sim.config import layout_note
 
     note = layout_note(load_config(None, [*GPU, "task.num_envs=8"]))
-    assert note == ("note: automatic ppo.rollout_length_seconds, ppo.minibatch_size, ppo.sequence_length: rollouts "
-                    "of 256 steps x 8 worlds, 32 minibatches of 64 transitions (4 sequences of 16 steps) per pass, "
-                    "10 passes; set the keys to choose")
+    assert note == ("note: automatic ppo.rollout_length_seconds, ppo.minibatch_size, ppo.sequence_length, "
+                    "ppo.target_kl: rollouts of 256 steps x 8 worlds, 32 minibatches of 64 transitions (4 sequences "
+                    "of 16 steps) per pass, 10 passes; the actor's steps end at a minibatch KL above 1.5 x 0.03; set "
+                    "the keys to choose")
+    kl_only = layout_note(load_config(None, [*GPU, "task.num_envs=8", "ppo.rollout_length_seconds=5.12",
+                                             "ppo.minibatch_size=64", "ppo.sequence_length=16",
+                                             "ppo.target_kl_stops=update"]))
+    assert kl_only == ("note: automatic ppo.target_kl: the update ends at a minibatch KL above 1.5 x 0.03; set the "
+                       "keys to choose")
     mlp = layout_note(load_config(None, [*GPU, "task.num_envs=8", "model.policy=mlp", "ppo.minibatch_size=128"]))
     assert mlp.startswith("note: automatic ppo.rollout_length_seconds: rollouts of 256 steps x 8 worlds, "
                           "16 minibatches of 128 transitions per pass")
@@ -282,7 +288,7 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["ppo.advantage_normalization_scope=batch"], "ppo.advantage_normalization_scope"),
     (["model.init=xavier"], "model.init"),
     (["model.critic=gru"], "model.critic"),
-    (["ppo.target_kl=0"], "--set ppo.target_kl: must be > 0 or none, got 0"),
+    (["ppo.target_kl=-0.1"], "--set ppo.target_kl: must be >= 0 (0: never stop) or none (automatic), got -0.1"),
     (["model.history=0"], "--set model.history: must be >= 1, got 0"),
     (["model.history=4"], '--set model.history: is an input window for the mlp policy (a gru carries its own memory); '
                           'got 4 with model.policy = "gru": set model.history = 1 or model.policy = "mlp"'),

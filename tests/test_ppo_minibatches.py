@@ -285,27 +285,47 @@ def test_memory_actor_with_mlp_critic_trains_on_sequences(tmp_path, actor):
 
 
 def test_target_kl_stops_the_update_before_the_step_that_would_exceed_it():
-    """``ppo.target_kl`` (SB3): the first minibatch's KL is 0 (the rollout's own policy) so it always steps;
-    a tiny target then stops at the next one, whose KL is positive; a large one or none lets every
-    minibatch step."""
+    """``ppo.target_kl`` with ``target_kl_stops = "update"`` (SB3): the first minibatch's KL is 0 (the rollout's
+    own policy) so it always steps; a tiny target then stops at the next one, whose KL is positive; a large one,
+    0 (never) or none (automatic: never for this feed-forward policy) lets every minibatch step."""
     buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
     torch.manual_seed(0)
     with torch.no_grad():  # the rollout's log-probs as the model gives them: the first minibatch's KL is 0
         dist, _ = _mlp().actor(buffer["observation", "x"], torch.zeros(N, T, 0))
         buffer["log_prob"] = dist.log_prob(buffer["action"]).sum(-1)
     everything = N * T // 8
-    for target, expected in ((None, everything), (1e-12, 1), (1e3, everything)):
+    for target, expected in ((None, everything), (0.0, everything), (1e-12, 1), (1e3, everything)):
         torch.manual_seed(0)
         model = _mlp()
-        ppo, _ = _ppo(model, minibatch_size=8, target_kl=target)
+        ppo, _ = _ppo(model, minibatch_size=8, target_kl=target, target_kl_stops="update")
         steps = []
         step = ppo.optimizer.step
         ppo.optimizer.step = lambda *a, **k: (steps.append(1), step(*a, **k))[1]
         out = ppo.update(buffer.clone(), model.initial_carry(N))
         assert len(steps) == expected, target
-        assert ("minibatches_applied" in out) == (target is not None)
-        if target is not None:
+        assert ("minibatches_applied" in out) == bool(target), target
+        if target:
             assert float(out["minibatches_applied"]) == expected
+
+
+def test_the_automatic_kl_stop_holds_policies_trained_on_sequences_only():
+    """``ppo.target_kl = none`` (the default) stops the actor of a recurrent policy at 0.03 (docs/learning.md,
+    tenth session) and never stops a feed-forward one; 0 never stops, a number is used as given. Through the
+    update: a GRU's minibatches past 1.5 x 0.03 step the critic alone, an MLP's never stop."""
+    from ktorch_sim.algorithms.ppo_config import AUTO_TARGET_KL
+
+    assert AUTO_TARGET_KL == 0.03 and PPOConfig().target_kl is None and PPOConfig().target_kl_stops == "actor"
+    assert PPOConfig().kl_target(recurrent=True) == 0.03 and PPOConfig().kl_target(recurrent=False) is None
+    assert PPOConfig(target_kl=0.0).kl_target(recurrent=True) is None
+    assert PPOConfig(target_kl=0.05).kl_target(recurrent=False) == 0.05
+    for model, stops in ((_gru(), True), (_mlp(), False)):
+        ppo, _ = _ppo(model, minibatch_size=8, sequence_length=4)
+        kls = iter([0.046] + [0.0] * 100)  # the second minibatch (the first one checked) is past 1.5 x 0.03
+        ppo.average_kl = lambda kl: torch.tensor(next(kls))
+        out = ppo.update(_buffer(torch.zeros(N, T, dtype=torch.bool)), model.initial_carry(N))
+        assert ("minibatches_applied" in out) == stops
+        if stops:
+            assert float(out["minibatches_applied"]) == 1  # the actor stepped once, then the critic alone
 
 
 def test_an_actor_stopped_by_target_kl_stays_stopped_when_that_minibatch_is_skipped_as_not_finite():
@@ -372,9 +392,9 @@ def test_target_kl_stopping_the_actor_lets_the_critic_train_on():
     ppo.average_gradients = average_like_several_processes
     ppo.update(buffer.clone(), model.initial_carry(N))
     assert all(torch.equal(v, snapshots[-1][k]) for k, v in model.state_dict().items())
-    # The default ends the whole update at the same point (SB3): the first step's weights, critic included.
+    # "update" ends the whole update at the same point (SB3): the first step's weights, critic included.
     torch.manual_seed(0)
     model = _mlp()
-    ppo, _ = _ppo(model, minibatch_size=8, target_kl=1e-12)
+    ppo, _ = _ppo(model, minibatch_size=8, target_kl=1e-12, target_kl_stops="update")
     ppo.update(buffer.clone(), model.initial_carry(N))
     assert all(torch.equal(v, snapshots[0][k]) for k, v in model.state_dict().items())

@@ -180,6 +180,7 @@ def test_cli_prints_the_cpu_cap_notes_once_training_starts_and_never_with_an_err
         "override with --set task.num_envs=64 or --set cpu.max_num_envs=0",
         "note: ppo.max_steps 0 (unlimited) -> 16, capped by cpu.max_steps because physics runs on native MuJoCo on "
         "the CPU; override with --set ppo.max_steps=<steps> or --set cpu.max_steps=0 (run until stopped)",
-        "note: automatic ppo.sequence_length: rollouts of 10 steps x 8 worlds, 2 minibatches of 40 transitions "
-        "(4 sequences of 10 steps) per pass, 10 passes; set the keys to choose",
+        "note: automatic ppo.sequence_length, ppo.target_kl: rollouts of 10 steps x 8 worlds, 2 minibatches of 40 "
+        "transitions (4 sequences of 10 steps) per pass, 10 passes; the actor's steps end at a minibatch KL above "
+        "1.5 x 0.03; set the keys to choose",
     ]

@@ -257,13 +257,13 @@ class AMPPPO(PPO):
         start and the normalizer merges its moments over ranks (each rank keeps its own replay buffer)."""
         return [self.amp.discriminator, self.amp.normalizer]
 
-    def _minibatch(self, traj: Any, carry: Any, may_stop: bool = False, normalize_advantages: bool = True,
+    def _minibatch(self, traj: Any, carry: Any, target_kl: float | None = None, normalize_advantages: bool = True,
                    critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
         """PPO's step on the minibatch, then ``amp.steps_per_minibatch`` discriminator steps (metrics averaged);
         none when PPO took no step (``ppo.target_kl`` ended the update here, or the step was skipped as not
         finite), so the discriminator steps exactly ``steps_per_minibatch`` times per PPO step."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
-        metrics, step = super()._minibatch(traj, carry, may_stop, normalize_advantages, critic_only)
+        metrics, step = super()._minibatch(traj, carry, target_kl, normalize_advantages, critic_only)
         if not step.stepped:
             return metrics, step
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0

@@ -350,6 +350,7 @@ class PPO:
                                           cfg.bootstrap_truncated)
         num_envs, num_steps = buffer.batch_size
         length, per_minibatch = self.training_layout(num_envs, num_steps, start_carry)
+        target_kl = cfg.kl_target(recurrent=is_recurrent(start_carry))
         scope = cfg.advantage_scope(sequences=length > 1)
         if scope == "rollout":
             advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
@@ -367,7 +368,7 @@ class PPO:
             order = torch.randperm(batch.batch_size[0], generator=self.generator, device=self.generator.device)
             for idx in order.to(buffer.device).split(per_minibatch):
                 traj, carry = batch[idx], index_carry(carries, idx)
-                metrics, step = self._minibatch(traj, carry, may_stop=count > 0 and not actor_stopped,
+                metrics, step = self._minibatch(traj, carry, target_kl if count > 0 and not actor_stopped else None,
                                                 normalize_advantages=per_minibatch_norm, critic_only=actor_stopped)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
@@ -383,7 +384,7 @@ class PPO:
                 break
         # Means over the applied updates; if every one was skipped, the last (non-finite) metrics show why.
         out = {k: v / count for k, v in sums.items()} if count else dict(metrics)
-        if cfg.target_kl is not None:
+        if target_kl is not None:
             out["minibatches_applied"] = torch.tensor(float(count), device=advantages.device)
         out["advantage_mean"] = masked_mean(advantages, valid)
         out["value_target_mean"] = masked_mean(targets, valid)
@@ -416,11 +417,12 @@ class PPO:
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)
 
-    def _minibatch(self, traj: object, carry: object, may_stop: bool = False, normalize_advantages: bool = True,
-                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
+    def _minibatch(self, traj: object, carry: object, target_kl: float | None = None,
+                   normalize_advantages: bool = True, critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
         """One gradient step on a minibatch; returns its metrics and what was done (:class:`Step`).
 
-        ``may_stop`` (after at least one applied step): check ``ppo.target_kl`` first. Past it, the update
+        ``target_kl`` (``ppo.target_kl`` resolved, passed after at least one applied step): check the
+        minibatch's KL against it first (one host sync per minibatch, as SB3). Past 1.5 x ``target_kl``, the update
         ends here with no step (``STOPPED``; ``target_kl_stops = "update"``, SB3) or, with
         ``target_kl_stops = "actor"``, this and every later minibatch of the update step on the value loss
         alone (``CRITIC_ONLY``, from the losses already computed). ``normalize_advantages``: normalize them
@@ -434,8 +436,7 @@ class PPO:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
                             traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config)
-        target = self.config.target_kl
-        if may_stop and target is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target:
+        if target_kl is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target_kl:
             # SB3: the policy moved far enough from the one that collected the rollout.
             if self.config.target_kl_stops == "update":
                 return {}, Step.STOPPED

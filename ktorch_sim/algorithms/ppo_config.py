@@ -20,6 +20,9 @@ AUTO_MIN_ROLLOUT_STEPS = 24
 AUTO_MINIBATCHES = 32
 AUTO_MIN_MINIBATCH = 64
 AUTO_SEQUENCE_LENGTH = 16
+# ppo.target_kl left unset: policies trained on sequences stop their actor's steps at this KL (SB3's MuJoCo value);
+# feed-forward policies never stop (SB3's default). docs/learning.md, tenth session.
+AUTO_TARGET_KL = 0.03
 
 
 @dataclass(kw_only=True)
@@ -63,13 +66,15 @@ class PPOConfig:
     adaptive_kl: bool = config_field(False, "Adapt kl_coef x/÷1.5 to keep the KL near desired_kl (ksim).")
     desired_kl: float = config_field(0.01, "Target KL per minibatch for adaptive_kl and adaptive_lr.")
     adaptive_lr: bool = config_field(False, "Adapt the learning rate x/÷1.5 to keep the KL near desired_kl (rsl_rl).")
-    target_kl: float | None = config_field(None, "End the update early, before the step of the first minibatch "
-                                                 "whose KL (old || current, measured before that step) exceeds 1.5 x "
-                                                 "target_kl (SB3's target_kl; none: always all num_passes).")
-    target_kl_stops: str = config_field("update", "What ppo.target_kl ends: the whole update (SB3, CleanRL) or "
-                                                  "only the actor's steps (actor: the critic keeps training on the "
-                                                  "remaining minibatches, so a stopped update still fits the values).",
-                                        choices=("update", "actor"))
+    target_kl: float | None = config_field(
+        None, "Early stop (SB3's target_kl): before each minibatch's step, if its KL (old || current) exceeds 1.5 x "
+              "target_kl, end what ppo.target_kl_stops names. 0: never stop. none: automatic, "
+              f"{AUTO_TARGET_KL} for policies trained on sequences (a gru, or an mlp with a history: their update "
+              "otherwise runs away from the rollout's policy, docs/learning.md), never for feed-forward policies.")
+    target_kl_stops: str = config_field("actor", "What ppo.target_kl ends: only the actor's steps (actor: the critic "
+                                                 "keeps training on the remaining minibatches, so a stopped update "
+                                                 "still fits the values; docs/learning.md) or the whole update "
+                                                 "(SB3, CleanRL).", choices=("actor", "update"))
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")
@@ -109,6 +114,13 @@ class PPOConfig:
         if scope == "auto":
             return "rollout" if sequences else "minibatch"
         return scope
+
+    def kl_target(self, recurrent: bool) -> float | None:
+        """The KL at which updates stop (``ppo.target_kl`` resolved; None: never) for a policy that is
+        ``recurrent`` (carries a state, so PPO trains it on sequences) or feed-forward."""
+        if self.target_kl is None:
+            return AUTO_TARGET_KL if recurrent else None
+        return self.target_kl or None
 
     def rollout_steps(self, ctrl_dt: float, num_envs: int) -> int:
         """Control steps per world in one rollout: ``rollout_length_seconds / ctrl_dt`` rounded, or automatic."""
@@ -178,7 +190,8 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
     require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
              f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
     require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
-    require(p.target_kl is None or p.target_kl > 0, "ppo.target_kl", f"must be > 0 or none, got {p.target_kl}")
+    require(p.target_kl is None or p.target_kl >= 0, "ppo.target_kl",
+             f"must be >= 0 (0: never stop) or none (automatic), got {p.target_kl}")
     require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
 
 

@@ -184,21 +184,29 @@ def cap_notes(config: TrainConfig) -> tuple[str, ...]:
 
 
 def layout_note(config: TrainConfig) -> str | None:
-    """A ``note:`` line with the rollout and minibatch sizes that the automatic settings chose (None when
-    ``ppo.rollout_length_seconds``, the minibatch size and, for a recurrent policy, ``ppo.sequence_length``
-    are all set), so a run says how it batches its data."""
+    """A ``note:`` line with what the automatic settings chose: the rollout and minibatch sizes (unless
+    ``ppo.rollout_length_seconds``, the minibatch size and, for a recurrent policy, ``ppo.sequence_length`` are
+    all set) and the KL stop of a recurrent policy (unless ``ppo.target_kl`` is set); None when nothing was
+    chosen. So a run says how it batches its data and when its updates stop."""
     ppo, envs, steps = config.ppo, config.task.num_envs, config.rollout_steps
     recurrent = config.model.trains_on_sequences
-    automatic = [key for key, auto in (("ppo.rollout_length_seconds", ppo.rollout_length_seconds is None),
-                                       ("ppo.minibatch_size", ppo.minibatch_size == 0 and ppo.batch_size is None),
-                                       ("ppo.sequence_length", recurrent and ppo.sequence_length is None)) if auto]
+    layout = [key for key, auto in (("ppo.rollout_length_seconds", ppo.rollout_length_seconds is None),
+                                    ("ppo.minibatch_size", ppo.minibatch_size == 0 and ppo.batch_size is None),
+                                    ("ppo.sequence_length", recurrent and ppo.sequence_length is None)) if auto]
+    automatic, chosen = list(layout), []
+    if layout:
+        length, per_minibatch = ppo.layout(envs, steps, recurrent)
+        sequences = f" ({per_minibatch} sequences of {length} steps)" if recurrent else ""
+        chosen.append(f"rollouts of {steps} steps x {envs} worlds, {config.num_minibatches} minibatches of "
+                      f"{per_minibatch * length} transitions{sequences} per pass, {ppo.num_passes} passes")
+    kl_target = ppo.kl_target(recurrent)
+    if ppo.target_kl is None and kl_target is not None:
+        automatic.append("ppo.target_kl")
+        stops = "the actor's steps end" if ppo.target_kl_stops == "actor" else "the update ends"
+        chosen.append(f"{stops} at a minibatch KL above 1.5 x {kl_target}")
     if not automatic:
         return None
-    length, per_minibatch = ppo.layout(envs, steps, recurrent)
-    sequences = f" ({per_minibatch} sequences of {length} steps)" if recurrent else ""
-    return (f"note: automatic {', '.join(automatic)}: rollouts of {steps} steps x {envs} worlds, "
-            f"{config.num_minibatches} minibatches of {per_minibatch * length} transitions{sequences} per pass, "
-            f"{ppo.num_passes} passes; set the keys to choose")
+    return f"note: automatic {', '.join(automatic)}: {'; '.join(chosen)}; set the keys to choose"
 
 
 class _Where:
