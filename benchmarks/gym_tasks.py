@@ -69,6 +69,7 @@ __all__ = [
     "ForwardVelocityReward",
     "GymTaskConfig",
     "HalfCheetahConfig",
+    "HalfCheetahNoVelocityTask",
     "HalfCheetahTask",
     "Health",
     "HealthyReward",
@@ -544,6 +545,18 @@ class HalfCheetahTask(GymLocomotionTask[HalfCheetahConfig]):
         return (self.time_limit(),)
 
 
+class HalfCheetahNoVelocityTask(HalfCheetahTask):
+    """HalfCheetah-v5 observed without any velocity (``qpos[1:]`` only): a second partially observed task.
+
+    The reward is the forward velocity, which a memoryless policy cannot read, and a pose alone does not say
+    which way each leg is swinging; physics, reward and resets are :class:`HalfCheetahTask`'s.
+    """
+
+    def get_observations(self, model: mujoco.MjModel) -> Sequence[ks.Observation]:
+        """``qpos[1:]`` only."""
+        return (QposObservation(skip=1),)
+
+
 class AntTask(_HealthyTask[AntConfig]):
     """Gymnasium's Ant-v5 without contact forces: a 3-D quadruped (8 motors, gear 150) walking along +x.
 
@@ -586,15 +599,17 @@ GYM_TASKS: dict[str, type[GymLocomotionTask]] = {
     "Walker2d-v5-novel": Walker2dNoVelocityTask,
     "Hopper-v5": HopperTask,
     "HalfCheetah-v5": HalfCheetahTask,
+    "HalfCheetah-v5-novel": HalfCheetahNoVelocityTask,
     "Ant-v5": AntTask,
 }
-"""The ported tasks by benchmark id: Gymnasium's id, or ``Walker2d-v5-novel`` for the variant without velocities."""
+"""The ported tasks by benchmark id: Gymnasium's id, or Gymnasium's id + ``-novel`` for a variant without velocities."""
 
 _GYMNASIUM_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "Walker2d-v5": ("Walker2d-v5", {}),
     "Walker2d-v5-novel": ("Walker2d-v5", {}),
     "Hopper-v5": ("Hopper-v5", {}),
     "HalfCheetah-v5": ("HalfCheetah-v5", {}),
+    "HalfCheetah-v5-novel": ("HalfCheetah-v5", {}),
     "Ant-v5": ("Ant-v5", {"include_cfrc_ext_in_observation": False, "contact_cost_weight": 0.0}),
 }
 
@@ -615,7 +630,7 @@ def gymnasium_env_args(env_id: str) -> tuple[str, dict[str, Any]]:
     """``(gymnasium id, gym.make kwargs)`` of the Gymnasium environment that equals the ported task.
 
     Ant-v5 needs ``include_cfrc_ext_in_observation=False, contact_cost_weight=0`` (the port has no
-    contact forces). ``Walker2d-v5-novel`` maps to Walker2d-v5: same dynamics and rewards, but
+    contact forces). A ``-novel`` id maps to its Gymnasium task: same dynamics and rewards, but
     Gymnasium's observations include the velocities.
     """
     _check_id(env_id)
