@@ -100,6 +100,8 @@ def test_the_benchmark_presets_are_the_library_defaults(lib, tmp_path):
     assert bool(preset.ppo.normalize_observations) == recurrent and defaults.ppo.normalize_observations is None
     assert preset.ppo.kl_target(recurrent) == defaults.ppo.kl_target(recurrent) == (0.03 if recurrent else None)
     assert preset.ppo.target_kl_stops == defaults.ppo.target_kl_stops == "actor"
+    assert (preset.ppo.scales_returns(recurrent, inputs_normalized=recurrent)
+            == defaults.ppo.scales_returns(recurrent, inputs_normalized=recurrent) == recurrent)
 
 
 def test_sb3_norm_trains_and_evaluates_on_normalized_observations():

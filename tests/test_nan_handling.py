@@ -360,13 +360,14 @@ def test_masked_transitions_do_not_influence_the_update(tmp_path):
     buffer["next", "bad_physics"] |= invalid
     buffer["next", "bad_action"][6, 10] = True
 
-    model_state, optim_state = copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.optimizer.state_dict())
+    # The algorithm's state too: the optimizer and the return scaler, whose running statistics each update moves.
+    model_state, ppo_state = copy.deepcopy(trainer.model.state_dict()), copy.deepcopy(trainer.ppo.state_dict())
     rng_state = trainer.generator.get_state()
     results = []
     trainer.model.train()
     for value in (0.0, math.nan, math.inf, 1e30):
         trainer.model.load_state_dict(model_state)
-        trainer.optimizer.load_state_dict(optim_state)
+        trainer.ppo.load_state_dict(copy.deepcopy(ppo_state))
         trainer.generator.set_state(rng_state)
         losses = trainer.ppo.update(_fill_invalid(buffer, invalid, value), start_carry)
         results.append((_parameters(trainer), {k: v.clone() for k, v in losses.items()}))

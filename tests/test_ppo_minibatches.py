@@ -168,6 +168,28 @@ def test_reward_clip_and_scaling_reach_the_advantages():
     assert "reward_scale" in out_scaled and float(out_scaled["value_target_mean"]) < 10
 
 
+def test_returns_are_normalized_automatically_for_a_recurrent_policy_with_normalized_inputs():
+    """``ppo.normalize_rewards = none`` (the default): a return scaler for a recurrent policy whose task has input
+    normalizers (the GRU's automatic recipe, docs/learning.md), none for a feed-forward policy or raw inputs;
+    true or false is used as given."""
+    config = PPOConfig()
+    assert config.normalize_rewards is None
+    assert config.scales_returns(recurrent=True, inputs_normalized=True)
+    assert not config.scales_returns(recurrent=False, inputs_normalized=True)
+    assert not config.scales_returns(recurrent=True, inputs_normalized=False)
+    assert not PPOConfig(normalize_rewards=False).scales_returns(recurrent=True, inputs_normalized=True)
+    assert PPOConfig(normalize_rewards=True).scales_returns(recurrent=False, inputs_normalized=False)
+    cases = ((_gru, None, None, False), (_gru, {"actor": None}, None, True), (_mlp, {"actor": None}, None, False),
+             (_gru, {"actor": None}, False, False), (_mlp, None, True, True))
+    for make, normalizers, setting, scaled in cases:
+        task = _Task()
+        task.normalizers = normalizers
+        model = make()
+        ppo = PPO(task, model, PPOConfig(normalize_rewards=setting), torch.Generator(), num_envs=N,
+                  optimizer=torch.optim.Adam(model.parameters()))
+        assert (ppo.reward_scaler is not None) == scaled, (make.__name__, normalizers, setting)
+
+
 def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path):
     """With normalize_observations on, the policy's log-probs of the rollout's own actions, recomputed
     before any gradient step, equal the stored ones (ratio 1), and the statistics move only afterwards."""

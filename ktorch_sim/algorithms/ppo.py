@@ -255,15 +255,17 @@ class PPO:
     def __init__(self, task: object, model: torch.nn.Module, config: object, generator: torch.Generator, *,
                  num_envs: int | None = None, optimizer: torch.optim.Optimizer | None = None) -> None:
         """``config`` is the training config's ``ppo`` section (a PPOConfig); ``num_envs`` sizes the
-        return scaler of ``ppo.normalize_rewards`` (required then); ``optimizer`` replaces the one
-        the task or the config would give (tests)."""
+        return scaler of ``ppo.normalize_rewards`` (required then; automatic: on for a recurrent ``model``
+        whose ``task`` has input normalizers, :meth:`PPOConfig.scales_returns`); ``optimizer`` replaces the
+        one the task or the config would give (tests)."""
         self.task = task
         self.model = model
         self.config = config
         self.generator = generator
         self.optimizer = optimizer or task.get_optimizer(model) or adamw(model, config)
         self.reward_scaler: ReturnScaler | None = None
-        if config.normalize_rewards:
+        if config.scales_returns(recurrent=is_recurrent(model.initial_carry(1)),
+                                 inputs_normalized=getattr(task, "normalizers", None) is not None):
             if num_envs is None:
                 raise ValueError("ppo.normalize_rewards needs PPO(num_envs=...) to size its return statistics")
             device = next(model.parameters()).device

@@ -97,8 +97,11 @@ class PPOConfig:
               "on for the recurrent policy (model.policy = gru), off for the mlp policy: measured best for each "
               "on the Gymnasium benchmark (docs/learning.md); off for a task that overrides actor_inputs or "
               "critic_inputs (ktorch_sim.ppo_task.normalizes_inputs).")
-    normalize_rewards: bool = config_field(False, "Divide rewards by the running std of the discounted return, "
-                                                  "clipped to +-10 (SB3's VecNormalize, Gymnasium's NormalizeReward).")
+    normalize_rewards: bool | None = config_field(
+        None, "Divide rewards by the running std of the discounted return, clipped to +-10 (SB3's VecNormalize, "
+              "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "
+              "normalized (ppo.normalize_observations, resolved: the gru's default), off otherwise (the mlp's "
+              "measured best; docs/learning.md).")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
     reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
     capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
@@ -121,6 +124,13 @@ class PPOConfig:
         if self.target_kl is None:
             return AUTO_TARGET_KL if recurrent else None
         return self.target_kl or None
+
+    def scales_returns(self, recurrent: bool, inputs_normalized: bool) -> bool:
+        """Whether rewards are divided by the running std of the return (``ppo.normalize_rewards`` resolved)
+        for a policy that is ``recurrent`` (carries a state) or not, with normalized inputs or raw ones."""
+        if self.normalize_rewards is None:
+            return recurrent and inputs_normalized
+        return self.normalize_rewards
 
     def rollout_steps(self, ctrl_dt: float, num_envs: int) -> int:
         """Control steps per world in one rollout: ``rollout_length_seconds / ctrl_dt`` rounded, or automatic."""
