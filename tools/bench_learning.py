@@ -84,8 +84,13 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"unknown --envs {missing}; choose from {sorted(GYM_TASKS)}")
 
 
+def _is_sb3(lib: str) -> bool:
+    """SB3's runs (``sb3``, ``sb3-norm``) take no ktorch_sim overrides and no variant tag."""
+    return lib.startswith("sb3")
+
+
 def _label(args: argparse.Namespace, lib: str) -> str:
-    return lib + (f"-{args.tag}" if args.tag and not lib.startswith("sb3") else "")
+    return lib + (f"-{args.tag}" if args.tag and not _is_sb3(lib) else "")
 
 
 def _claim(path: Path) -> bool:
@@ -126,14 +131,14 @@ def _run(args: argparse.Namespace, lib: str, env: str, seed: int) -> str | None:
 def _run_claimed(args: argparse.Namespace, lib: str, env: str, seed: int, path: Path) -> str | None:
     cmd = [sys.executable, "-m", "benchmarks.learning", "--lib", lib, "--env", env, "--seed", str(seed),
            "--steps", str(args.steps), "--out", str(path)]
-    if not lib.startswith("sb3"):  # SB3 runs take no ktorch_sim overrides
+    if not _is_sb3(lib):
         for override in args.overrides:
             cmd += ["--set", override]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         return f"FAILED {lib} {env} seed {seed}: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
     print(done.stdout.strip(), flush=True)
-    if args.tag and not lib.startswith("sb3"):  # name the variant in the file so reports tell them apart
+    if args.tag and not _is_sb3(lib):  # name the variant in the file so reports tell them apart
         data = json.loads(path.read_text())
         data["lib"] = _label(args, lib)
         path.write_text(json.dumps(data, indent=1))

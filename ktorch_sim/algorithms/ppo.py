@@ -234,9 +234,9 @@ class AdaptiveKL:
 class PPO:
     """One PPO update per rollout: ``num_passes`` epochs over shuffled minibatches.
 
-    What a minibatch holds depends on the policy (see :meth:`training_layout`): a feed-forward
-    policy trains on single transitions drawn across worlds and time (SB3, CleanRL); a recurrent
-    one on sequences of ``ppo.sequence_length`` steps drawn across worlds, each replayed from the
+    What a minibatch holds depends on the policy (:meth:`PPOConfig.layout`; recurrent when its carry
+    holds state): a feed-forward policy trains on single transitions drawn across worlds and time
+    (SB3, CleanRL); a recurrent one on sequences of ``ppo.sequence_length`` steps drawn across worlds, each replayed from the
     carry the policy had at its first step (the whole rollout by default, as ksim). Either way a
     minibatch holds about ``ppo.minibatch_size`` transitions.
 
@@ -329,11 +329,6 @@ class PPO:
         self.kl.load_state_dict(state["ppo"])
         self.skipped_updates = int(state["ppo"].get("skipped_updates", 0))
 
-    def training_layout(self, num_envs: int, num_steps: int, carry: object) -> tuple[int, int]:
-        """(steps per training sequence, sequences per minibatch) for an [N, T] rollout (PPOConfig.layout):
-        feed-forward policies (every carry tensor empty) train on shuffled transitions."""
-        return self.config.layout(num_envs, num_steps, recurrent=is_recurrent(carry))
-
     def update(self, buffer: object, start_carry: object) -> dict[str, torch.Tensor]:
         """Compute advantages for the rollout in ``buffer`` and train on it; returns mean metrics."""
         cfg = self.config
@@ -351,8 +346,9 @@ class PPO:
                                           nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam,
                                           cfg.bootstrap_truncated)
         num_envs, num_steps = buffer.batch_size
-        length, per_minibatch = self.training_layout(num_envs, num_steps, start_carry)
-        target_kl = cfg.kl_target(recurrent=is_recurrent(start_carry))
+        recurrent = is_recurrent(start_carry)
+        length, per_minibatch = cfg.layout(num_envs, num_steps, recurrent)
+        target_kl = cfg.kl_target(recurrent)
         scope = cfg.advantage_scope(sequences=length > 1)
         if scope == "rollout":
             advantages = normalize(advantages, valid)  # once, over every valid transition (rsl_rl)
@@ -419,8 +415,8 @@ class PPO:
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)
 
-    def _minibatch(self, traj: object, carry: object, target_kl: float | None = None,
-                   normalize_advantages: bool = True, critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
+    def _minibatch(self, traj: object, carry: object, target_kl: float | None = None, normalize_advantages: bool = True,
+                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
         """One gradient step on a minibatch; returns its metrics and what was done (:class:`Step`).
 
         ``target_kl`` (``ppo.target_kl`` resolved, passed after at least one applied step): check the

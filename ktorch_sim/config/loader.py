@@ -193,17 +193,16 @@ def layout_note(config: TrainConfig) -> str | None:
     layout = [key for key, auto in (("ppo.rollout_length_seconds", ppo.rollout_length_seconds is None),
                                     ("ppo.minibatch_size", ppo.minibatch_size == 0 and ppo.batch_size is None),
                                     ("ppo.sequence_length", recurrent and ppo.sequence_length is None)) if auto]
-    automatic, chosen = list(layout), []
+    automatic, chosen = layout, []
     if layout:
         length, per_minibatch = ppo.layout(envs, steps, recurrent)
         sequences = f" ({per_minibatch} sequences of {length} steps)" if recurrent else ""
         chosen.append(f"rollouts of {steps} steps x {envs} worlds, {config.num_minibatches} minibatches of "
                       f"{per_minibatch * length} transitions{sequences} per pass, {ppo.num_passes} passes")
-    kl_target = ppo.kl_target(recurrent)
-    if ppo.target_kl is None and kl_target is not None:
+    if ppo.target_kl is None and recurrent:
         automatic.append("ppo.target_kl")
         stops = "the actor's steps end" if ppo.target_kl_stops == "actor" else "the update ends"
-        chosen.append(f"{stops} at a minibatch KL above 1.5 x {kl_target}")
+        chosen.append(f"{stops} at a minibatch KL above 1.5 x {ppo.kl_target(recurrent)}")
     if not automatic:
         return None
     return f"note: automatic {', '.join(automatic)}: {'; '.join(chosen)}; set the keys to choose"
