@@ -236,8 +236,8 @@ class PPO:
 
     What a minibatch holds depends on the policy (:meth:`PPOConfig.layout`; recurrent when its carry
     holds state): a feed-forward policy trains on single transitions drawn across worlds and time
-    (SB3, CleanRL); a recurrent one on sequences of ``ppo.sequence_length`` steps drawn across worlds, each replayed from the
-    carry the policy had at its first step (the whole rollout by default, as ksim). Either way a
+    (SB3, CleanRL); a recurrent one on sequences of ``ppo.sequence_length`` steps drawn across worlds,
+    each replayed from the carry the policy had at its first step. Either way a
     minibatch holds about ``ppo.minibatch_size`` transitions.
 
     The algorithm owns its optimization state, as rsl_rl's PPO does: the optimizer (the task's
