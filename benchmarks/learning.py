@@ -66,6 +66,11 @@ LIBS = (*PRESETS, "sb3", "sb3-norm")
 EVAL_EPISODES = 10
 EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "sample")
 CURVE_POINTS = 20
+# The update's health, recorded every few iterations of a ktorch_sim run (how far each update moved the policy,
+# how much the actor still explores, how well the critic predicts).
+DIAGNOSTICS = ("loss/kl", "loss/clip_fraction", "loss/entropy", "loss/explained_variance", "loss/minibatches_applied",
+               "loss/reward_scale", "episode/length")
+DIAGNOSTICS_EVERY = 5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,15 +132,18 @@ def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str
         config = ktorch_config(lib, env_id, seed, steps, overrides, run_dir)
         trainer = Trainer(config)
         episodes: list[tuple[int, float, float]] = []  # (env steps at the end of the iteration, mean return, count)
+        diagnostics: list[list[Any]] = []  # [env steps, {update metric: value}] every DIAGNOSTICS_EVERY iterations
         while trainer.env_steps < steps:
             metrics = trainer.iterate()
             episodes.append((trainer.env_steps, metrics["episode/return"], metrics["episode/count"]))
+            if trainer.iteration % DIAGNOSTICS_EVERY == 0:
+                diagnostics.append([trainer.env_steps, {k: round(metrics[k], 5) for k in DIAGNOSTICS if k in metrics}])
         final = evaluate_ktorch(trainer, seed)
         # A Gaussian's mode, mean and density mode are one action: only the mixture has other rules to record.
         rules = EVAL_RULES[1:] if config.model.policy == "gru" else ("sample",)
         by_rule = {rule: evaluate_ktorch(trainer, seed, rule=rule)["mean"] for rule in rules}
     return {"curve": _bin_curve(episodes, steps), "final": final, "final_by_rule": by_rule, "config": to_dict(config),
-            "train_episodes": len(episodes)}
+            "train_episodes": len(episodes), "diagnostics": diagnostics}
 
 
 def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule: str = "deterministic"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 from pathlib import Path
 
@@ -115,3 +116,19 @@ def test_sb3_norm_trains_and_evaluates_on_normalized_observations():
     assert normalized["config"]["normalize_observations"] and not plain["config"]["normalize_observations"]
     assert len(normalized["final"]["returns"]) == 10
     assert normalized["final"]["returns"] != plain["final"]["returns"]
+
+
+def test_a_ktorch_run_records_its_curve_final_score_and_update_diagnostics():
+    """A short ktorch_sim run writes what docs/learning.md reads: the binned curve, 10 deterministic episodes and,
+    every DIAGNOSTICS_EVERY iterations, the update's KL, clip fraction, entropy and explained variance."""
+    from benchmarks.learning import DIAGNOSTICS_EVERY, run_ktorch
+
+    steps = 2048 * DIAGNOSTICS_EVERY  # 8 worlds x 256 steps per iteration
+    result = run_ktorch("ktorch-mlp", "Hopper-v5", 0, steps, [])
+    assert len(result["final"]["returns"]) == len(result["final"]["lengths"]) == 10
+    assert [entry[0] for entry in result["diagnostics"]] == [steps]
+    recorded = result["diagnostics"][0][1]
+    for key in ("loss/kl", "loss/clip_fraction", "loss/entropy", "loss/explained_variance", "episode/length"):
+        assert math.isfinite(recorded[key]), key
+    assert recorded["loss/kl"] >= 0.0 and 0.0 <= recorded["loss/clip_fraction"] <= 1.0
+    assert "loss/minibatches_applied" not in recorded  # a feed-forward policy has no KL stop
