@@ -116,14 +116,19 @@ def test_mog_mode_is_mean_of_most_likely_component():
     assert torch.equal(dist.mode(), torch.tensor([[2.0, 4.0]]))
 
 
-def test_mog_deterministic_action_is_the_density_mode_not_the_mean():
-    # Weights (0.25, 0.75) at -1 and 3, std 0.3: mean 2.0 (a valley), the mode is the heavier peak at 3;
-    # equal weights at 4 and 6: mean 5, a valley too; the tie goes to the first peak.
+def test_mog_deterministic_action_is_the_mixture_mean():
+    # Weights (0.25, 0.75) at -1 and 3: mean -0.25 + 2.25 = 2.0; equal weights at 4 and 6: 5.0. The density's
+    # peak (3 and 4, the tie to the first) and the heaviest component (3, then the first of a tie, 4) differ.
     means = torch.tensor([[[-1.0, 3.0], [4.0, 6.0]]])
     logits = torch.tensor([[[0.0, math.log(3.0)], [0.5, 0.5]]])
     dist = MixtureOfGaussians(means, torch.full_like(means, 0.3), logits)
-    torch.testing.assert_close(dist.mean, torch.tensor([[2.0, 5.0]]))
-    torch.testing.assert_close(dist.deterministic(), torch.tensor([[3.0, 4.0]]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(dist.deterministic(), torch.tensor([[2.0, 5.0]]))
+    torch.testing.assert_close(dist.density_mode(), torch.tensor([[3.0, 4.0]]), rtol=0, atol=1e-4)
+    assert torch.equal(dist.mode(), torch.tensor([[3.0, 4.0]]))
+    # Continuous in the network's outputs: a small change of the weights moves it a little (the mode jumps).
+    nudged = MixtureOfGaussians(means, torch.full_like(means, 0.3), logits + torch.tensor([[[0.0, 0.0], [0.0, 1e-3]]]))
+    assert (nudged.deterministic() - dist.deterministic()).abs().max() < 1e-3
+    assert torch.equal(nudged.mode(), torch.tensor([[3.0, 6.0]]))
     gauss = DiagGaussian(torch.tensor([[0.5, -2.0]]), torch.tensor([[1.0, 3.0]]))
     assert torch.equal(gauss.deterministic(), torch.tensor([[0.5, -2.0]]))
 
