@@ -55,7 +55,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                 "learning_rate": 3e-4, "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0,
                 "kl_coef": 0.0, "normalize_observations": True, "normalize_rewards": True, "target_kl": 0.03,
                 "target_kl_stops": "actor"},
-        "model": {"policy": "gru", "hidden_size": 64, "depth": 1, "num_mixtures": 3},
+        "model": {"policy": "gru", "hidden_size": 64, "depth": 1, "num_mixtures": 3, "head_hidden": [64, 64],
+                  "activation": "tanh"},
     },
     # Nothing set but the policy: what a user who ports a task gets (the task's own num_envs, 1 for these tasks,
     # and the automatic rollout, minibatches and sequences; docs/learning.md, ninth session).
