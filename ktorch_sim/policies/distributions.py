@@ -17,10 +17,12 @@ to another when two weights or peaks are close, and a policy that switches from 
 over the 124 trained GRU mixture policies of docs/learning.md (Gymnasium tasks, 204,800 steps, 10
 episodes each, every rule evaluated on the same starts) the mixture mean scored on average 0.88 of
 the best rule on the same policy, the heaviest component 0.85 and the density mode 0.84, and it
-collapsed (below half of the stochastic policy's score) on 3 policies against 6 and 7 (Walker2d: the
-density mode 179 where the mixture mean scored 825 and sampled actions 1,030). Its failure case, a
-policy bimodal in one joint whose mean is an action it never takes, happened once (HalfCheetah: 8
-against 575 for the density mode). Both other rules stay available.
+collapsed (below half of the stochastic policy's score) on 3 policies against 6 and 7. A later run
+shows both kinds of failure: on Walker2d the density mode scored 179 where the mixture mean scored 825
+and sampled actions 1,030. The mean's own failure case is a policy bimodal in one joint, whose mean
+is an action it never takes (HalfCheetah: 8 against 575 for the density mode; HalfCheetah without
+velocities: -61 against 1,347). No rule is safe on every policy; the mean is best on average. Both
+other rules stay available.
 
 Why not ``torch.distributions.MixtureSameFamily``: it has neither ``entropy()`` nor ``mode``, and the
 Monte-Carlo entropy TorchRL falls back to has an almost-zero gradient (measured 0.0007 against a
