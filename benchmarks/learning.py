@@ -65,7 +65,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 LIBS = (*PRESETS, "sb3", "sb3-norm")
 EVAL_EPISODES = 10
-EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "sample")
+EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "mode_near_mean", "sample")
 CURVE_POINTS = 20
 # The update's health, recorded every few iterations of a ktorch_sim run (how far each update moved the policy,
 # how much the actor still explores, how well the critic predicts).
@@ -154,7 +154,8 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule
     ``deterministic`` is the distribution's ``deterministic()`` action (what playback and export use);
     the others are recorded for the mixture policy, whose deterministic action is a choice:
     ``heaviest`` (the heaviest component's mean, ksim's mode), ``density_mode`` (the highest point of
-    the density), ``mixture_mean`` and ``sample`` (the stochastic policy, seeded).
+    the density), ``mixture_mean``, ``mode_near_mean`` (the peak of the mean's basin) and ``sample`` (the
+    stochastic policy, seeded).
     """
     import torch
 
@@ -193,7 +194,8 @@ def evaluate_ktorch(trainer: Any, seed: int, episodes: int = EVAL_EPISODES, rule
 def _act(dist: Any, rule: str, generator: Any) -> Any:
     """Return the action of ``dist`` under evaluation ``rule`` (one of EVAL_RULES)."""
     actions = {"deterministic": dist.deterministic, "heaviest": dist.mode, "mixture_mean": lambda: dist.mean,
-               "density_mode": lambda: dist.density_mode(), "sample": lambda: dist.sample(generator)}
+               "density_mode": lambda: dist.density_mode(), "mode_near_mean": lambda: dist.mode_near_mean(),
+               "sample": lambda: dist.sample(generator)}
     return actions[rule]()
 
 

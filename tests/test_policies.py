@@ -159,6 +159,36 @@ def test_mog_density_mode_is_the_highest_peak():
     assert torch.equal(single.density_mode(), single.means[..., 0])
 
 
+def test_mog_mode_near_mean_climbs_from_the_mean_to_its_basins_peak():
+    # Far apart (0.3 at -1, 0.7 at +1, std 0.1): the mean 0.4 lies in the valley; it climbs to the peak at +1.
+    far = MixtureOfGaussians(torch.tensor([[[-1.0, 1.0]]]), torch.full((1, 1, 2), 0.1),
+                             torch.tensor([[[math.log(0.3), math.log(0.7)]]]))
+    torch.testing.assert_close(far.mean, torch.tensor([[0.4]]))
+    torch.testing.assert_close(far.mode_near_mean(), torch.tensor([[1.0]]), rtol=0, atol=1e-4)
+    # Overlapping and symmetric: the one mode, at the centre.
+    overlap = MixtureOfGaussians(torch.tensor([[[-0.2, 0.2]]]), torch.ones(1, 1, 2), torch.zeros(1, 1, 2))
+    torch.testing.assert_close(overlap.mode_near_mean(), torch.tensor([[0.0]]), rtol=0, atol=1e-6)
+    # A broad heavy bump (0.8 at 0, std 2) and a narrow light spike (0.2 at 2, std 0.05): the mean (0.4) is in
+    # the bump's basin (the spike's responsibility there is ~exp(-512)), so it stays at the bump's peak, 0, where
+    # the density mode picks the spike's higher peak at 2.
+    spike = MixtureOfGaussians(torch.tensor([[[0.0, 2.0]]]), torch.tensor([[[2.0, 0.05]]]),
+                               torch.tensor([[[math.log(0.8), math.log(0.2)]]]))
+    torch.testing.assert_close(spike.mode_near_mean(), torch.tensor([[0.0]]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(spike.density_mode(), torch.tensor([[2.0]]), rtol=0, atol=1e-3)
+    # Random mixtures: the end point is a stationary point (one more step moves it by < 1e-4) and no lower
+    # in density than where it started.
+    gen = torch.Generator().manual_seed(1)
+    dist = MixtureOfGaussians(torch.randn(16, 3, 4, generator=gen), torch.rand(16, 3, 4, generator=gen) + 0.5,
+                              torch.randn(16, 3, 4, generator=gen))
+    x = dist.mode_near_mean(iterations=50)
+    torch.testing.assert_close(dist.mode_near_mean(iterations=51), x, rtol=0, atol=1e-4)
+    assert (dist.log_prob(x) >= dist.log_prob(dist.mean) - 1e-6).all()
+    # One component: its mean, bit for bit.
+    single = MixtureOfGaussians(torch.randn(8, 3, 1, generator=gen), torch.rand(8, 3, 1, generator=gen) + 1e-3,
+                                torch.randn(8, 3, 1, generator=gen))
+    assert torch.equal(single.mode_near_mean(), single.means[..., 0])
+
+
 def test_sampling_is_reproducible_with_a_seeded_generator():
     means, stds, logits = torch.randn(64, 20, 5), torch.rand(64, 20, 5) + 0.1, torch.randn(64, 20, 5)
     dist = MixtureOfGaussians(means, stds, logits)

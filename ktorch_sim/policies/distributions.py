@@ -174,7 +174,29 @@ class MixtureOfGaussians:
         """
         if self.num_components == 1:
             return self.means[..., 0]
-        x = self.means.unsqueeze(-1)  # [..., A, K starts, 1]
+        x = self._mean_shift(self.means, iterations)  # [..., A, K]: the K end points
+        density = self.log_prob(x.movedim(-1, 0)).movedim(0, -1)  # [..., A, K]
+        return x.gather(-1, density.argmax(-1, keepdim=True)).squeeze(-1)
+
+    def mode_near_mean(self, iterations: int = 10) -> torch.Tensor:
+        """The mode of the density whose basin holds the mixture :attr:`mean`, per dimension, ``[..., A]``.
+
+        Mean-shift from the mean alone (one start, not :meth:`density_mode`'s K): where the components
+        overlap it is the density's one mode, where they separate it climbs from the mean (which may lie in a
+        valley of low density between them) to the peak on the heavier side. It moves continuously with the
+        network's outputs except where the mean crosses from one basin to another.
+        """
+        if self.num_components == 1:
+            return self.means[..., 0]
+        return self._mean_shift(self.mean.unsqueeze(-1), iterations).squeeze(-1)
+
+    def _mean_shift(self, starts: torch.Tensor, iterations: int) -> torch.Tensor:
+        """Run ``iterations`` mean-shift steps from ``starts`` [..., A, S]; the S end points [..., A, S].
+
+        ``x <- sum_k r_k mu_k / sigma_k^2 / sum_k r_k / sigma_k^2``, ``r_k`` the responsibility of component k
+        at x: the fixed-point iteration for the stationary points of a Gaussian mixture.
+        """
+        x = starts.unsqueeze(-1)  # [..., A, S, 1]
         means = self.means.unsqueeze(-2)  # [..., A, 1, K components]
         half_inv_var = (0.5 / self.stds.square()).unsqueeze(-2)
         # log w_k - log sigma_k: the responsibilities' x-independent part (the 2 pi constant cancels)
@@ -182,9 +204,7 @@ class MixtureOfGaussians:
         for _ in range(iterations):
             r = torch.softmax(log_w - (x - means).square() * half_inv_var, dim=-1) * half_inv_var
             x = ((r * means).sum(-1) / r.sum(-1)).unsqueeze(-1)
-        x = x.squeeze(-1)  # [..., A, K]: the K end points
-        density = self.log_prob(x.movedim(-1, 0)).movedim(0, -1)  # [..., A, K]
-        return x.gather(-1, density.argmax(-1, keepdim=True)).squeeze(-1)
+        return x.squeeze(-1)
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         """Log-density per dimension, log sum_k w_k N(a; mu_k, sigma_k^2), ``[..., A]`` (stable logsumexp)."""
