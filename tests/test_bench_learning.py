@@ -55,6 +55,30 @@ def test_gru_against_the_mlp_and_the_rules_table_by_hand(tmp_path):
     assert "ktorch-mlp" not in rules  # it recorded one rule only
 
 
+def test_result_collects_the_sources_relabelled_with_the_gru_read_by_its_rule(tmp_path):
+    spec = importlib.util.spec_from_file_location("learning_result", ROOT / "tools" / "learning_result.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    (runs / "main").mkdir(parents=True)
+    (runs / "gru_head_mlp").mkdir()
+    _write(runs / "main", "ktorch-mlp", "Hopper-v5", 0, 400.0)
+    _write(runs / "main", "some-variant", "Hopper-v5", 0, 1.0)  # not a source: left out
+    gru = {"lib": "ktorch-gru", "env": "Hopper-v5", "seed": 0, "steps": 2048, "final": {"mean": 900.0},
+           "final_by_rule": {"density_mode": 900.0, tool.GRU_RULE: 300.0}, "curve": [[2048, 250.0]]}
+    (runs / "gru_head_mlp" / "hh2__Hopper-v5__0.json").write_text(json.dumps(gru))
+    assert tool.collect(out, runs) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["ktorch-gru__Hopper-v5__0.json", "ktorch-mlp__Hopper-v5__0.json"]
+    table = _tool().markdown_table(_tool().load_results(out))
+    assert "| Hopper-v5 | ktorch-gru | 300 +- 0 | 300 | 2048 |  | 0.75 |" in table  # 300 / 400, by the rule
+    # A run given by two sources would be dropped silently by the table: refused, naming the file.
+    (runs / "mlp_normalized_inputs").mkdir()
+    _write(runs / "mlp_normalized_inputs", "x", "Hopper-v5", 0, 1.0)
+    _write(runs / "mlp_normalized_inputs", "y", "Hopper-v5", 0, 2.0)
+    with pytest.raises(ValueError, match="repeats ktorch-mlp-norm Hopper-v5 seed 0"):
+        tool.collect(out, runs)
+
+
 def test_claim_is_exclusive_and_takes_over_dead_claims(tmp_path):
     tool = _tool()
     path = tmp_path / "job.json"
