@@ -51,6 +51,7 @@ from ktorch_sim.components.base import (
 from ktorch_sim.components.noise import is_active
 from ktorch_sim.components.observations import init_bias_state, noisy, reset_bias
 from ktorch_sim.components.robot_base import base_body, base_position
+from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.engines import Engine, EngineConfig, make_engine
 from ktorch_sim.engines.base import FIELDS_NEEDING_SET_CONST
 from ktorch_sim.sim2real import ControlPipeline, Sim2RealConfig
@@ -116,6 +117,8 @@ class Env:
         self._states: dict[int, ComponentState] = {}
         self._obs_bias: dict[str, torch.Tensor] = {}
         self._episode_return = torch.zeros(n, device=dev)
+        # Steps an episode's clock started at (desynchronize_episodes); episode_length metrics subtract it.
+        self._clock_start = torch.zeros(n, dtype=torch.long, device=dev)
         self._max_distance = torch.zeros(n, device=dev)  # farthest horizontal distance from the origin this episode
         self._base = base_body(self.model) if self.model.nbody > 1 else None  # the base the distance metric tracks
         self._metric_sums: dict[str, torch.Tensor] = {}
@@ -168,6 +171,24 @@ class Env:
         self._reset_worlds(torch.ones(self.num_envs, dtype=torch.bool, device=self.device))
         self._last_td = self._observe()
         return self._last_td.clone(recurse=False)
+
+    def desynchronize_episodes(self, generator: torch.Generator | None = None) -> None:
+        """Start every world's episode clock at a random step in [0, time limit), uniformly.
+
+        Worlds reset together reach their time limit together, so without this every rollout holds
+        the same stretch of every world's episode (e.g. only the first 256 steps after a standing
+        start), and the update sees the episode's phases in turn rather than mixed (rsl_rl's
+        ``init_at_random_ep_len``). Each world's first episode is cut short by the offset (a time-limit
+        truncation, bootstrapped); its logged ``episode_length`` counts the steps it ran. A task
+        without an :class:`EpisodeLengthTermination` is left as it is. Call right after :meth:`reset`.
+        """
+        limits = [t.max_steps(self.ctrl_dt) for t in self.spec.terminations if isinstance(t, EpisodeLengthTermination)]
+        if not limits:
+            return
+        start = torch.randint(0, min(limits), (self.num_envs,), generator=generator,
+                              device="cpu" if generator is None else generator.device)
+        self.ctx.episode_steps.copy_(start)
+        self._clock_start.copy_(start)
 
     def step(self, action: torch.Tensor) -> TensorDict:
         """Apply ``action`` (N, A) for one control step; see the module docstring for the order.
@@ -277,6 +298,7 @@ class Env:
         for buffer in (ctx.action, ctx.prev_action, ctx.prev_prev_action):
             buffer.masked_fill_(mask[:, None], 0.0)
         ctx.episode_steps.masked_fill_(mask, 0)
+        self._clock_start.masked_fill_(mask, 0)
         self._episode_return.masked_fill_(mask, 0.0)
         self._max_distance.masked_fill_(mask, 0.0)
         for component in self._stateful_components():
@@ -322,7 +344,7 @@ class Env:
             self._add_metric("distance_from_origin", (self._max_distance * done).sum())
         self._add_metric("episodes", done.sum())
         self._add_metric("episode_return", (self._episode_return * done).sum())
-        self._add_metric("episode_length", (self.ctx.episode_steps * done).sum())
+        self._add_metric("episode_length", ((self.ctx.episode_steps - self._clock_start) * done).sum())
         self._add_metric("failures", terminated.sum())
 
     def _record_health_metrics(self, bad_physics: torch.Tensor, bad_action: torch.Tensor) -> None:

@@ -240,3 +240,45 @@ def test_planar_walker_without_free_joint_runs_episodes_with_base_metrics_and_he
     assert float(metrics["distance_from_origin"]) == pytest.approx(distance_sum, rel=1e-6)
     # the terminations saw the torso's height (about 1.05 m), not qpos[2] (the pitch angle, about 0)
     assert float(metrics["termination/bad_z_termination"]) == failures
+
+
+def test_desynchronized_episodes_end_at_each_worlds_own_step_and_log_the_steps_they_ran(tmp_path):
+    from ktorch_sim.config import load_config
+    from ktorch_sim.training.trainer import Trainer
+    from tests.cartpole import CartpoleConfig, CartpoleTask, PoleFellTermination
+
+    # 10-step time limit (0.2 s at 50 Hz); the pole (reset within 0.1 rad, no force) does not fall that soon.
+    env = CartpoleTask(CartpoleConfig(num_envs=16, episode_length_seconds=0.2)).make_env()
+    env.reset()
+    env.desynchronize_episodes(torch.Generator().manual_seed(0))
+    start = env.ctx.episode_steps.clone()
+    assert ((start >= 0) & (start < 10)).all() and len(set(start.tolist())) > 1
+    done_at = torch.full((16,), -1)
+    for k in range(1, 11):
+        out = env.step(torch.zeros(16, env.num_actions))
+        done = out["next", "done"].reshape(-1)
+        assert (out["next", "truncated"].reshape(-1) == done).all()  # time limits, not falls
+        done_at[done & (done_at < 0)] = k
+    assert torch.equal(done_at, 10 - start)  # each world's first episode ends at its own step
+    metrics = env.pop_metrics()
+    assert metrics["episodes"].item() == 16
+    assert metrics["episode_length"].item() == (10 - start).sum().item()  # the steps run, not the clock
+    assert env.ctx.episode_steps.max().item() < 10  # the later episodes run from 0 again
+
+    class NoTimeLimit(CartpoleTask):
+        def get_terminations(self, model):
+            return (PoleFellTermination(),)
+
+    untimed = NoTimeLimit(CartpoleConfig(num_envs=4)).make_env()
+    untimed.reset()
+    untimed.desynchronize_episodes(torch.Generator().manual_seed(0))
+    assert (untimed.ctx.episode_steps == 0).all()
+
+    # ppo.desynchronize_episodes: the trainer spreads the clocks before the first rollout; off, they start at 0.
+    for on in (True, False):
+        config = load_config(None, ["task.name=tests.cartpole:CartpoleTask", "task.num_envs=16",
+                                    f"ppo.desynchronize_episodes={str(on).lower()}", "logging.wandb_mode=disabled",
+                                    f"logging.run_dir={tmp_path / str(on)}"])
+        trainer = Trainer(config)
+        assert (trainer.env.ctx.episode_steps > 0).any() == on
+        trainer.logger.close()

@@ -102,6 +102,10 @@ class PPOConfig:
               "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "
               "normalized (ppo.normalize_observations, resolved: the gru's default), off otherwise (the mlp's "
               "measured best; docs/learning.md).")
+    desynchronize_episodes: bool = config_field(
+        False, "Start each world's first episode at a random step of its time limit, so that worlds reset "
+               "together do not reach the limit together and every rollout mixes all phases of an episode "
+               "(rsl_rl's init_at_random_ep_len; docs/learning.md, twelfth session).")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
     reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
     capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
