@@ -142,6 +142,21 @@ def test_sb3_norm_trains_and_evaluates_on_normalized_observations():
     assert normalized["final"]["returns"] != plain["final"]["returns"]
 
 
+def test_sb3_with_deferred_statistics_acts_on_raw_inputs_first_and_restores_sb3():
+    """The probe of ktorch_sim's normalizer timing: the first rollout passes unnormalized (statistics 0 and 1, merged
+    after the update), so the same seed trains differently from ``sb3-norm``; SB3 is left unpatched afterwards."""
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common import vec_env
+
+    from benchmarks.learning import run_sb3
+    from benchmarks.sb3_deferred_normalizer import run_deferred
+
+    deferred = run_deferred("Hopper-v5", 0, 64)
+    assert deferred["config"]["statistics"].startswith("merged once per rollout")
+    assert deferred["final"]["returns"] != run_sb3("Hopper-v5", 0, 64, normalize_observations=True)["final"]["returns"]
+    assert vec_env.VecNormalize.__name__ == "VecNormalize"
+
+
 def test_a_ktorch_run_records_its_curve_final_score_and_update_diagnostics():
     """A short ktorch_sim run writes what docs/learning.md reads: the binned curve, 10 deterministic episodes and,
     every DIAGNOSTICS_EVERY iterations, the update's KL, clip fraction, entropy and explained variance."""
