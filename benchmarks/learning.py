@@ -37,7 +37,8 @@ import numpy as np
 # ninth session both presets are the library's defaults for 8 worlds, spelled out so that a later change
 # of a default does not move the benchmark unnoticed (tests/test_bench_learning.py holds them equal).
 # Both presets start the worlds at random steps of their time limit (ppo.desynchronize_episodes, the library
-# default since the twelfth session): HalfCheetah, whose episodes all run to the limit, 1,119 -> 1,577 (MLP, normalized).
+# default since the twelfth session): HalfCheetah, whose episodes all run to the limit, 1,119 -> 1,577 (MLP,
+# normalized inputs).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "ktorch-mlp": {
         "task": {"num_envs": 8},
