@@ -71,6 +71,14 @@ def test_result_collects_the_sources_relabelled_with_the_gru_read_by_its_rule(tm
     assert sorted(p.name for p in out.iterdir()) == ["ktorch-gru__Hopper-v5__0.json", "ktorch-mlp__Hopper-v5__0.json"]
     table = _tool().markdown_table(_tool().load_results(out))
     assert "| Hopper-v5 | ktorch-gru | 300 +- 0 | 300 | 2048 |  | 0.75 |" in table  # 300 / 400, by the rule
+    # A rerun after a change of default replaces every earlier run of its label and task (here seed 1 alone).
+    (runs / "desynchronized").mkdir()
+    _write(runs / "main", "ktorch-mlp", "Walker2d-v5", 0, 50.0)
+    _write(runs / "desynchronized", "ktorch-mlp", "Hopper-v5", 1, 800.0)
+    assert tool.collect(out, runs) == 3
+    table = _tool().markdown_table(_tool().load_results(out))
+    assert "| Hopper-v5 | ktorch-mlp | 800 +- 0 | 800 | 2048 |" in table
+    assert "| Walker2d-v5 | ktorch-mlp | 50 +- 0 | 50 | 2048 |" in table
     # A run given by two sources would be dropped silently by the table: refused, naming the file.
     (runs / "mlp_normalized_inputs").mkdir()
     _write(runs / "mlp_normalized_inputs", "x", "Hopper-v5", 0, 1.0)

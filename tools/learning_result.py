@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))  # tools.bench_learning, run from anywhere
 from tools import bench_learning  # noqa: E402
 
 RUNS = ROOT / "docs" / "learning_runs"
-# (folder under docs/learning_runs, file pattern, label in the table)
+# (folder under docs/learning_runs, file pattern, label in the table). A later source whose folder is in
+# REPLACING takes the place of every earlier run of the same label and task (a task rerun after a change of default).
 SOURCES: tuple[tuple[str, str, str], ...] = (
     ("main", "ktorch-mlp__*", "ktorch-mlp"),
     ("velocity_free_halfcheetah", "ktorch-mlp__*", "ktorch-mlp"),
@@ -33,13 +34,18 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("velocity_free_halfcheetah", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
     ("sb3_normalized_inputs", "*", "sb3-norm"),
     ("gru_head_mlp", "hh2__*", "ktorch-gru"),
+    ("desynchronized", "ktorch-mlp__*", "ktorch-mlp"),
+    ("desynchronized", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
+    ("desynchronized", "ktorch-gru__*", "ktorch-gru"),
 )
+REPLACING = frozenset({"desynchronized"})  # ppo.desynchronize_episodes, the default since the twelfth session
 # MixtureOfGaussians.deterministic() since the eleventh session; older runs' "final" used the density mode.
 GRU_RULE = "mixture_mean"
 
 
 def collect(out: Path, runs: Path = RUNS) -> int:
-    """Copy the runs of :data:`SOURCES` from ``runs`` into a fresh ``out``, relabelled; return how many.
+    """Copy the runs of :data:`SOURCES` from ``runs`` into a fresh ``out``, relabelled (a source in :data:`REPLACING`
+    first removing the earlier runs of its label and task); return how many are there.
 
     Raises ValueError if two sources give the same (label, task, seed): the table would silently keep one.
     """
@@ -48,7 +54,13 @@ def collect(out: Path, runs: Path = RUNS) -> int:
     out.mkdir(parents=True)
     count = 0
     for folder, pattern, label in SOURCES:
-        for path in sorted((runs / folder).glob(pattern + ".json")):
+        paths = sorted((runs / folder).glob(pattern + ".json"))
+        if folder in REPLACING:
+            for env in {json.loads(path.read_text())["env"] for path in paths}:
+                for old in out.glob(f"{label}__{env}__*.json"):
+                    old.unlink()
+                    count -= 1
+        for path in paths:
             run = json.loads(path.read_text())
             run["lib"] = label
             if label == "ktorch-gru":
