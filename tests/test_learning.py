@@ -53,7 +53,8 @@ def pendulum_config(run_dir: str, seed: int = 0) -> TrainConfig:
         task_name="tests.pendulum:PendulumTask",
         task=PendulumConfig(num_envs=32, seed=seed),
         ppo=PPOConfig(rollout_length_seconds=3.2, minibatch_size=256, num_passes=10, learning_rate=1e-3, gamma=0.98,
-                      lam=0.95, entropy_coef=0.0, kl_coef=0.0, normalize_rewards=True),
+                      lam=0.95, entropy_coef=0.0, kl_coef=0.0, normalize_rewards=True,
+                      desynchronize_episodes=False),  # whole episodes from the first: the test reads their returns
         model=ModelConfig(policy="mlp", mlp_hidden=(64, 64), activation="tanh", init_std=0.5),
         logging=LoggingConfig(wandb_mode="disabled", run_dir=run_dir),
         checkpoint=CheckpointConfig(save_every_seconds=1e9))
