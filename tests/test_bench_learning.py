@@ -125,8 +125,7 @@ def test_the_benchmark_presets_are_the_library_defaults(lib, tmp_path):
     assert preset.rollout_steps == defaults.rollout_steps == 256
     assert preset.num_minibatches == defaults.num_minibatches == 32
     assert preset.model == defaults.model
-    recurrent = policy == "gru"
-    assert preset.ppo.desynchronizes(recurrent) == defaults.ppo.desynchronizes(recurrent) == (not recurrent)
+    assert preset.ppo.desynchronize_episodes == defaults.ppo.desynchronize_episodes is True
     for key in ("minibatch_size", "num_passes", "learning_rate", "gamma", "lam", "clip_param", "entropy_coef",
                 "kl_coef", "value_loss_coef", "grad_clip", "adam_eps"):
         assert getattr(preset.ppo, key) in (getattr(defaults.ppo, key), 64), key

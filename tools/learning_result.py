@@ -36,8 +36,9 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("gru_head_mlp", "hh2__*", "ktorch-gru"),
     ("desynchronized", "ktorch-mlp__*", "ktorch-mlp"),
     ("desynchronized", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
+    ("desynchronized", "ktorch-gru__*", "ktorch-gru"),
 )
-REPLACING = frozenset({"desynchronized"})  # the mlp's automatic ppo.desynchronize_episodes (twelfth session)
+REPLACING = frozenset({"desynchronized"})  # ppo.desynchronize_episodes, the default since the twelfth session
 # MixtureOfGaussians.deterministic() since the eleventh session; older runs' "final" used the density mode.
 GRU_RULE = "mixture_mean"
 

@@ -102,12 +102,12 @@ class PPOConfig:
               "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "
               "normalized (ppo.normalize_observations, resolved: the gru's default), off otherwise (the mlp's "
               "measured best; docs/learning.md).")
-    desynchronize_episodes: bool | None = config_field(
-        None, "Start each world's first episode at a random step of its time limit, so that worlds reset together "
+    desynchronize_episodes: bool = config_field(
+        True, "Start each world's first episode at a random step of its time limit, so that worlds reset together "
               "do not reach the limit together and every rollout mixes all phases of an episode (legged_gym's "
-              "init_at_random_ep_len). none: automatic, on for a feed-forward policy (the normalized mlp's "
-              "HalfCheetah 1,119 -> 1,577), off for a recurrent one (the gru's Ant 1,300 -> 929); "
-              "docs/learning.md, twelfth session.")
+              "init_at_random_ep_len). Measured where episodes run to the limit: HalfCheetah's normalized mlp "
+              "1,119 -> 1,577, the velocity-free HalfCheetah's gru 754 -> 1,797; it cost the gru on Ant "
+              "(1,300 -> 929); docs/learning.md, twelfth session. false: every world starts at step 0.")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
     reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
     capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
@@ -123,13 +123,6 @@ class PPOConfig:
         if scope == "auto":
             return "rollout" if sequences else "minibatch"
         return scope
-
-    def desynchronizes(self, recurrent: bool) -> bool:
-        """Whether the worlds' first episodes start at random steps (``ppo.desynchronize_episodes`` resolved) for a
-        policy that is ``recurrent`` (carries a state) or feed-forward."""
-        if self.desynchronize_episodes is None:
-            return not recurrent
-        return self.desynchronize_episodes
 
     def kl_target(self, recurrent: bool) -> float | None:
         """The KL at which updates stop (``ppo.target_kl`` resolved; None: never) for a policy that is

@@ -81,7 +81,7 @@ class Trainer:
             # next to them made small policy ops ~20x slower (measured: GRUCell 2.3 ms -> 54 ms).
             torch.set_num_threads(1)
         first = self.env.reset()
-        if config.ppo.desynchronizes(recurrent=config.model.trains_on_sequences):
+        if config.ppo.desynchronize_episodes:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
         check_rollout_fits(first, self.env.num_envs, self.env.num_actions, len(self.env.spec.rewards),
                            config.rollout_steps, str(self.device))  # one ConfigError line if it cannot fit
