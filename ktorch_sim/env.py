@@ -172,20 +172,26 @@ class Env:
         self._last_td = self._observe()
         return self._last_td.clone(recurse=False)
 
+    @property
+    def max_episode_steps(self) -> int | None:
+        """The time limit in control steps (the shortest :class:`EpisodeLengthTermination`), or None without one."""
+        limits = [t.max_steps(self.ctrl_dt) for t in self.spec.terminations if isinstance(t, EpisodeLengthTermination)]
+        return min(limits) if limits else None
+
     def desynchronize_episodes(self, generator: torch.Generator | None = None) -> None:
         """Start every world's episode clock at a random step in [0, time limit), uniformly.
 
         Worlds reset together reach their time limit together, so without this every rollout holds
         the same stretch of every world's episode (e.g. only the first 256 steps after a standing
-        start), and the update sees the episode's phases in turn rather than mixed (rsl_rl's
+        start), and the update sees the episode's phases in turn rather than mixed (legged_gym's
         ``init_at_random_ep_len``). Each world's first episode is cut short by the offset (a time-limit
         truncation, bootstrapped); its logged ``episode_length`` counts the steps it ran. A task
         without an :class:`EpisodeLengthTermination` is left as it is. Call right after :meth:`reset`.
         """
-        limits = [t.max_steps(self.ctrl_dt) for t in self.spec.terminations if isinstance(t, EpisodeLengthTermination)]
-        if not limits:
+        limit = self.max_episode_steps
+        if limit is None:
             return
-        start = torch.randint(0, min(limits), (self.num_envs,), generator=generator,
+        start = torch.randint(0, limit, (self.num_envs,), generator=generator,
                               device="cpu" if generator is None else generator.device)
         self.ctx.episode_steps.copy_(start)
         self._clock_start.copy_(start)

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.deploy.export import CARRY_INPUT, ExportError, ExportPaths, PolicyInterface, action_scale, policy_interface
 from ktorch_sim.utils.phase_progress import tick
 from ktorch_sim.playback.trained import TrainedPolicy
@@ -84,10 +83,8 @@ class CheckResult:
 
 def default_steps(policy: TrainedPolicy) -> int:
     """One full episode: the task's time limit in control steps (or 1000 steps without one)."""
-    for termination in policy.env.spec.terminations:
-        if isinstance(termination, EpisodeLengthTermination):
-            return termination.max_steps(policy.env.ctrl_dt)
-    return FALLBACK_STEPS
+    limit = policy.env.max_episode_steps
+    return FALLBACK_STEPS if limit is None else limit
 
 
 @torch.no_grad()

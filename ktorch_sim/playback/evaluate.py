@@ -57,7 +57,6 @@ from ktorch_sim.components.robot_base import (
     heading_xy,
     quat_yaw,
 )
-from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.env import Env
 from ktorch_sim.playback.policy_rollout import pin_velocity_command, velocity_command_name
 from ktorch_sim.robots.kbot import KBOT_LEFT_FOOT_GEOMS, KBOT_RIGHT_FOOT_GEOMS
@@ -102,12 +101,6 @@ def measured_velocity(env: Env) -> tuple[torch.Tensor, torch.Tensor]:
     physics, base = env.engine.state, base_body(env.model)
     yaw = quat_yaw(base_quat(physics, base))
     return heading_xy(yaw, base_linear_velocity(physics, base)), base_angular_velocity(physics, base)[:, 2]
-
-
-def max_episode_steps(env: Env) -> int | None:
-    """Return the time limit in control steps (the shortest EpisodeLengthTermination), or None without one."""
-    limits = [t.max_steps(env.ctrl_dt) for t in env.spec.terminations if isinstance(t, EpisodeLengthTermination)]
-    return min(limits) if limits else None
 
 
 # --- accumulation ----------------------------------------------------------------------------
@@ -213,7 +206,7 @@ def evaluate(env: Env, policy: Policy, episodes: int, *, carry: Any = None, comm
         raise EvalError(f"{episodes} episodes over {env.num_envs} worlds leaves worlds without an episode; "
                         f"ask for at least {env.num_envs} episodes or use fewer worlds")
     if max_steps is None:
-        limit = max_episode_steps(env)
+        limit = env.max_episode_steps
         if limit is None:
             raise EvalError("the task has no episode time limit (EpisodeLengthTermination); pass max_steps")
         max_steps = limit * math.ceil(episodes / env.num_envs)

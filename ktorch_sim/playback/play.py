@@ -19,7 +19,7 @@ import torch
 
 from ktorch_sim.checkpoint import load_checkpoint
 from ktorch_sim.config import ConfigError
-from ktorch_sim.playback.evaluate import EvalError, evaluate, max_episode_steps
+from ktorch_sim.playback.evaluate import EvalError, evaluate
 from ktorch_sim.playback.policy_rollout import velocity_command_name
 from ktorch_sim.playback.trained import TrainedPolicy, load_trained_policy
 
@@ -117,7 +117,7 @@ def evaluate_checkpoint(path: str | Path, options: PlayOptions) -> dict[str, Any
 
     command = None if options.command is None else torch.tensor(options.command, dtype=torch.float32)
     summary = evaluate(env, act, options.episodes, carry=policy.initial_carry(), command=command)
-    limit = max_episode_steps(env)
+    limit = env.max_episode_steps
     return {
         **summary,
         "engine": options.engine,
