@@ -350,6 +350,24 @@ def test_the_automatic_kl_stop_holds_policies_trained_on_sequences_only():
             assert float(out["minibatches_applied"]) == 1  # the actor stepped once, then the critic alone
 
 
+def test_target_kl_window_averages_the_last_checked_minibatch_kls():
+    """``ppo.target_kl_window = N``: the stop compares the mean of the update's last N checked KLs with 1.5 x
+    target_kl (0.045 for 0.03). Checked KLs 0.02, 0.06, 0.02, 0.06, then 0: one at a time the second check stops
+    the actor (2 actor steps: the unchecked first minibatch and that check's); pairs average 0.02, 0.04, 0.04,
+    0.04, 0.03, ... and never stop; threes reach (0.06 + 0.02 + 0.06) / 3 = 0.047 at the fourth check (4 steps);
+    fours peak at 0.04 and never stop (a window below 1: tests/test_config.py)."""
+    buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
+    everything = N * T // 8
+    for window, expected in ((1, 2), (2, everything), (3, 4), (4, everything)):
+        torch.manual_seed(0)
+        model = _mlp()
+        ppo, _ = _ppo(model, minibatch_size=8, target_kl=0.03, target_kl_stops="actor", target_kl_window=window)
+        kls = iter([0.02, 0.06, 0.02, 0.06] + [0.0] * 100)
+        ppo.average_kl = lambda kl: torch.tensor(next(kls))
+        out = ppo.update(buffer.clone(), model.initial_carry(N))
+        assert float(out["minibatches_applied"]) == expected, window
+
+
 def test_an_actor_stopped_by_target_kl_stays_stopped_when_that_minibatch_is_skipped_as_not_finite():
     """The minibatch that trips ``ppo.target_kl`` (stops = actor) is skipped as not finite: the actor is still
     stopped, so a later minibatch whose KL happens to fall under the target does not step the actor again."""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
@@ -360,6 +361,7 @@ class PPO:
         sums: dict[str, torch.Tensor] = {}
         count = 0
         done, total = 0, cfg.num_passes * -(-batch.batch_size[0] // per_minibatch)
+        recent_kl: deque[float] = deque(maxlen=cfg.target_kl_window)  # the KLs the ppo.target_kl check averages
         stopped = False  # ppo.target_kl ended the update (target_kl_stops = "update")
         actor_stopped = False  # ... or only the actor's steps (target_kl_stops = "actor")
         for _ in range(cfg.num_passes):
@@ -367,7 +369,8 @@ class PPO:
             for idx in order.to(buffer.device).split(per_minibatch):
                 traj, carry = batch[idx], index_carry(carries, idx)
                 metrics, step = self._minibatch(traj, carry, target_kl if count > 0 and not actor_stopped else None,
-                                                normalize_advantages=per_minibatch_norm, critic_only=actor_stopped)
+                                                normalize_advantages=per_minibatch_norm, critic_only=actor_stopped,
+                                                recent_kl=recent_kl)
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
                 if step is Step.STOPPED:
@@ -416,11 +419,13 @@ class PPO:
         return stack_carries(starts)
 
     def _minibatch(self, traj: object, carry: object, target_kl: float | None = None, normalize_advantages: bool = True,
-                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
+                   critic_only: bool = False, recent_kl: deque[float] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], Step]:
         """One gradient step on a minibatch; returns its metrics and what was done (:class:`Step`).
 
         ``target_kl`` (``ppo.target_kl`` resolved, passed after at least one applied step): check the
-        minibatch's KL against it first (one host sync per minibatch, as SB3). Past 1.5 x ``target_kl``, the update
+        minibatch's KL against it first (one host sync per minibatch, as SB3), averaged with the update's previous
+        checks held in ``recent_kl`` (its length is ``ppo.target_kl_window``). Past 1.5 x ``target_kl``, the update
         ends here with no step (``STOPPED``; ``target_kl_stops = "update"``, SB3) or, with
         ``target_kl_stops = "actor"``, this and every later minibatch of the update step on the value loss
         alone (``CRITIC_ONLY``, from the losses already computed). ``normalize_advantages``: normalize them
@@ -434,7 +439,8 @@ class PPO:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
                             traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config)
-        if target_kl is not None and float(self.average_kl(losses["kl"].detach())) > 1.5 * target_kl:
+        if target_kl is not None and self._kl_past(float(self.average_kl(losses["kl"].detach())), recent_kl,
+                                                   1.5 * target_kl):
             # SB3: the policy moved far enough from the one that collected the rollout.
             if self.config.target_kl_stops == "update":
                 return {}, Step.STOPPED
@@ -473,6 +479,15 @@ class PPO:
             self.kl.update(float(self.average_kl(losses["kl"])))
             self.set_learning_rate(self.base_lr)
         return metrics, Step.APPLIED
+
+
+    @staticmethod
+    def _kl_past(kl: float, recent_kl: deque[float] | None, limit: float) -> bool:
+        """Whether ``kl``, averaged with the update's earlier checks in ``recent_kl`` (appended to), exceeds ``limit``."""
+        if recent_kl is None:
+            return kl > limit
+        recent_kl.append(kl)
+        return sum(recent_kl) / len(recent_kl) > limit
 
 
 def _keep_extras(parameters: Iterable[torch.nn.Parameter], extras: torch.Tensor) -> torch.Tensor:

@@ -75,6 +75,10 @@ class PPOConfig:
                                                  "keeps training on the remaining minibatches, so a stopped update "
                                                  "still fits the values; docs/learning.md) or the whole update "
                                                  "(SB3, CleanRL).", choices=("actor", "update"))
+    target_kl_window: int = config_field(1, "Minibatch KLs the ppo.target_kl check averages: the last N checked in "
+                                            "the update (1: each minibatch's own, SB3). A recurrent minibatch of a "
+                                            "few sequences gives a noisy KL; a window keeps one outlier from "
+                                            "ending the update.")
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")
@@ -208,6 +212,8 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
     require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
     require(p.target_kl is None or p.target_kl >= 0, "ppo.target_kl",
              f"must be >= 0 (0: never stop) or none (automatic), got {p.target_kl}")
+    require(p.target_kl_window >= 1, "ppo.target_kl_window",
+             f"must be >= 1 (the number of minibatch KLs averaged), got {p.target_kl_window}")
     require(p.reward_clip is None or p.reward_clip > 0, "ppo.reward_clip", f"must be > 0 or none, got {p.reward_clip}")
 
 
