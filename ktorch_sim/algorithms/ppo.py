@@ -483,7 +483,7 @@ class PPO:
 
     @staticmethod
     def _kl_past(kl: float, recent_kl: deque[float] | None, limit: float) -> bool:
-        """Whether ``kl``, averaged with the update's earlier checks in ``recent_kl`` (appended to), exceeds ``limit``."""
+        """Whether ``kl`` averaged with the update's earlier checks in ``recent_kl`` (appended to) exceeds ``limit``."""
         if recent_kl is None:
             return kl > limit
         recent_kl.append(kl)
