@@ -24,6 +24,7 @@ transitions, and :class:`AMPPPO`, the PPO that uses it. Choices, against the pee
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -258,12 +259,13 @@ class AMPPPO(PPO):
         return [self.amp.discriminator, self.amp.normalizer]
 
     def _minibatch(self, traj: Any, carry: Any, target_kl: float | None = None, normalize_advantages: bool = True,
-                   critic_only: bool = False) -> tuple[dict[str, torch.Tensor], Step]:
+                   critic_only: bool = False, recent_kl: deque[float] | None = None
+                   ) -> tuple[dict[str, torch.Tensor], Step]:
         """PPO's step on the minibatch, then ``amp.steps_per_minibatch`` discriminator steps (metrics averaged);
         none when PPO took no step (``ppo.target_kl`` ended the update here, or the step was skipped as not
         finite), so the discriminator steps exactly ``steps_per_minibatch`` times per PPO step."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
-        metrics, step = super()._minibatch(traj, carry, target_kl, normalize_advantages, critic_only)
+        metrics, step = super()._minibatch(traj, carry, target_kl, normalize_advantages, critic_only, recent_kl)
         if not step.stepped:
             return metrics, step
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0
