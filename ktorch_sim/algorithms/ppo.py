@@ -439,8 +439,8 @@ class PPO:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
                             traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config)
-        if target_kl is not None and self._kl_past(float(self.average_kl(losses["kl"].detach())), recent_kl,
-                                                   1.5 * target_kl):
+        if target_kl is not None and _kl_past(float(self.average_kl(losses["kl"].detach())), recent_kl,
+                                              1.5 * target_kl):
             # SB3: the policy moved far enough from the one that collected the rollout.
             if self.config.target_kl_stops == "update":
                 return {}, Step.STOPPED
@@ -481,13 +481,13 @@ class PPO:
         return metrics, Step.APPLIED
 
 
-    @staticmethod
-    def _kl_past(kl: float, recent_kl: deque[float] | None, limit: float) -> bool:
-        """Whether ``kl`` averaged with the update's earlier checks in ``recent_kl`` (appended to) exceeds ``limit``."""
-        if recent_kl is None:
-            return kl > limit
-        recent_kl.append(kl)
-        return sum(recent_kl) / len(recent_kl) > limit
+def _kl_past(kl: float, recent_kl: deque[float] | None, limit: float) -> bool:
+    """Whether ``kl``, averaged with the update's earlier checks in ``recent_kl`` (appended to; None: ``kl`` alone),
+    exceeds ``limit``."""
+    if recent_kl is None:
+        return kl > limit
+    recent_kl.append(kl)
+    return sum(recent_kl) / len(recent_kl) > limit
 
 
 def _keep_extras(parameters: Iterable[torch.nn.Parameter], extras: torch.Tensor) -> torch.Tensor:
