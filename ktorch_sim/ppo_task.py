@@ -119,10 +119,12 @@ class PPOTask(RLTask[ConfigT]):
         """Merge these observations (e.g. a rollout's, [N, T]) into the input statistics; rows where
         ``mask`` is False are left out.
 
-        The trainer calls this after the PPO update of a rollout, never during it: the update
-        must see each input normalized exactly as it was when the action was sampled, or the
-        probability ratio starts away from 1 (measured: a KL of 0.5 and 80 % clipped samples in
-        the first update when the statistics moved during the rollout).
+        With ``ppo.normalizer_update = "rollout"`` the trainer calls this after the PPO update of a
+        rollout, never during it: the update re-normalizes the stored raw inputs and must see each
+        one as it was when the action was sampled, or the probability ratio starts away from 1
+        (measured: a KL of 0.5 and 80 % clipped samples in the first update when the statistics
+        moved during the rollout). With ``"step"`` the collector calls it every step and stores the
+        normalized inputs (:class:`ktorch_sim.algorithms.rollout.RolloutCollector`).
         """
         if self.normalizers is None:
             return
@@ -200,15 +202,19 @@ class PPOTask(RLTask[ConfigT]):
         """Log-probs, values and entropy for a [B, T] trajectory, replayed from ``carry``.
 
         The carry is zeroed before step t when step t-1 ended an episode (``done``), exactly as
-        during the rollout.
+        during the rollout. Inputs the rollout stored already normalized (``actor_input`` /
+        ``critic_input``, ``ppo.normalizer_update = "step"``) are read as stored.
         """
         done = trajectory["next", "done"][..., 0]
         resets = torch.zeros_like(done)
         resets[:, 1:] = done[:, :-1]
         obs, cmd = trajectory["observation"], trajectory["command"]
+        stored = trajectory.keys()
+        actor_x = trajectory["actor_input"] if "actor_input" in stored else self.actor_inputs(obs, cmd)
+        critic_x = trajectory["critic_input"] if "critic_input" in stored else self.critic_inputs(obs, cmd)
         actor_carry, critic_carry = carry
-        dist, actor_carry = model.actor.forward_sequence(self.actor_inputs(obs, cmd), actor_carry, resets)
-        values, critic_carry = model.critic.forward_sequence(self.critic_inputs(obs, cmd), critic_carry, resets)
+        dist, actor_carry = model.actor.forward_sequence(actor_x, actor_carry, resets)
+        values, critic_carry = model.critic.forward_sequence(critic_x, critic_carry, resets)
         variables = PPOVariables(log_probs=dist.log_prob(trajectory["action"]).sum(-1), values=values[..., 0],
                                  entropy=dist.entropy().sum(-1), action_std=dist.stddev.mean().detach())
         return variables, (actor_carry, critic_carry)

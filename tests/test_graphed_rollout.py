@@ -19,11 +19,13 @@ def _trainer(tmp_path, name):
     return Trainer(config)
 
 
-def test_eager_body_equals_plain_collector_over_rollouts_with_resets(tmp_path):
+@pytest.mark.parametrize("step_statistics", [False, True])
+def test_eager_body_equals_plain_collector_over_rollouts_with_resets(tmp_path, step_statistics):
     plain, graphed = _trainer(tmp_path, "a"), _trainer(tmp_path, "b")
     steps = 12
-    collectors = [RolloutCollector(plain.env, plain.task, steps, plain.generator),
-                  GraphedRolloutCollector(graphed.env, graphed.task, steps, graphed.generator, mode="eager")]
+    collectors = [RolloutCollector(plain.env, plain.task, steps, plain.generator, step_statistics),
+                  GraphedRolloutCollector(graphed.env, graphed.task, steps, graphed.generator, mode="eager",
+                                          step_statistics=step_statistics)]
     carries = [plain.carry, graphed.carry]
     for trainer, collector in zip((plain, graphed), collectors, strict=True):
         collector.current = trainer.collector.current
@@ -40,8 +42,10 @@ def test_eager_body_equals_plain_collector_over_rollouts_with_resets(tmp_path):
         for x, y in zip(s1 + e1, s2 + e2, strict=True):
             assert torch.equal(x, y)
         assert torch.equal(l1, l2)
+        assert ("actor_input" in b1.keys()) == step_statistics
     for name, value in plain.task.normalizers.state_dict().items():
         assert torch.equal(value, graphed.task.normalizers.state_dict()[name]), name
+    assert (float(plain.task.normalizers["actor"].count) > 1) == step_statistics  # moved while collecting
 
 
 def test_cuda_graph_mode_needs_cuda(tmp_path):

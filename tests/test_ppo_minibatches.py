@@ -215,6 +215,45 @@ def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path
         assert not torch.equal(trainer.task.normalizers["actor"].mean, stats)
 
 
+def test_step_statistics_move_every_step_and_the_update_reads_the_stored_inputs(tmp_path):
+    """ppo.normalizer_update = "step" (SB3's VecNormalize, rsl_rl): before step t's action the statistics
+    are the pooled moments of every input up to and including step t (the prior: mean 0, var 1, weight
+    1e-4), checked in float64 against the pooled formula; the buffer keeps each input as normalized then,
+    the update's recomputed log-probs equal the stored ones, and the trainer does not count a rollout twice."""
+    from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
+    from ktorch_sim.training.trainer import Trainer
+    from tests.cartpole import CartpoleConfig
+
+    config = TrainConfig(task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=4),
+                         ppo=PPOConfig(rollout_length_seconds=0.4, normalize_observations=True, batch_size=4,
+                                       normalizer_update="step"),
+                         model=ModelConfig(policy="mlp", mlp_hidden=(8,)),
+                         logging=LoggingConfig(wandb_mode="disabled", run_dir=str(tmp_path)),
+                         checkpoint=CheckpointConfig(save_every_seconds=1e9))
+    trainer = Trainer(config)
+    task, normalizer = trainer.task, trainer.task.normalizers["actor"]
+    buffer, start_carry, _, _ = trainer.collector.collect(trainer.model, trainer.carry)
+    raw = task.actor_features(buffer["observation"], buffer["command"]).double()  # [N, T, D]
+    num_envs, num_steps = buffer.batch_size
+    prior = 1e-4
+    for t in range(num_steps):
+        seen = raw[:, :t + 1].reshape(-1, raw.shape[-1])
+        mean = seen.sum(0) / (prior + len(seen))
+        var = (prior * (1.0 + mean**2) + ((seen - mean) ** 2).sum(0)) / (prior + len(seen))
+        expected = ((raw[:, t] - mean) / torch.sqrt(var + normalizer.eps)).clamp(-normalizer.clip, normalizer.clip)
+        torch.testing.assert_close(buffer["actor_input"][:, t].double(), expected, atol=1e-4, rtol=1e-4)
+    assert float(normalizer.count) == pytest.approx(prior + num_envs * num_steps)
+    with torch.no_grad():
+        variables, _ = task.get_ppo_variables(trainer.model, buffer, start_carry)
+        renormalized, _ = task.get_ppo_variables(trainer.model, buffer.exclude("actor_input", "critic_input"),
+                                                 start_carry)
+    torch.testing.assert_close(variables.log_probs, buffer["log_prob"], atol=1e-5, rtol=0)
+    assert not torch.allclose(renormalized.log_probs, buffer["log_prob"], atol=1e-3)  # final statistics differ
+    trainer.collector.current = None  # the iteration below collects its own rollout from a reset
+    trainer.iterate()
+    assert float(normalizer.count) == pytest.approx(prior + 2 * num_envs * num_steps)  # counted once, not twice
+
+
 @pytest.mark.parametrize("scope", ["minibatch", "rollout"])
 def test_advantage_normalization_scope(monkeypatch, scope):
     """``minibatch``: each minibatch's advantages get mean 0 / std 1 inside the loss (SB3); ``rollout``:

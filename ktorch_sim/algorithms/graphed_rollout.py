@@ -42,9 +42,10 @@ class GraphedRolloutCollector(RolloutCollector):
     """A :class:`RolloutCollector` whose per-step work is one static-buffer body (see the module docs)."""
 
     def __init__(self, env: Env, task: PPOTask, num_steps: int, generator: torch.Generator,
-                 mode: str = "eager") -> None:
-        """Prepare rollouts of ``num_steps`` steps; ``mode`` is ``eager`` or ``cuda_graph``."""
-        super().__init__(env, task, num_steps, generator)
+                 mode: str = "eager", step_statistics: bool = False) -> None:
+        """Prepare rollouts of ``num_steps`` steps; ``mode`` is ``eager`` or ``cuda_graph``; ``step_statistics``
+        as for :class:`RolloutCollector`."""
+        super().__init__(env, task, num_steps, generator, step_statistics)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if mode == "cuda_graph" and env.device.type != "cuda":
@@ -83,6 +84,7 @@ class GraphedRolloutCollector(RolloutCollector):
     def _step_body(self) -> None:
         """One control step, reading and writing static buffers only (capturable)."""
         obs, cmd = self.current["observation"], self.current["command"]
+        self._observe_inputs(obs, cmd)
         action, carry, extras = self.task.sample_action(self._model, self._carry, obs, cmd, self.generator)
         out = self.env.step(action)
         step = self._transition(obs, cmd, action, extras, out)

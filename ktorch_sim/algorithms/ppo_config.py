@@ -102,6 +102,12 @@ class PPOConfig:
               "on for the recurrent policy (model.policy = gru), off for the mlp policy: measured best for each "
               "on the Gymnasium benchmark (docs/learning.md); off for a task that overrides actor_inputs or "
               "critic_inputs (ktorch_sim.ppo_task.normalizes_inputs).")
+    normalizer_update: str = config_field(
+        "rollout", "When the input statistics of ppo.normalize_observations move. rollout: once per rollout, after "
+                   "its update (the update re-normalizes the stored raw inputs with the statistics the rollout saw). "
+                   "step: every control step during collection, before the policy reads the step's inputs (SB3's "
+                   "VecNormalize, rsl_rl); the rollout then stores each input as the policy saw it and the update "
+                   "reads those.", choices=("rollout", "step"))
     normalize_rewards: bool | None = config_field(
         None, "Divide rewards by the running std of the discounted return, clipped to +-10 (SB3's VecNormalize, "
               "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "

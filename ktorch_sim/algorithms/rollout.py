@@ -3,6 +3,10 @@
 The buffer is allocated once, from the layout of the first step, on the environment's device;
 every later step is copied into its time slot in place. The recurrent carry is zeroed where an
 episode ended, exactly as :meth:`PPOTask.get_ppo_variables` replays it.
+
+With ``step_statistics`` (``ppo.normalizer_update = "step"``) the task's input normalizers take in
+each step's inputs before the policy reads them, and the buffer keeps the normalized inputs
+(``actor_input``, ``critic_input``) so the update sees every input exactly as the policy did.
 """
 
 from __future__ import annotations
@@ -25,12 +29,15 @@ STORED_NEXT_KEYS = ("reward", "done", "terminated", "truncated", "bad_physics", 
 class RolloutCollector:
     """Steps the env with the policy and fills the [N, T] buffer in place."""
 
-    def __init__(self, env: Env, task: PPOTask, num_steps: int, generator: torch.Generator) -> None:
-        """Prepare for rollouts of ``num_steps`` control steps."""
+    def __init__(self, env: Env, task: PPOTask, num_steps: int, generator: torch.Generator,
+                 step_statistics: bool = False) -> None:
+        """Prepare for rollouts of ``num_steps`` control steps; ``step_statistics``: move the task's input
+        statistics every step (see the module docs; nothing to do when the task has no normalizers)."""
         self.env = env
         self.task = task
         self.num_steps = num_steps
         self.generator = generator
+        self.step_statistics = step_statistics and task.normalizers is not None
         self.buffer: TensorDict | None = None
         self.current: TensorDict | None = None  # observation/command for the next action
 
@@ -47,6 +54,7 @@ class RolloutCollector:
         start_carry = carry
         for t in range(self.num_steps):
             obs, cmd = self.current["observation"], self.current["command"]
+            self._observe_inputs(obs, cmd)
             action, carry, extras = self.task.sample_action(model, carry, obs, cmd, self.generator)
             out = self.env.step(action)
             step = self._transition(obs, cmd, action, extras, out)
@@ -58,10 +66,18 @@ class RolloutCollector:
 
     # --- shared with GraphedRolloutCollector ------------------------------------------------------
 
+    def _observe_inputs(self, obs: TensorDict, cmd: TensorDict) -> None:
+        """With ``step_statistics``: merge this step's inputs into the input statistics (no host sync)."""
+        if self.step_statistics:
+            self.task.update_normalizer_statistics(obs, cmd)
+
     def _transition(self, obs: TensorDict, cmd: TensorDict, action: torch.Tensor, extras: dict[str, torch.Tensor],
                     out: TensorDict) -> TensorDict:
         """The [N] record of one control step: what the policy saw and did, and what followed."""
         keys = (*STORED_NEXT_KEYS, *getattr(self.task, "rollout_next_keys", ()))  # ks.AMPTask: its next observation
+        if self.step_statistics:  # the inputs as normalized now; the statistics move again next step
+            extras = {**extras, "actor_input": self.task.actor_inputs(obs, cmd),
+                      "critic_input": self.task.critic_inputs(obs, cmd)}
         return TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
                            "next": out["next"].select(*keys)}, batch_size=[self.env.num_envs])
 

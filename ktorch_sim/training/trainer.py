@@ -95,11 +95,12 @@ class Trainer:
             self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
             distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler,
                                             *self.ppo.synchronized_modules()], self.dist)
+        step_statistics = config.ppo.normalizer_update == "step"
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
-                                                     mode="cuda_graph")
+                                                     mode="cuda_graph", step_statistics=step_statistics)
         else:
-            self.collector = RolloutCollector(self.env, task, config.rollout_steps, self.generator)
+            self.collector = RolloutCollector(self.env, task, config.rollout_steps, self.generator, step_statistics)
         self.collector.current = first
         self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         self.iteration = 0
@@ -151,9 +152,10 @@ class Trainer:
         self.model.train()
         skipped_before = self.ppo.skipped_updates
         losses = self.ppo.update(buffer, start_carry)
-        # Only now may the input statistics move: the update above needed the rollout's own.
-        self.task.update_normalizer_statistics(buffer["observation"], buffer["command"],
-                                               ~invalid_transitions(buffer["next"]))
+        if not self.collector.step_statistics:
+            # Only now may the input statistics move: the update above needed the rollout's own.
+            self.task.update_normalizer_statistics(buffer["observation"], buffer["command"],
+                                                   ~invalid_transitions(buffer["next"]))
         _sync(self.device)
         updated = time.perf_counter()
 
