@@ -260,7 +260,7 @@ def test_loads_are_fresh_and_never_mutate_defaults():
      '--set logging.wandb_mode: expected one of "auto", "online", "offline", "disabled", got "onlin"; '
      'did you mean "online"?'),
     (["ppo.lr_schedule=cosin"], 'did you mean "cosine"?'),
-    (["ppo.normalizer_update=steps"], '--set ppo.normalizer_update: expected one of "rollout", "step", got "steps"'),
+    (["ppo.normalizer_update=steps"], '--set ppo.normalizer_update: expected one of "auto", "rollout", "step", got "steps"'),
     (["task.engine=wrap"],
      '--set task.engine: expected one of "auto", "mujoco", "warp", got "wrap"; did you mean "warp"?'),
     (["task.integrator=rk5"], "--set task.integrator: expected one of"),

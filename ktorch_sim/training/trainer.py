@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ktorch_sim.algorithms.carry import is_recurrent
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
 from ktorch_sim.algorithms.ppo import PPO, invalid_transitions
 from ktorch_sim.algorithms.rollout import RolloutCollector
@@ -89,20 +90,20 @@ class Trainer:
         self.curriculum = task.get_curriculum(self.env.model)
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         algorithm = getattr(task, "algorithm_class", PPO)  # PPO, or the task's subclass of it (ks.AMPTask: AMPPPO)
         self.ppo = algorithm.from_train_config(task, self.model, config, self.generator, num_envs=self.env.num_envs)
         if self.dist.active:
             self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
             distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler,
                                             *self.ppo.synchronized_modules()], self.dist)
-        step_statistics = config.ppo.normalizer_update == "step"
+        step_statistics = config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
                                                      mode="cuda_graph", step_statistics=step_statistics)
         else:
             self.collector = RolloutCollector(self.env, task, config.rollout_steps, self.generator, step_statistics)
         self.collector.current = first
-        self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         self.iteration = 0
         self.env_steps = 0
         self.elapsed = 0.0
