@@ -37,8 +37,11 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("desynchronized", "ktorch-mlp__*", "ktorch-mlp"),
     ("desynchronized", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
     ("desynchronized", "ktorch-gru__*", "ktorch-gru"),
+    ("normalizer_timing", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
 )
-REPLACING = frozenset({"desynchronized"})  # ppo.desynchronize_episodes, the default since the twelfth session
+# ppo.desynchronize_episodes, the default since the twelfth session; the feed-forward policy's input statistics
+# moving every step (ppo.normalizer_update = auto), since the fourteenth.
+REPLACING = frozenset({"desynchronized", "normalizer_timing"})
 # MixtureOfGaussians.deterministic() since the eleventh session; older runs' "final" used the density mode.
 GRU_RULE = "mixture_mean"
 
