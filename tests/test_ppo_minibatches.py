@@ -191,8 +191,9 @@ def test_returns_are_normalized_automatically_for_a_recurrent_policy_with_normal
 
 
 def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path):
-    """With normalize_observations on and ppo.normalizer_update = "rollout", the policy's log-probs of the rollout's own actions, recomputed
-    before any gradient step, equal the stored ones (ratio 1), and the statistics move only afterwards."""
+    """With normalize_observations on and ppo.normalizer_update = "rollout", the policy's log-probs of the
+    rollout's own actions, recomputed before any gradient step, equal the stored ones (ratio 1), and the
+    statistics move only afterwards."""
     from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
     from ktorch_sim.training.trainer import Trainer
     from tests.cartpole import CartpoleConfig
