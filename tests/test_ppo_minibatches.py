@@ -190,21 +190,25 @@ def test_returns_are_normalized_automatically_for_a_recurrent_policy_with_normal
         assert (ppo.reward_scaler is not None) == scaled, (make.__name__, normalizers, setting)
 
 
-def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path):
-    """With normalize_observations on and ppo.normalizer_update = "rollout", the policy's log-probs of the
-    rollout's own actions, recomputed before any gradient step, equal the stored ones (ratio 1), and the
-    statistics move only afterwards."""
+def _cartpole_trainer(run_dir, *, num_envs: int = 4, seconds: float = 0.4, policy: str = "mlp", **ppo):
+    """A Trainer on the test cart-pole with a tiny policy; ``ppo`` sets PPOConfig fields."""
     from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
     from ktorch_sim.training.trainer import Trainer
     from tests.cartpole import CartpoleConfig
 
-    config = TrainConfig(task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=4),
-                         ppo=PPOConfig(rollout_length_seconds=0.4, normalize_observations=True, batch_size=4,
-                                       normalizer_update="rollout"),
-                         model=ModelConfig(policy="mlp", mlp_hidden=(8,)),
-                         logging=LoggingConfig(wandb_mode="disabled", run_dir=str(tmp_path)),
-                         checkpoint=CheckpointConfig(save_every_seconds=1e9))
-    trainer = Trainer(config)
+    return Trainer(TrainConfig(
+        task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=num_envs),
+        ppo=PPOConfig(rollout_length_seconds=seconds, batch_size=num_envs, **ppo),
+        model=ModelConfig(policy=policy, mlp_hidden=(8,), hidden_size=8, head_hidden=(8,), num_mixtures=2),
+        logging=LoggingConfig(wandb_mode="disabled", run_dir=str(run_dir)),
+        checkpoint=CheckpointConfig(save_every_seconds=1e9)))
+
+
+def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path):
+    """With normalize_observations on and ppo.normalizer_update = "rollout", the policy's log-probs of the
+    rollout's own actions, recomputed before any gradient step, equal the stored ones (ratio 1), and the
+    statistics move only afterwards."""
+    trainer = _cartpole_trainer(tmp_path, normalize_observations=True, normalizer_update="rollout")
     for _ in range(2):  # the second rollout runs on statistics the first one moved
         stats = trainer.task.normalizers["actor"].mean.clone()
         buffer, start_carry, trainer.carry, _ = trainer.collector.collect(trainer.model, trainer.carry)
@@ -222,17 +226,7 @@ def test_step_statistics_move_every_step_and_the_update_reads_the_stored_inputs(
     are the pooled moments of every input up to and including step t (the prior: mean 0, var 1, weight
     1e-4), checked in float64 against the pooled formula; the buffer keeps each input as normalized then,
     the update's recomputed log-probs equal the stored ones, and the trainer does not count a rollout twice."""
-    from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
-    from ktorch_sim.training.trainer import Trainer
-    from tests.cartpole import CartpoleConfig
-
-    config = TrainConfig(task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=4),
-                         ppo=PPOConfig(rollout_length_seconds=0.4, normalize_observations=True, batch_size=4,
-                                       normalizer_update="step"),
-                         model=ModelConfig(policy="mlp", mlp_hidden=(8,)),
-                         logging=LoggingConfig(wandb_mode="disabled", run_dir=str(tmp_path)),
-                         checkpoint=CheckpointConfig(save_every_seconds=1e9))
-    trainer = Trainer(config)
+    trainer = _cartpole_trainer(tmp_path, normalize_observations=True, normalizer_update="step")
     task, normalizer = trainer.task, trainer.task.normalizers["actor"]
     buffer, start_carry, _, _ = trainer.collector.collect(trainer.model, trainer.carry)
     raw = task.actor_features(buffer["observation"], buffer["command"]).double()  # [N, T, D]
@@ -261,22 +255,13 @@ def test_step_statistics_move_every_step_and_the_update_reads_the_stored_inputs(
 def test_normalizer_update_resolves_per_policy(tmp_path, policy, setting):
     """auto: the statistics move every step for a feed-forward policy, once per rollout for a recurrent one
     (each measured the better on Hopper); an explicit setting holds for both; raw inputs: nothing moves."""
-    from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
-    from ktorch_sim.training.trainer import Trainer
-    from tests.cartpole import CartpoleConfig
-
-    def trainer(normalized: bool, name: str) -> Trainer:
-        return Trainer(TrainConfig(
-            task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=2),
-            ppo=PPOConfig(rollout_length_seconds=0.2, normalize_observations=normalized, normalizer_update=setting,
-                          batch_size=2),
-            model=ModelConfig(policy=policy, mlp_hidden=(8,), hidden_size=8, head_hidden=(8,), num_mixtures=2),
-            logging=LoggingConfig(wandb_mode="disabled", run_dir=str(tmp_path / name)),
-            checkpoint=CheckpointConfig(save_every_seconds=1e9)))
+    def trainer(normalized: bool):
+        return _cartpole_trainer(tmp_path / str(normalized), num_envs=2, seconds=0.2, policy=policy,
+                                 normalize_observations=normalized, normalizer_update=setting)
 
     expected = {"auto": policy == "mlp", "rollout": False, "step": True}[setting]
-    assert trainer(True, "normalized").collector.step_statistics == expected
-    assert not trainer(False, "raw").collector.step_statistics
+    assert trainer(True).collector.step_statistics == expected
+    assert not trainer(False).collector.step_statistics
 
 
 @pytest.mark.parametrize("scope", ["minibatch", "rollout"])
