@@ -123,13 +123,23 @@ class PPOTask(RLTask[ConfigT]):
         rollout, never during it: the update re-normalizes the stored raw inputs and must see each
         one as it was when the action was sampled, or the probability ratio starts away from 1
         (measured: a KL of 0.5 and 80 % clipped samples in the first update when the statistics
-        moved during the rollout). With ``"step"`` the collector calls it every step and stores the
-        normalized inputs (:class:`ktorch_sim.algorithms.rollout.RolloutCollector`).
+        moved during the rollout). With ``"step"`` the collector calls :meth:`observe_inputs` every step
+        instead and stores the normalized inputs (:class:`ktorch_sim.algorithms.rollout.RolloutCollector`).
         """
         if self.normalizers is None:
             return
         self.normalizers["actor"].update(self.actor_features(observations, commands), mask)
         self.normalizers["critic"].update(self.critic_features(observations, commands), mask)
+
+    def observe_inputs(self, observations: TensorDict, commands: TensorDict) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's actor and critic inputs [N, D], merged into the input statistics first and then
+        normalized with them (``ppo.normalizer_update = "step"``): what the policy reads at this step,
+        computed once for the collector to store."""
+        actor, critic = self.actor_features(observations, commands), self.critic_features(observations, commands)
+        if self.normalizers is not None:
+            self.normalizers["actor"].update(actor)
+            self.normalizers["critic"].update(critic)
+        return self._normalized("actor", actor), self._normalized("critic", critic)
 
     def init_normalizers(self, spec: PolicySpec) -> None:
         """Give this task fresh input normalizers when ``spec.normalize_inputs`` (else none)."""

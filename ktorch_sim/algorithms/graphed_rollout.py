@@ -84,10 +84,10 @@ class GraphedRolloutCollector(RolloutCollector):
     def _step_body(self) -> None:
         """One control step, reading and writing static buffers only (capturable)."""
         obs, cmd = self.current["observation"], self.current["command"]
-        self._observe_inputs(obs, cmd)
+        inputs = self._observe_inputs(obs, cmd)
         action, carry, extras = self.task.sample_action(self._model, self._carry, obs, cmd, self.generator)
         out = self.env.step(action)
-        step = self._transition(obs, cmd, action, extras, out)
+        step = self._transition(obs, cmd, action, {**extras, **inputs}, out)
         stored = self._storage(step).exclude("next_value")  # shares the buffer's tensors
         stored.apply_(lambda column, new: column.index_copy_(1, self._slot, new.unsqueeze(1)), step)
         self._slot += 1

@@ -54,10 +54,10 @@ class RolloutCollector:
         start_carry = carry
         for t in range(self.num_steps):
             obs, cmd = self.current["observation"], self.current["command"]
-            self._observe_inputs(obs, cmd)
+            inputs = self._observe_inputs(obs, cmd)
             action, carry, extras = self.task.sample_action(model, carry, obs, cmd, self.generator)
             out = self.env.step(action)
-            step = self._transition(obs, cmd, action, extras, out)
+            step = self._transition(obs, cmd, action, {**extras, **inputs}, out)
             self._storage(step)[:, t] = step
             carry = reset_carry(carry, out["next", "done"][:, 0])
             self.current = out["next"].select("observation", "command")
@@ -66,18 +66,18 @@ class RolloutCollector:
 
     # --- shared with GraphedRolloutCollector ------------------------------------------------------
 
-    def _observe_inputs(self, obs: TensorDict, cmd: TensorDict) -> None:
-        """With ``step_statistics``: merge this step's inputs into the input statistics (no host sync)."""
-        if self.step_statistics:
-            self.task.update_normalizer_statistics(obs, cmd)
+    def _observe_inputs(self, obs: TensorDict, cmd: TensorDict) -> dict[str, torch.Tensor]:
+        """With ``step_statistics``: merge this step's inputs into the input statistics (no host sync) and
+        return them normalized, to store (``actor_input``, ``critic_input``); else nothing to store."""
+        if not self.step_statistics:
+            return {}
+        actor, critic = self.task.observe_inputs(obs, cmd)
+        return {"actor_input": actor, "critic_input": critic}
 
     def _transition(self, obs: TensorDict, cmd: TensorDict, action: torch.Tensor, extras: dict[str, torch.Tensor],
                     out: TensorDict) -> TensorDict:
         """The [N] record of one control step: what the policy saw and did, and what followed."""
         keys = (*STORED_NEXT_KEYS, *getattr(self.task, "rollout_next_keys", ()))  # ks.AMPTask: its next observation
-        if self.step_statistics:  # the inputs as normalized now; the statistics move again next step
-            extras = {**extras, "actor_input": self.task.actor_inputs(obs, cmd),
-                      "critic_input": self.task.critic_inputs(obs, cmd)}
         return TensorDict({"observation": obs, "command": cmd, "action": action, **extras,
                            "next": out["next"].select(*keys)}, batch_size=[self.env.num_envs])
 
