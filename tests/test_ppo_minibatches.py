@@ -16,6 +16,7 @@ from ktorch_sim.algorithms.carry import index_carry, is_recurrent, reset_carry, 
 from ktorch_sim.algorithms.normalizer import ReturnScaler
 from ktorch_sim.algorithms.ppo import PPO
 from ktorch_sim.config import PPOConfig
+from ktorch_sim.errors import ConfigError
 from ktorch_sim.policies import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
 from ktorch_sim.ppo_task import PPOTask
 
@@ -262,6 +263,33 @@ def test_normalizer_update_resolves_per_policy(tmp_path, policy, setting):
     expected = {"auto": policy == "mlp", "rollout": False, "step": True}[setting]
     assert trainer(True).collector.step_statistics == expected
     assert not trainer(False).collector.step_statistics
+
+
+@pytest.mark.parametrize("setting", ["rollout", "step"])
+def test_rollout_memory_bound_counts_the_stored_inputs(tmp_path, monkeypatch, setting):
+    """The rollout-memory check is a lower bound of the buffer the collector really fills, and with step
+    statistics it counts the normalized actor and critic inputs the buffer then holds."""
+    import ktorch_sim.training.trainer as trainer_module
+    from ktorch_sim.utils import resources
+
+    calls = []
+    monkeypatch.setattr(trainer_module, "check_rollout_fits", lambda *args: calls.append(args))
+    trainer = _cartpole_trainer(tmp_path, num_envs=2, seconds=0.2, normalize_observations=True,
+                                normalizer_update=setting)
+    (first, num_envs, num_actions, num_rewards, steps, device, stored), = calls
+    buffer, *_ = trainer.collector.collect(trainer.model, trainer.carry)
+    has_inputs = "actor_input" in buffer.keys()
+    assert has_inputs == (setting == "step")
+    widths = buffer["actor_input"].shape[-1] + buffer["critic_input"].shape[-1] if has_inputs else 0
+    assert stored == widths
+    filled = sum(t.numel() * t.element_size() for t in buffer.values(include_nested=True, leaves_only=True))
+    monkeypatch.setattr(resources, "available_memory", lambda device: (filled, "the filled buffer"))
+    resources.check_rollout_fits(first, num_envs, num_actions, num_rewards, steps, device, stored)  # fits: a lower bound
+    monkeypatch.setattr(resources, "available_memory", lambda device: (filled - 4 * num_envs * steps * widths,
+                                                                      "the buffer without its inputs"))
+    if has_inputs:
+        with pytest.raises(ConfigError, match="normalized policy inputs"):
+            resources.check_rollout_fits(first, num_envs, num_actions, num_rewards, steps, device, stored)
 
 
 @pytest.mark.parametrize("scope", ["minibatch", "rollout"])

@@ -84,20 +84,23 @@ class Trainer:
         first = self.env.reset()
         if config.ppo.desynchronize_episodes:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
+        self.model, spec = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
+        self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
+        step_statistics = config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
+        # One ConfigError line if the rollout cannot fit (with step statistics it stores the normalized inputs too).
+        stored = step_statistics and spec.normalize_inputs
+        stored_inputs = spec.num_actor_inputs + spec.num_critic_inputs if stored else 0
         check_rollout_fits(first, self.env.num_envs, self.env.num_actions, len(self.env.spec.rewards),
-                           config.rollout_steps, str(self.device))  # one ConfigError line if it cannot fit
-        self.model, _ = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
+                           config.rollout_steps, str(self.device), stored_inputs)
         self.curriculum = task.get_curriculum(self.env.model)
         self.curriculum_state = self.curriculum.init_curriculum(self.device)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         algorithm = getattr(task, "algorithm_class", PPO)  # PPO, or the task's subclass of it (ks.AMPTask: AMPPPO)
         self.ppo = algorithm.from_train_config(task, self.model, config, self.generator, num_envs=self.env.num_envs)
         if self.dist.active:
             self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
             distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler,
                                             *self.ppo.synchronized_modules()], self.dist)
-        step_statistics = config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
         if config.ppo.capture_rollout:
             self.collector = GraphedRolloutCollector(self.env, task, config.rollout_steps, self.generator,
                                                      mode="cuda_graph", step_statistics=step_statistics)
@@ -184,15 +187,16 @@ class Trainer:
         nxt = buffer["next"]
         out = {f"reward/{k}": v.mean() for k, v in nxt["reward_terms"].items()}
         out["reward/total"] = nxt["reward"].mean()
-        count = episodes.get("episodes", torch.zeros((), device=self.device)).clamp_min(1.0)
+        zero = torch.zeros((), device=self.device)
+        count = episodes.get("episodes", zero).clamp_min(1.0)
         for key in ("episode_return", "episode_length"):
-            out[f"episode/{key.removeprefix('episode_')}"] = episodes.get(key, torch.zeros((), device=self.device)) / count
-        out["episode/count"] = episodes.get("episodes", torch.zeros((), device=self.device))
-        out["episode/failures"] = episodes.get("failures", torch.zeros((), device=self.device))
+            out[f"episode/{key.removeprefix('episode_')}"] = episodes.get(key, zero) / count
+        out["episode/count"] = episodes.get("episodes", zero)
+        out["episode/failures"] = episodes.get("failures", zero)
         # Per-iteration counts of world resets forced by broken physics (of which: buffer overflow) and of
         # non-finite actions kept out of the physics; those transitions are masked out of the update.
         for key, name in HEALTH_METRICS.items():
-            out[f"physics/{name}"] = episodes.get(key, torch.zeros((), device=self.device))
+            out[f"physics/{name}"] = episodes.get(key, zero)
         for key, value in episodes.items():
             if key.startswith("termination/"):
                 out[key] = value / count

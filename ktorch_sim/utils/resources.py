@@ -11,7 +11,8 @@ line (key ``task.num_envs``) saying how much would be needed and how much there 
   one ``MjModel`` copy per world (``mj_sizeModel``), times ``num_envs``;
 - :func:`check_rollout_fits`, in the trainer once the environment exists: the rollout buffer,
   ``num_envs x rollout steps x`` the bytes of one step of one world (observations, commands, the
-  action, rewards and flags, measured from the first observation).
+  action, rewards and flags, measured from the first observation, and the policy's normalized inputs
+  where the rollout stores them).
 
 Both are lower bounds (contacts may grow the arena; the PPO update needs more), so they refuse only
 what certainly cannot fit. Available memory is the host's ``MemAvailable`` (``/proc/meminfo``, capped
@@ -115,21 +116,29 @@ def check_worlds_fit(model: Any, num_envs: int, engine: str, device: str, random
                     "use fewer worlds (task.num_envs)")
 
 
+_FLAGS_PER_STEP = 5  # done, terminated, truncated, bad_physics, bad_action: one bool each
+
+
 def check_rollout_fits(first: Any, num_envs: int, num_actions: int, num_reward_terms: int, steps: int,
-                       device: str) -> None:
+                       device: str, stored_input_width: int = 0) -> None:
     """Refuse a rollout buffer of ``num_envs x steps`` that cannot fit in the memory of ``device``.
 
     ``first`` is the environment's first observation (a TensorDict with ``observation`` and
-    ``command``); one stored step of one world also holds the action, log-probability and value,
-    the reward terms and the step's flags (4 bytes each, a lower bound).
+    ``command``); one stored step of one world also holds the action, the reward terms, the reward,
+    log-probability, value and next value (4 bytes each), the step's five flags (1 byte each), and
+    ``stored_input_width`` more floats where the rollout keeps the policy's normalized inputs too
+    (``ppo.normalizer_update = "step"``: the actor's and the critic's input widths together). Anything
+    else a buffer holds (a recurrent policy's carries, a task's extras) makes the real need larger.
     """
     observed = sum(t.numel() * t.element_size() for key in ("observation", "command") if key in first.keys()
                    for t in first[key].values(include_nested=True, leaves_only=True))
-    per_step = observed // max(num_envs, 1) + 4 * (num_actions + num_reward_terms + 8)
+    floats = num_actions + num_reward_terms + 4 + stored_input_width
+    per_step = observed // max(num_envs, 1) + 4 * floats + _FLAGS_PER_STEP
     per_world = per_step * steps
+    stored = ", normalized policy inputs" if stored_input_width else ""
     _refuse_if_over(num_envs * per_world, num_envs, per_world, device,
                     f"a rollout buffer of {steps} steps x {format_bytes(per_step)} per world and step (observations, "
-                    "commands, action, rewards)", "use fewer worlds (task.num_envs) or a shorter "
+                    f"commands, action, rewards{stored})", "use fewer worlds (task.num_envs) or a shorter "
                     "ppo.rollout_length_seconds")
 
 
