@@ -24,7 +24,6 @@ transitions, and :class:`AMPPPO`, the PPO that uses it. Choices, against the pee
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,7 +32,7 @@ from torch import nn
 
 from ktorch_sim.algorithms.amp_config import AMPConfig
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
-from ktorch_sim.algorithms.ppo import PPO, Step, _keep_extras, invalid_transitions, masked_mean
+from ktorch_sim.algorithms.ppo import PPO, _keep_extras, invalid_transitions, masked_mean
 
 
 def style_reward(logits: torch.Tensor) -> torch.Tensor:
@@ -258,23 +257,17 @@ class AMPPPO(PPO):
         start and the normalizer merges its moments over ranks (each rank keeps its own replay buffer)."""
         return [self.amp.discriminator, self.amp.normalizer]
 
-    def _minibatch(self, traj: Any, carry: Any, target_kl: float | None = None, normalize_advantages: bool = True,
-                   critic_only: bool = False, recent_kl: deque[float] | None = None
-                   ) -> tuple[dict[str, torch.Tensor], Step]:
-        """PPO's step on the minibatch, then ``amp.steps_per_minibatch`` discriminator steps (metrics averaged);
-        none when PPO took no step (``ppo.target_kl`` ended the update here, or the step was skipped as not
-        finite), so the discriminator steps exactly ``steps_per_minibatch`` times per PPO step."""
+    def after_optimizer_step(self) -> dict[str, torch.Tensor]:
+        """``amp.steps_per_minibatch`` discriminator steps after each PPO step (metrics averaged); PPO calls this
+        only when it stepped (not when ``ppo.target_kl`` ended the update there, nor when the step was skipped as
+        not finite), so the discriminator steps exactly ``steps_per_minibatch`` times per PPO step."""
         self.amp.average_gradients = self.average_gradients  # the trainer's rank averaging, for both networks
-        metrics, step = super()._minibatch(traj, carry, target_kl, normalize_advantages, critic_only, recent_kl)
-        if not step.stepped:
-            return metrics, step
         steps = self.amp_config.steps_per_minibatch if self.amp.replay.size else 0
         sums: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             for k, v in self.amp.step().items():
                 sums[k] = sums[k] + v if k in sums else v
-        metrics.update({k: v / steps for k, v in sums.items()})
-        return metrics, step
+        return {k: v / steps for k, v in sums.items()}
 
     def state_dict(self) -> dict[str, object]:
         """PPO's entries plus ``amp`` (discriminator, its optimizer, normalizer and replay buffer)."""

@@ -371,6 +371,8 @@ class PPO:
                 metrics, step = self._minibatch(traj, carry, target_kl if count > 0 and not actor_stopped else None,
                                                 normalize_advantages=per_minibatch_norm, critic_only=actor_stopped,
                                                 recent_kl=recent_kl)
+                if step.stepped:
+                    metrics.update(self.after_optimizer_step())
                 done += 1
                 tick("update", done, total, "minibatches")  # host counters only: no GPU sync
                 if step is Step.STOPPED:
@@ -417,6 +419,12 @@ class PPO:
             _, carry = self.task.get_ppo_variables(self.model, buffer[:, c * length:(c + 1) * length], carry)
             carry = reset_carry(carry, done[:, (c + 1) * length - 1])
         return stack_carries(starts)
+
+    def after_optimizer_step(self) -> dict[str, torch.Tensor]:
+        """Called after each minibatch on which the optimizer stepped (never after a skipped or stopped one);
+        returns metrics to merge into that minibatch's. PPO does nothing here; a subclass trains a second
+        network in step with the policy (:class:`ktorch_sim.algorithms.amp.AMPPPO`: the discriminator)."""
+        return {}
 
     def _minibatch(self, traj: object, carry: object, target_kl: float | None = None, normalize_advantages: bool = True,
                    critic_only: bool = False, recent_kl: deque[float] | None = None
