@@ -261,6 +261,7 @@ def test_loads_are_fresh_and_never_mutate_defaults():
      'did you mean "online"?'),
     (["ppo.lr_schedule=cosin"], 'did you mean "cosine"?'),
     (["ppo.normalizer_update=steps"], '--set ppo.normalizer_update: expected one of "auto", "rollout", "step", got "steps"'),
+    (["ppo.grad_clip_scope=actor"], '--set ppo.grad_clip_scope: expected one of "global", "per_network", got "actor"'),
     (["task.engine=wrap"],
      '--set task.engine: expected one of "auto", "mujoco", "warp", got "wrap"; did you mean "warp"?'),
     (["task.integrator=rk5"], "--set task.integrator: expected one of"),

@@ -383,6 +383,33 @@ def test_memory_actor_with_mlp_critic_trains_on_sequences(tmp_path, actor):
     assert any(k.startswith("critic.net") for k in moved)
 
 
+@pytest.mark.parametrize("scope, actor_norm, critic_norm", [("global", 0.6, 0.8), ("per_network", 1.0, 1.0)])
+def test_grad_clip_scope(scope, actor_norm, critic_norm):
+    """Gradients of norm 3 (actor) and 4 (critic) clipped to 1: together (global) they are scaled by 1/5 to
+    0.6 and 0.8; each on its own (per_network) to 1 and 1. The norm reported is 5, before clipping, either way."""
+    from ktorch_sim.algorithms.ppo import clip_gradients, gradient_clip_groups
+
+    model = ActorCritic(MLPActor(3, 2, hidden_sizes=(4,)), MLPCritic(3, hidden_sizes=(4,)))
+    for network, norm in ((model.actor, 3.0), (model.critic, 4.0)):
+        params = list(network.parameters())
+        for p in params:
+            p.grad = torch.full_like(p, norm / math.sqrt(sum(q.numel() for q in params)))
+    total = clip_gradients(gradient_clip_groups(model, scope), 1.0)
+    assert float(total) == pytest.approx(5.0, rel=1e-5)
+    for network, expected in ((model.actor, actor_norm), (model.critic, critic_norm)):
+        norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in network.parameters()]))
+        assert float(norm) == pytest.approx(expected, rel=1e-5)
+
+
+def test_per_network_grad_clip_needs_an_actor_and_a_critic():
+    from ktorch_sim.algorithms.ppo import gradient_clip_groups
+
+    with pytest.raises(ConfigError, match=r'grad_clip_scope = "per_network" needs a model with \.actor and \.critic.*'
+                                          r'Sequential has no \.actor: use "global"'):
+        gradient_clip_groups(torch.nn.Sequential(torch.nn.Linear(2, 2)), "per_network")
+    assert len(gradient_clip_groups(torch.nn.Sequential(torch.nn.Linear(2, 2)), "global")) == 1
+
+
 def test_target_kl_stops_the_update_before_the_step_that_would_exceed_it():
     """``ppo.target_kl`` with ``target_kl_stops = "update"`` (SB3): the first minibatch's KL is 0 (the rollout's
     own policy) so it always steps; a tiny target then stops at the next one, whose KL is positive; a large one,

@@ -91,7 +91,13 @@ class PPOConfig:
     learning_rate: float = config_field(3e-4, "AdamW learning rate.")
     adam_eps: float = config_field(1e-5, "AdamW epsilon (SB3 and CleanRL: 1e-5; PyTorch's default: 1e-8).")
     weight_decay: float = config_field(0.0, "AdamW weight decay (ksim: 1e-5).")
-    grad_clip: float = config_field(0.5, "Max global gradient norm (SB3, CleanRL: 0.5; rsl_rl: 1.0; ksim walking: 2.0).")
+    grad_clip: float = config_field(0.5, "Max gradient norm (SB3, CleanRL: 0.5; rsl_rl: 1.0; ksim walking: 2.0), "
+                                         "over what ppo.grad_clip_scope says.")
+    grad_clip_scope: str = config_field(
+        "global", "What ppo.grad_clip bounds: global (SB3, CleanRL, rsl_rl: one norm over the actor and the critic "
+                  "together, so a large value loss shrinks the actor's step) or per_network (the actor's gradient "
+                  "and the critic's clipped separately; needs a model with .actor and .critic).",
+        choices=("global", "per_network"))
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
     lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine or linear "
                                                 "(SB3 zoo, CleanRL) decay to min_lr_fraction over max_steps.",
