@@ -284,7 +284,8 @@ def test_rollout_memory_bound_counts_the_stored_inputs(tmp_path, monkeypatch, se
     assert stored == widths
     filled = sum(t.numel() * t.element_size() for t in buffer.values(include_nested=True, leaves_only=True))
     monkeypatch.setattr(resources, "available_memory", lambda device: (filled, "the filled buffer"))
-    resources.check_rollout_fits(first, num_envs, num_actions, num_rewards, steps, device, stored)  # fits: a lower bound
+    # Fits: a lower bound of what the buffer holds.
+    resources.check_rollout_fits(first, num_envs, num_actions, num_rewards, steps, device, stored)
     monkeypatch.setattr(resources, "available_memory", lambda device: (filled - 4 * num_envs * steps * widths,
                                                                       "the buffer without its inputs"))
     if has_inputs:
@@ -394,7 +395,7 @@ def test_grad_clip_scope(scope, actor_norm, critic_norm):
         params = list(network.parameters())
         for p in params:
             p.grad = torch.full_like(p, norm / math.sqrt(sum(q.numel() for q in params)))
-    total = clip_gradients(gradient_clip_groups(model, scope), 1.0)
+    total = clip_gradients(gradient_clip_groups(model, per_network=scope == "per_network"), 1.0)
     assert float(total) == pytest.approx(5.0, rel=1e-5)
     for network, expected in ((model.actor, actor_norm), (model.critic, critic_norm)):
         norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in network.parameters()]))
@@ -402,12 +403,25 @@ def test_grad_clip_scope(scope, actor_norm, critic_norm):
 
 
 def test_per_network_grad_clip_needs_an_actor_and_a_critic():
+    """Set explicitly, per_network on a model without .actor/.critic is a ConfigError; resolved from auto it falls
+    back to one group."""
     from ktorch_sim.algorithms.ppo import gradient_clip_groups
 
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
     with pytest.raises(ConfigError, match=r'grad_clip_scope = "per_network" needs a model with \.actor and \.critic.*'
                                           r'Sequential has no \.actor: use "global"'):
-        gradient_clip_groups(torch.nn.Sequential(torch.nn.Linear(2, 2)), "per_network")
-    assert len(gradient_clip_groups(torch.nn.Sequential(torch.nn.Linear(2, 2)), "global")) == 1
+        gradient_clip_groups(model, per_network=True, required=True)
+    assert len(gradient_clip_groups(model, per_network=True)) == 1
+    assert len(gradient_clip_groups(model, per_network=False)) == 1
+
+
+@pytest.mark.parametrize("policy", ["mlp", "gru"])
+@pytest.mark.parametrize("setting", ["auto", "global", "per_network"])
+def test_grad_clip_scope_resolves_per_policy(tmp_path, policy, setting):
+    """auto: per network for a feed-forward policy, one global norm for a recurrent one; explicit settings hold."""
+    trainer = _cartpole_trainer(tmp_path, num_envs=2, seconds=0.2, policy=policy, grad_clip_scope=setting)
+    expected = {"auto": policy == "mlp", "global": False, "per_network": True}[setting]
+    assert len(trainer.ppo.clip_groups) == (2 if expected else 1)
 
 
 def test_target_kl_stops_the_update_before_the_step_that_would_exceed_it():

@@ -266,8 +266,8 @@ class PPO:
         self.generator = generator
         self.optimizer = optimizer or task.get_optimizer(model) or adamw(model, config)
         self.reward_scaler: ReturnScaler | None = None
-        if config.scales_returns(recurrent=is_recurrent(model.initial_carry(1)),
-                                 inputs_normalized=getattr(task, "normalizers", None) is not None):
+        recurrent = is_recurrent(model.initial_carry(1))
+        if config.scales_returns(recurrent=recurrent, inputs_normalized=getattr(task, "normalizers", None) is not None):
             if num_envs is None:
                 raise ValueError("ppo.normalize_rewards needs PPO(num_envs=...) to size its return statistics")
             device = next(model.parameters()).device
@@ -280,7 +280,8 @@ class PPO:
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
         self.base_lr = config.learning_rate
-        self.clip_groups = gradient_clip_groups(model, config.grad_clip_scope)
+        self.clip_groups = gradient_clip_groups(model, per_network=config.clips_gradients_per_network(recurrent),
+                                                required=config.grad_clip_scope == "per_network")
         self.skipped_updates = 0
         # Several training processes (ktorch_sim.training.distributed sets these): average the gradients
         # over processes (summing the small ``extras`` tensor with them), and the KL before adapting to it.
@@ -491,22 +492,25 @@ class PPO:
         return metrics, Step.APPLIED
 
 
-def gradient_clip_groups(model: torch.nn.Module, scope: str) -> list[list[torch.nn.Parameter]]:
-    """The parameter groups whose gradient norms ``ppo.grad_clip`` bounds one by one: all of ``model``'s
-    together (``scope = "global"``) or, with ``"per_network"``, the actor's, the critic's and any others'.
+def gradient_clip_groups(model: torch.nn.Module, per_network: bool, required: bool = False
+                         ) -> list[list[torch.nn.Parameter]]:
+    """The parameter groups whose gradient norms ``ppo.grad_clip`` bounds one by one: all of ``model``'s together,
+    or with ``per_network`` the actor's, the critic's and any others' (a model without ``.actor`` and ``.critic``
+    modules gets one group, or, when the setting was explicit, ``required``, a ConfigError).
 
     A shared clip over separate networks lets the critic's gradient (from a value loss on returns in the
     hundreds) set the norm, so the actor's step is scaled by ``grad_clip / |critic gradient|``, a factor that
     differs from minibatch to minibatch (measured on Hopper: the actor's share of the norm falls from 5 % to 1 %).
     """
     params = list(model.parameters())
-    if scope == "global":
-        return [params]
     actor, critic = getattr(model, "actor", None), getattr(model, "critic", None)
-    if not isinstance(actor, torch.nn.Module) or not isinstance(critic, torch.nn.Module):
+    separable = isinstance(actor, torch.nn.Module) and isinstance(critic, torch.nn.Module)
+    if per_network and not separable and required:
         raise ConfigError(f'ppo.grad_clip_scope = "per_network" needs a model with .actor and .critic modules; '
                           f'{type(model).__name__} has {"no .actor" if actor is None else "no .critic"}: use "global"',
                           key="ppo.grad_clip_scope")
+    if not (per_network and separable):
+        return [params]
     groups = [list(actor.parameters()), list(critic.parameters())]
     grouped = {id(p) for group in groups for p in group}
     rest = [p for p in params if id(p) not in grouped]

@@ -94,10 +94,13 @@ class PPOConfig:
     grad_clip: float = config_field(0.5, "Max gradient norm (SB3, CleanRL: 0.5; rsl_rl: 1.0; ksim walking: 2.0), "
                                          "over what ppo.grad_clip_scope says.")
     grad_clip_scope: str = config_field(
-        "global", "What ppo.grad_clip bounds: global (SB3, CleanRL, rsl_rl: one norm over the actor and the critic "
-                  "together, so a large value loss shrinks the actor's step) or per_network (the actor's gradient "
-                  "and the critic's clipped separately; needs a model with .actor and .critic).",
-        choices=("global", "per_network"))
+        "auto", "What ppo.grad_clip bounds. global (SB3, CleanRL, rsl_rl, ksim): one norm over the actor and the "
+                "critic together, so a value loss on large returns sets the norm and shrinks the actor's step by a "
+                "factor that changes from minibatch to minibatch. per_network: the actor's gradient and the "
+                "critic's clipped separately (needs a model with .actor and .critic). auto: per_network for a "
+                "feed-forward policy whose model has both (measured better on Hopper, Walker2d, Ant; docs/learning.md, "
+                "fifteenth session), global for a recurrent one (its default returns are normalized).",
+        choices=("auto", "global", "per_network"))
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
     lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine or linear "
                                                 "(SB3 zoo, CleanRL) decay to min_lr_fraction over max_steps.",
@@ -157,6 +160,13 @@ class PPOConfig:
         if self.normalizer_update == "auto":
             return not recurrent
         return self.normalizer_update == "step"
+
+    def clips_gradients_per_network(self, recurrent: bool) -> bool:
+        """Whether ``ppo.grad_clip`` bounds the actor's and the critic's gradients separately
+        (``ppo.grad_clip_scope`` resolved) for a policy that is ``recurrent`` (carries a state) or feed-forward."""
+        if self.grad_clip_scope == "auto":
+            return not recurrent
+        return self.grad_clip_scope == "per_network"
 
     def scales_returns(self, recurrent: bool, inputs_normalized: bool) -> bool:
         """Whether rewards are divided by the running std of the return (``ppo.normalize_rewards`` resolved)
