@@ -416,11 +416,14 @@ def test_per_network_grad_clip_needs_an_actor_and_a_critic():
 
 
 @pytest.mark.parametrize("policy", ["mlp", "gru"])
+@pytest.mark.parametrize("normalized", [False, True])
 @pytest.mark.parametrize("setting", ["auto", "global", "per_network"])
-def test_grad_clip_scope_resolves_per_policy(tmp_path, policy, setting):
-    """auto: per network for a feed-forward policy, one global norm for a recurrent one; explicit settings hold."""
-    trainer = _cartpole_trainer(tmp_path, num_envs=2, seconds=0.2, policy=policy, grad_clip_scope=setting)
-    expected = {"auto": policy == "mlp", "global": False, "per_network": True}[setting]
+def test_grad_clip_scope_resolves_per_policy(tmp_path, policy, normalized, setting):
+    """auto: per network for a feed-forward policy on raw inputs, one global norm for a recurrent one or normalized
+    inputs; explicit settings hold for every policy."""
+    trainer = _cartpole_trainer(tmp_path, num_envs=2, seconds=0.2, policy=policy, grad_clip_scope=setting,
+                                normalize_observations=normalized)
+    expected = {"auto": policy == "mlp" and not normalized, "global": False, "per_network": True}[setting]
     assert len(trainer.ppo.clip_groups) == (2 if expected else 1)
 
 

@@ -267,7 +267,8 @@ class PPO:
         self.optimizer = optimizer or task.get_optimizer(model) or adamw(model, config)
         self.reward_scaler: ReturnScaler | None = None
         recurrent = is_recurrent(model.initial_carry(1))
-        if config.scales_returns(recurrent=recurrent, inputs_normalized=getattr(task, "normalizers", None) is not None):
+        inputs_normalized = getattr(task, "normalizers", None) is not None
+        if config.scales_returns(recurrent=recurrent, inputs_normalized=inputs_normalized):
             if num_envs is None:
                 raise ValueError("ppo.normalize_rewards needs PPO(num_envs=...) to size its return statistics")
             device = next(model.parameters()).device
@@ -280,8 +281,9 @@ class PPO:
         self.kl = AdaptiveKL(config.desired_kl, config.kl_coef, adapt_lr=config.adaptive_lr,
                              adapt_coef=config.adaptive_kl)
         self.base_lr = config.learning_rate
-        self.clip_groups = gradient_clip_groups(model, per_network=config.clips_gradients_per_network(recurrent),
-                                                required=config.grad_clip_scope == "per_network")
+        self.clip_groups = gradient_clip_groups(
+            model, per_network=config.clips_gradients_per_network(recurrent, inputs_normalized),
+            required=config.grad_clip_scope == "per_network")
         self.skipped_updates = 0
         # Several training processes (ktorch_sim.training.distributed sets these): average the gradients
         # over processes (summing the small ``extras`` tensor with them), and the KL before adapting to it.

@@ -98,9 +98,9 @@ class PPOConfig:
                 "critic together, so a value loss on large returns sets the norm and shrinks the actor's step by a "
                 "factor that changes from minibatch to minibatch. per_network: the actor's gradient and the "
                 "critic's clipped separately (needs a model with .actor and .critic). auto: per_network for a "
-                "feed-forward policy whose model has both (measured better on Hopper, Walker2d, Ant; docs/learning.md, "
-                "fifteenth session), global for a recurrent one (its default returns are normalized).",
-        choices=("auto", "global", "per_network"))
+                "feed-forward policy on raw inputs (its training return rose on Hopper, Walker2d, HalfCheetah and "
+                "Ant), global otherwise (mixed with normalized inputs; recurrent policies not measured; "
+                "docs/learning.md, fifteenth session).", choices=("auto", "global", "per_network"))
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
     lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine or linear "
                                                 "(SB3 zoo, CleanRL) decay to min_lr_fraction over max_steps.",
@@ -161,11 +161,12 @@ class PPOConfig:
             return not recurrent
         return self.normalizer_update == "step"
 
-    def clips_gradients_per_network(self, recurrent: bool) -> bool:
+    def clips_gradients_per_network(self, recurrent: bool, inputs_normalized: bool) -> bool:
         """Whether ``ppo.grad_clip`` bounds the actor's and the critic's gradients separately
-        (``ppo.grad_clip_scope`` resolved) for a policy that is ``recurrent`` (carries a state) or feed-forward."""
+        (``ppo.grad_clip_scope`` resolved) for a policy that is ``recurrent`` (carries a state) or feed-forward,
+        with normalized inputs or raw ones."""
         if self.grad_clip_scope == "auto":
-            return not recurrent
+            return not recurrent and not inputs_normalized
         return self.grad_clip_scope == "per_network"
 
     def scales_returns(self, recurrent: bool, inputs_normalized: bool) -> bool:
