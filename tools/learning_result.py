@@ -38,10 +38,12 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("desynchronized", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
     ("desynchronized", "ktorch-gru__*", "ktorch-gru"),
     ("normalizer_timing", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
+    ("grad_clip_per_network", "ktorch-mlp__*", "ktorch-mlp"),
 )
 # ppo.desynchronize_episodes, the default since the twelfth session; the feed-forward policy's input statistics
-# moving every step (ppo.normalizer_update = auto), since the fourteenth.
-REPLACING = frozenset({"desynchronized", "normalizer_timing"})
+# moving every step (ppo.normalizer_update = auto), since the fourteenth; the feed-forward policy on raw inputs
+# clipping its actor's and critic's gradients separately (ppo.grad_clip_scope = auto), since the fifteenth.
+REPLACING = frozenset({"desynchronized", "normalizer_timing", "grad_clip_per_network"})
 # MixtureOfGaussians.deterministic() since the eleventh session; older runs' "final" used the density mode.
 GRU_RULE = "mixture_mean"
 
