@@ -72,6 +72,7 @@ class EnvSpec:
     sim2real: Sim2RealConfig = field(default_factory=Sim2RealConfig)
     initial_qpos: np.ndarray | None = None
     recompute_constants: bool = True  # mj_setConst after randomizing fields that need it (see RLConfig)
+    clip_actions: float | None = None  # clamp actions to +-this before anything uses them (see RLConfig)
 
     def __post_init__(self) -> None:
         """Component names must be unique: they are the TensorDict keys."""
@@ -207,7 +208,7 @@ class Env:
         on; which one ended an episode), ``bad_physics`` (N,) bool for worlds reset because
         their physics broke, and ``bad_action`` (N,) bool for worlds whose action was not
         finite (replaced by the previous action, then reset). The top-level ``action`` is the
-        action applied.
+        action applied (clamped to +-``clip_actions`` when the spec sets it).
         """
         if self._last_td is None:
             self._last_td = self._observe()
@@ -216,6 +217,8 @@ class Env:
         ctx.prev_action.copy_(ctx.action)
         bad_action = ~torch.isfinite(action).all(-1)
         action = torch.where(bad_action[:, None], ctx.prev_action, action)
+        if self.spec.clip_actions is not None:
+            action = action.clamp(-self.spec.clip_actions, self.spec.clip_actions)
         ctx.action.copy_(action)
 
         for event in self.spec.events:

@@ -140,6 +140,7 @@ class RLTask(abc.ABC, Generic[ConfigT]):
             sim2real=self.config.sim2real_config(),
             initial_qpos=self.get_initial_qpos(model),
             recompute_constants=self.config.recompute_constants,
+            clip_actions=self.config.clip_actions,
         )
 
     def make_env(self) -> Env:

@@ -76,6 +76,10 @@ class RLConfig:
                                                    "invweight0 for constraint softness, subtree masses). Exact but "
                                                    "costly on Warp, which recomputes every world; ksim and MuJoCo "
                                                    "Playground skip it (false).")
+    clip_actions: float | None = config_field(
+        None, "Clamp every policy action to +-this before the environment applies it, so the physics and the rewards "
+              "see the clamped action while the rollout keeps the policy's sample for the PPO ratio (SB3 and "
+              "CleanRL clip to the action space, Isaac Lab's rsl_rl wrapper takes clip_actions). none: no clamp.")
     action_latency_range: tuple[float, float] = config_field((0.0, 0.0), "Per-episode action latency range, s.")
     drop_action_prob: float = config_field(0.0, "Probability that an action dimension is dropped per step.")
     zero_offset_std: float = config_field(0.0, "Std of per-episode joint encoder zero offsets, rad.")
@@ -149,6 +153,8 @@ def _check_base_values(t: RLConfig) -> None:
     require(t.engine in ENGINE_KINDS, "task.engine", choice_problem(t.engine, ENGINE_KINDS))
     require(DEVICE_RE.fullmatch(t.device) is not None, "task.device",
             f"expected auto, cpu or cuda[:k], got {show_value(t.device)}")
+    require(t.clip_actions is None or t.clip_actions > 0, "task.clip_actions",
+            f"must be > 0 or none, got {t.clip_actions}")
     lo, hi = t.action_latency_range
     require(0 <= lo <= hi, "task.action_latency_range", f"must satisfy 0 <= min <= max, got [{lo}, {hi}]")
     require(0 <= t.drop_action_prob < 1, "task.drop_action_prob", f"must be in [0, 1), got {t.drop_action_prob}")

@@ -282,3 +282,36 @@ def test_desynchronized_episodes_end_at_each_worlds_own_step_and_log_the_steps_t
         trainer = Trainer(config)
         assert (trainer.env.ctx.episode_steps > 0).any() == on
         trainer.logger.close()
+
+
+def test_clip_actions_clamps_what_the_physics_and_rewards_see():
+    """task.clip_actions = 0.3: stepping with 0.9 (and -5) equals stepping an unclipped env with 0.3 (and -0.3),
+    observation for observation (the cart-pole motor's own ctrlrange is +-1, so only the clamp explains it); the
+    rewards read the clamped action and the step reports it as the action applied."""
+    from tests.cartpole import CartpoleConfig, CartpoleTask
+
+    def run(clip, action):
+        env = CartpoleTask(CartpoleConfig(num_envs=2, clip_actions=clip)).make_env()
+        env.reset()
+        for _ in range(5):
+            out = env.step(action)
+        return env, out
+
+    action = torch.tensor([[0.9], [-5.0]])
+    clipped_env, clipped = run(0.3, action)
+    plain_env, plain = run(None, action.clamp(-0.3, 0.3))
+    torch.testing.assert_close(clipped["next", "observation"], plain["next", "observation"], rtol=0, atol=0)
+    torch.testing.assert_close(clipped["next", "reward"], plain["next", "reward"], rtol=0, atol=0)
+    assert torch.equal(clipped["action"], torch.tensor([[0.3], [-0.3]]))
+    assert torch.equal(clipped_env.ctx.action, torch.tensor([[0.3], [-0.3]]))
+    _, unclipped = run(None, action)
+    cart = ("next", "observation", "cart_observation")
+    assert not torch.equal(unclipped[cart], plain[cart])
+
+
+def test_clip_actions_must_be_positive():
+    from ktorch_sim.errors import ConfigError
+    from tests.cartpole import CartpoleConfig
+
+    with pytest.raises((ConfigError, ValueError), match=r"task.clip_actions.*must be > 0 or none, got 0.0"):
+        CartpoleConfig(clip_actions=0.0).check()

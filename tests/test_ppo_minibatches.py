@@ -191,14 +191,15 @@ def test_returns_are_normalized_automatically_for_a_recurrent_policy_with_normal
         assert (ppo.reward_scaler is not None) == scaled, (make.__name__, normalizers, setting)
 
 
-def _cartpole_trainer(run_dir, *, num_envs: int = 4, seconds: float = 0.4, policy: str = "mlp", **ppo):
+def _cartpole_trainer(run_dir, *, num_envs: int = 4, seconds: float = 0.4, policy: str = "mlp",
+                      clip_actions: float | None = None, **ppo):
     """A Trainer on the test cart-pole with a tiny policy; ``ppo`` sets PPOConfig fields."""
     from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
     from ktorch_sim.training.trainer import Trainer
     from tests.cartpole import CartpoleConfig
 
     return Trainer(TrainConfig(
-        task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=num_envs),
+        task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=num_envs, clip_actions=clip_actions),
         ppo=PPOConfig(rollout_length_seconds=seconds, batch_size=num_envs, **ppo),
         model=ModelConfig(policy=policy, mlp_hidden=(8,), hidden_size=8, head_hidden=(8,), num_mixtures=2),
         logging=LoggingConfig(wandb_mode="disabled", run_dir=str(run_dir)),
@@ -263,6 +264,18 @@ def test_normalizer_update_resolves_per_policy(tmp_path, policy, setting):
     expected = {"auto": policy == "mlp", "rollout": False, "step": True}[setting]
     assert trainer(True).collector.step_statistics == expected
     assert not trainer(False).collector.step_statistics
+
+
+def test_clipped_actions_reach_the_env_and_the_rollout_keeps_the_sample(tmp_path):
+    """With task.clip_actions the environment applies the clamped action while the buffer holds the policy's own
+    sample, whose log-probability the update recomputes (SB3 stores the unclipped action the same way)."""
+    trainer = _cartpole_trainer(tmp_path, num_envs=4, seconds=0.4, clip_actions=0.1)
+    buffer, start_carry, *_ = trainer.collector.collect(trainer.model, trainer.carry)
+    assert buffer["action"].abs().max() > 0.1  # the sample (initial std 1), not the clamp
+    assert trainer.env.ctx.action.abs().max() <= 0.1
+    with torch.no_grad():
+        variables, _ = trainer.task.get_ppo_variables(trainer.model, buffer, start_carry)
+    torch.testing.assert_close(variables.log_probs, buffer["log_prob"], atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("setting", ["rollout", "step"])
