@@ -422,7 +422,7 @@ def test_per_network_grad_clip_needs_an_actor_and_a_critic():
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2))
     with pytest.raises(ConfigError, match=r'grad_clip_scope = "per_network" needs a model with \.actor and \.critic.*'
-                                          r'Sequential has no \.actor: use "global"'):
+                                          r'Sequential has no \.actor or \.critic module: use "global"'):
         gradient_clip_groups(model, per_network=True, required=True)
     assert len(gradient_clip_groups(model, per_network=True)) == 1
     assert len(gradient_clip_groups(model, per_network=False)) == 1

@@ -508,9 +508,10 @@ def gradient_clip_groups(model: torch.nn.Module, per_network: bool, required: bo
     actor, critic = getattr(model, "actor", None), getattr(model, "critic", None)
     separable = isinstance(actor, torch.nn.Module) and isinstance(critic, torch.nn.Module)
     if per_network and not separable and required:
+        missing = " or ".join(f".{name}" for name, module in (("actor", actor), ("critic", critic))
+                              if not isinstance(module, torch.nn.Module))
         raise ConfigError(f'ppo.grad_clip_scope = "per_network" needs a model with .actor and .critic modules; '
-                          f'{type(model).__name__} has {"no .actor" if actor is None else "no .critic"}: use "global"',
-                          key="ppo.grad_clip_scope")
+                          f'{type(model).__name__} has no {missing} module: use "global"', key="ppo.grad_clip_scope")
     if not (per_network and separable):
         return [params]
     groups = [list(actor.parameters()), list(critic.parameters())]

@@ -99,8 +99,8 @@ class PPOConfig:
                 "factor that changes from minibatch to minibatch. per_network: the actor's gradient and the "
                 "critic's clipped separately (needs a model with .actor and .critic). auto: per_network for a "
                 "feed-forward policy on raw inputs (its training return rose on Hopper, Walker2d, HalfCheetah and "
-                "Ant), global otherwise (mixed with normalized inputs; recurrent policies not measured; "
-                "docs/learning.md, fifteenth session).", choices=("auto", "global", "per_network"))
+                "Ant), global otherwise (mixed with normalized inputs; the gru worse on Hopper; docs/learning.md, "
+                "fifteenth session).", choices=("auto", "global", "per_network"))
     warmup_iterations: int = config_field(0, "Iterations of linear learning-rate warmup from 1 %.")
     lr_schedule: str = config_field("constant", "Learning-rate schedule after warmup: constant, or cosine or linear "
                                                 "(SB3 zoo, CleanRL) decay to min_lr_fraction over max_steps.",

@@ -86,10 +86,10 @@ class Trainer:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
         self.model, spec = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
         self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
-        step_statistics = config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
-        # One ConfigError line if the rollout cannot fit (with step statistics it stores the normalized inputs too).
-        stored = step_statistics and spec.normalize_inputs
-        stored_inputs = spec.num_actor_inputs + spec.num_critic_inputs if stored else 0
+        # Inputs are normalized and their statistics move every step: the rollout stores the normalized inputs.
+        step_statistics = spec.normalize_inputs and config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
+        stored_inputs = spec.num_actor_inputs + spec.num_critic_inputs if step_statistics else 0
+        # One ConfigError line if the rollout cannot fit.
         check_rollout_fits(first, self.env.num_envs, self.env.num_actions, len(self.env.spec.rewards),
                            config.rollout_steps, str(self.device), stored_inputs)
         self.curriculum = task.get_curriculum(self.env.model)
