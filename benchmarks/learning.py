@@ -67,7 +67,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "defaults-mlp": {"task": {}, "ppo": {}, "model": {"policy": "mlp"}},
     "defaults-gru": {"task": {}, "ppo": {}, "model": {"policy": "gru"}},
 }
-LIBS = (*PRESETS, "sb3", "sb3-norm")
+LIBS = (*PRESETS, "sb3", "sb3-norm", "sb3-unclipped")
 EVAL_EPISODES = 10
 EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "mode_near_mean", "sample")
 CURVE_POINTS = 20
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     if args.lib.startswith("sb3"):
-        result = run_sb3(args.env, args.seed, args.steps, normalize_observations=args.lib == "sb3-norm")
+        result = run_sb3(args.env, args.seed, args.steps, normalize_observations=args.lib == "sb3-norm",
+                         clip_actions=args.lib != "sb3-unclipped")
     else:
         result = run_ktorch(args.lib, args.env, args.seed, args.steps, args.overrides)
     result.update(lib=args.lib, env=args.env, seed=args.seed, steps=args.steps, overrides=args.overrides,
@@ -206,12 +207,19 @@ def _act(dist: Any, rule: str, generator: Any) -> Any:
 # --- Stable-Baselines3 ------------------------------------------------------------------------------
 
 
-def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = False) -> dict[str, Any]:
+def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = False, clip_actions: bool = True
+            ) -> dict[str, Any]:
     """Train SB3's PPO with its default (MuJoCo) hyperparameters on Gymnasium's env; evaluate as above.
 
     ``normalize_observations`` wraps the env in SB3's ``VecNormalize(norm_reward=False)`` (running mean/std of
     the observations, updated at every step; lib ``sb3-norm``): the reference for ktorch_sim runs with
     ``ppo.normalize_observations = true``. Evaluation then reads the training statistics, frozen.
+
+    SB3 clips each sampled action to the env's action space before stepping (so Gymnasium's control cost sees at
+    most 1 per joint); ktorch_sim passes the sample as it is unless ``task.clip_actions`` is set. With
+    ``clip_actions=False`` (lib ``sb3-unclipped``) the env declares an action space of +-1e6, SB3's clip does
+    nothing, and the env receives the raw sample as ktorch_sim's unclamped runs do (MuJoCo still clamps the motor
+    command to its ctrlrange; the control cost reads the raw action).
     """
     import gymnasium as gym
     import stable_baselines3
@@ -223,7 +231,8 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
     from benchmarks.gym_tasks import gymnasium_env_args
 
     gym_id, make_kwargs = gymnasium_env_args(env_id)  # the Gymnasium env that equals the port (Ant: no contact terms)
-    monitor = Monitor(gym.make(gym_id, **make_kwargs))
+    wrap = (lambda e: e) if clip_actions else _unbounded_actions
+    monitor = Monitor(wrap(gym.make(gym_id, **make_kwargs)))
     env = DummyVecEnv([lambda: monitor])
     if normalize_observations:
         env = VecNormalize(env, norm_obs=True, norm_reward=False)
@@ -231,7 +240,7 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
     model.learn(total_timesteps=steps)
     ends = np.cumsum(monitor.get_episode_lengths())
     episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, monitor.get_episode_rewards())]
-    eval_monitor = Monitor(gym.make(gym_id, **make_kwargs))
+    eval_monitor = Monitor(wrap(gym.make(gym_id, **make_kwargs)))
     eval_monitor.reset(seed=seed + 10_000)
     eval_env = DummyVecEnv([lambda: eval_monitor])
     if normalize_observations:
@@ -243,11 +252,22 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
             "final": {"mean": float(np.mean(returns)), "std": float(np.std(returns)),
                       "returns": [round(float(r), 2) for r in returns], "lengths": [int(n) for n in lengths]},
             "config": {"sb3": stable_baselines3.__version__, "hyperparameters": "PPO defaults",
-                       "normalize_observations": normalize_observations,
+                       "normalize_observations": normalize_observations, "clip_actions": clip_actions,
                        "n_steps": model.n_steps, "batch_size": model.batch_size, "n_epochs": model.n_epochs,
                        "learning_rate": 3e-4, "gamma": model.gamma, "gae_lambda": model.gae_lambda,
                        "gymnasium_id": gym_id, "make_kwargs": make_kwargs},
             "train_episodes": len(episodes)}
+
+
+def _unbounded_actions(env: Any) -> Any:
+    """``env`` declaring a Box action space of +-1e6 of the same shape: SB3 requires finite bounds and clips to
+    them, which for any sample a Gaussian policy draws is no clip at all."""
+    import gymnasium as gym
+
+    wrapped = gym.Wrapper(env)
+    shape = env.action_space.shape
+    wrapped.action_space = gym.spaces.Box(-1e6, 1e6, shape, dtype=env.action_space.dtype)
+    return wrapped
 
 
 # --- shared ----------------------------------------------------------------------------------------

@@ -151,6 +151,35 @@ def test_sb3_norm_trains_and_evaluates_on_normalized_observations():
     assert normalized["final"]["returns"] != plain["final"]["returns"]
 
 
+def test_sb3_unclipped_passes_the_raw_action_to_the_env():
+    """``sb3-unclipped``: the env SB3 trains declares bounds no Gaussian sample reaches, so SB3's clip to the action
+    space lets its samples (std 1 at the start) through beyond +-1, where plain SB3 clips them to [-1, 1]."""
+    pytest.importorskip("stable_baselines3")
+    import gymnasium as gym
+    import numpy as np
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from benchmarks.learning import _unbounded_actions, run_sb3
+
+    class Recorder(gym.Wrapper):
+        largest = 0.0
+
+        def step(self, action):
+            Recorder.largest = max(Recorder.largest, float(np.abs(action).max()))
+            return self.env.step(action)
+
+    largest = {}
+    for name, wrap in (("plain", lambda e: e), ("unclipped", _unbounded_actions)):
+        Recorder.largest = 0.0
+        env = DummyVecEnv([lambda: wrap(Recorder(gym.make("HalfCheetah-v5")))])
+        PPO("MlpPolicy", env, seed=0, device="cpu", n_steps=64, batch_size=64, n_epochs=1).learn(64)
+        largest[name] = Recorder.largest
+    assert largest["plain"] <= 1.0 < largest["unclipped"]
+    assert _unbounded_actions(gym.make("HalfCheetah-v5")).action_space.high.min() >= 1e6
+    assert run_sb3("HalfCheetah-v5", 0, 64, clip_actions=False)["config"]["clip_actions"] is False
+
+
 def test_sb3_with_deferred_statistics_acts_on_raw_inputs_first_and_restores_sb3():
     """The probe of ktorch_sim's normalizer timing: the first rollout passes unnormalized (statistics 0 and 1, merged
     after the update), so the same seed trains differently from ``sb3-norm``; SB3 is left unpatched afterwards."""

@@ -10,8 +10,9 @@ JSON under ``--out``; runs whose JSON exists are skipped, so an interrupted benc
 the ratio to SB3) and ``--plot`` the training curves (mean over seeds, shaded min-max), from
 whatever JSONs are there. Libraries: ``ktorch-mlp``, ``ktorch-gru`` (ktorch_sim presets in
 ``benchmarks/learning.py``), ``defaults-mlp``, ``defaults-gru`` (ktorch_sim with nothing set but the
-policy), ``sb3`` (SB3's PPO with its defaults) and ``sb3-norm`` (the same with SB3's observation
-normalization, ``VecNormalize(norm_reward=False)``). ``--set`` passes a
+policy), ``sb3`` (SB3's PPO with its defaults), ``sb3-norm`` (the same with SB3's observation
+normalization, ``VecNormalize(norm_reward=False)``) and ``sb3-unclipped`` (SB3 with its action clip made a
+no-op, so the env sees raw samples as ktorch_sim's unclamped runs do). ``--set`` passes a
 ktorch_sim config override to every ktorch run, ``--tag`` names such a variant's files.
 """
 
@@ -85,7 +86,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 
 def _is_sb3(lib: str) -> bool:
-    """SB3's runs (``sb3``, ``sb3-norm``) take no ktorch_sim overrides and no variant tag."""
+    """SB3's runs (``sb3``, ``sb3-norm``, ``sb3-unclipped``) take no ktorch_sim overrides and no variant tag."""
     return lib.startswith("sb3")
 
 
