@@ -34,8 +34,27 @@ def test_table_means_stds_and_ratio_by_hand(tmp_path):
         _write(tmp_path, "ktorch-mlp", "Hopper-v5", seed, final)
     table = tool.markdown_table(tool.load_results(tmp_path))
     # sb3: mean 200, population std sqrt(((100)^2 + 0 + 100^2) / 3) = 81.6; ktorch: 400 +- 100, ratio 2.00.
-    assert "| Hopper-v5 | sb3 | 200 +- 82 | 100, 200, 300 | 2048 |  | 0.50 |" in table
-    assert "| Hopper-v5 | ktorch-mlp | 400 +- 100 | 300, 500 | 2048 | 2.00 |  |" in table
+    # The training return is the curve's last point (the only one in the last 15 % of 2,048 steps): final / 1.
+    assert "| Hopper-v5 | sb3 | 200 +- 82 | 100, 200, 300 | 2048 |  | 0.50 | 200 |  | 0.50 |" in table
+    assert "| Hopper-v5 | ktorch-mlp | 400 +- 100 | 300, 500 | 2048 | 2.00 |  | 400 | 2.00 |  |" in table
+
+
+def test_training_return_averages_the_last_fifteen_percent_of_the_curve(tmp_path):
+    """Bins ending above 85 % of the steps count (1,800 and 2,000 of 2,000: (30 + 50) / 2 = 40); a run without
+    such a bin has none, and the table leaves its cells empty and its seeds out of the mean."""
+    tool = _tool()
+    run = {"steps": 2000, "curve": [[1000, 10.0], [1700, 20.0], [1800, 30.0], [2000, 50.0]]}
+    assert tool.training_return(run) == pytest.approx(40.0)
+    assert tool.training_return({"steps": 2000, "curve": [[1000, 10.0]]}) is None
+    _write(tmp_path, "sb3", "Ant-v5", 0, 100.0)  # training return 100
+    _write(tmp_path, "ktorch-mlp", "Ant-v5", 0, 300.0)
+    path = tmp_path / "ktorch-mlp__Ant-v5__0.json"
+    data = json.loads(path.read_text())
+    data["curve"] = [[1024, 60.0]]  # nothing in the window
+    path.write_text(json.dumps(data))
+    table = tool.markdown_table(tool.load_results(tmp_path))
+    assert "| Ant-v5 | ktorch-mlp | 300 +- 0 | 300 | 2048 | 3.00 |  |  |  |  |" in table
+    assert "| Ant-v5 | sb3 | 100 +- 0 | 100 | 2048 |  | 0.33 | 100 |  |  |" in table
 
 
 def test_gru_against_the_mlp_and_the_rules_table_by_hand(tmp_path):
@@ -48,7 +67,7 @@ def test_gru_against_the_mlp_and_the_rules_table_by_hand(tmp_path):
         data["final_by_rule"] = {"heaviest": heaviest, "sample": sample}
         path.write_text(json.dumps(data))
     results = tool.load_results(tmp_path)
-    assert "| Ant-v5 | ktorch-gru | 400 +- 100 | 300, 500 | 2048 |  | 1.00 |" in tool.markdown_table(results)
+    assert "| Ant-v5 | ktorch-gru | 400 +- 100 | 300, 500 | 2048 |  | 1.00 | 400 |  | 1.00 |" in tool.markdown_table(results)
     rules = tool.rules_table(results)
     assert "| task | library | seeds | deterministic | heaviest | sample |" in rules
     assert "| Ant-v5 | ktorch-gru | 0, 1 | 400 | 200 | 600 |" in rules

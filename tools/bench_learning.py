@@ -160,26 +160,48 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
 
 
+TRAINING_WINDOW = 0.15  # the training return: training episodes of the last 15 % of a run's steps
+
+
+def training_return(run: dict) -> float | None:
+    """Mean of the run's curve points in the last :data:`TRAINING_WINDOW` of its steps (the last three of the
+    benchmark's 20 bins): the return of the stochastic policy as it trains, steadier than 10 deterministic episodes.
+    None when no training episode ended there."""
+    points = [ret for step, ret in run.get("curve", ()) if step > run["steps"] * (1 - TRAINING_WINDOW)]
+    return sum(points) / len(points) if points else None
+
+
 def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
     """Return the table of final deterministic returns per (library, task).
 
     Columns: mean +- std over seeds, the seeds, steps, and the ratios of the means to SB3's and to
-    ``ktorch-mlp``'s on the same task (where those ran).
+    ``ktorch-mlp``'s on the same task (where those ran); then the same for the training return
+    (:func:`training_return`, mean over the seeds that have one).
     """
     lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 "
-             "| vs ktorch-mlp |", "|---|---|---|---|---|---|---|"]
+             "| vs ktorch-mlp | training return | training vs SB3 | training vs ktorch-mlp |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def means(runs: list[dict]) -> tuple[float, float | None]:
+        trained = [t for t in map(training_return, runs) if t is not None]
+        return (_mean_std([r["final"]["mean"] for r in runs])[0],
+                _mean_std(trained)[0] if trained else None)
+
     for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
         runs = results[(lib, env)]
         finals = [r["final"]["mean"] for r in runs]
         mean, std = _mean_std(finals)
-        ratios = []
+        trained = means(runs)[1]
+        ratios, training_ratios = [], []
         for other in ("sb3", "ktorch-mlp"):
             base = results.get((other, env))
-            ratios.append(f"{mean / _mean_std([r['final']['mean'] for r in base])[0]:.2f}"
-                          if base and lib != other else "")
+            base_final, base_trained = means(base) if base and lib != other else (None, None)
+            ratios.append(f"{mean / base_final:.2f}" if base_final else "")
+            training_ratios.append(f"{trained / base_trained:.2f}" if trained is not None and base_trained else "")
         steps = sorted({r["steps"] for r in runs})
         lines.append(f"| {env} | {lib} | {mean:.0f} +- {std:.0f} | {', '.join(f'{f:.0f}' for f in finals)} "
-                     f"| {', '.join(map(str, steps))} | {ratios[0]} | {ratios[1]} |")
+                     f"| {', '.join(map(str, steps))} | {ratios[0]} | {ratios[1]} "
+                     f"| {'' if trained is None else f'{trained:.0f}'} | {training_ratios[0]} | {training_ratios[1]} |")
     return "\n".join(lines)
 
 
