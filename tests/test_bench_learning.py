@@ -34,9 +34,38 @@ def test_table_means_stds_and_ratio_by_hand(tmp_path):
         _write(tmp_path, "ktorch-mlp", "Hopper-v5", seed, final)
     table = tool.markdown_table(tool.load_results(tmp_path))
     # sb3: mean 200, population std sqrt(((100)^2 + 0 + 100^2) / 3) = 81.6; ktorch: 400 +- 100, ratio 2.00.
-    # The training return is the curve's last point (the only one in the last 15 % of 2,048 steps): final / 1.
-    assert "| Hopper-v5 | sb3 | 200 +- 82 | 100, 200, 300 | 2048 |  | 0.50 | 200 |  | 0.50 |" in table
-    assert "| Hopper-v5 | ktorch-mlp | 400 +- 100 | 300, 500 | 2048 | 2.00 |  | 400 | 2.00 |  |" in table
+    # The training return is the curve's last point (the only one in the last 15 % of 2,048 steps): the final score.
+    sb3, mlp = (_row(table, "Hopper-v5", lib) for lib in ("sb3", "ktorch-mlp"))
+    assert sb3[2:5] == ["200 +- 82", "100, 200, 300", "2048"] and sb3[5] == "" and sb3[7] == "200"
+    assert mlp[2:5] == ["400 +- 100", "300, 500", "2048"] and mlp[6] == "" and mlp[7] == "400"
+    # Ratios 0.50 and 2.00 with bootstrap intervals inside the extremes of a resample: 100/500 .. 300/300.
+    for cell, ratio, extremes in ((sb3[6], 0.5, (0.2, 1.0)), (sb3[9], 0.5, (0.2, 1.0)), (mlp[5], 2.0, (1.0, 5.0)),
+                                  (mlp[8], 2.0, (1.0, 5.0))):
+        point, low, high = _ratio(cell)
+        assert point == ratio and extremes[0] <= low < ratio < high <= extremes[1]
+
+
+def _row(table: str, env: str, lib: str) -> list[str]:
+    """The cells of the table's row for (env, lib)."""
+    [line] = [line for line in table.splitlines() if line.startswith(f"| {env} | {lib} |")]
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def _ratio(cell: str) -> tuple[float, float, float]:
+    """``"0.50 [0.25, 1.00]"`` -> (0.5, 0.25, 1.0)."""
+    point, interval = cell.split(" [")
+    low, high = interval.rstrip("]").split(", ")
+    return float(point), float(low), float(high)
+
+
+def test_ratio_interval_by_hand():
+    """Resampling [1, 3] gives means 1, 2, 3 with chances 1/4, 1/2, 1/4, so the 95 % interval of its ratio to [1] is
+    [1, 3]; equal seeds give a point; the interval is reproducible."""
+    tool = _tool()
+    assert tool.ratio_interval([1.0, 3.0], [1.0]) == (1.0, 3.0)
+    assert tool.ratio_interval([2.0, 2.0], [1.0, 1.0]) == (2.0, 2.0)
+    assert tool.ratio_interval([5.0, 9.0, 4.0], [3.0, 6.0]) == tool.ratio_interval([5.0, 9.0, 4.0], [3.0, 6.0])
+    assert tool._ratio_cell([1.0], [0.0]) == "" and tool._ratio_cell([], [1.0]) == ""
 
 
 def test_training_return_averages_the_last_fifteen_percent_of_the_curve(tmp_path):
@@ -53,8 +82,8 @@ def test_training_return_averages_the_last_fifteen_percent_of_the_curve(tmp_path
     data["curve"] = [[1024, 60.0]]  # nothing in the window
     path.write_text(json.dumps(data))
     table = tool.markdown_table(tool.load_results(tmp_path))
-    assert "| Ant-v5 | ktorch-mlp | 300 +- 0 | 300 | 2048 | 3.00 |  |  |  |  |" in table
-    assert "| Ant-v5 | sb3 | 100 +- 0 | 100 | 2048 |  | 0.33 | 100 |  |  |" in table
+    assert "| Ant-v5 | ktorch-mlp | 300 +- 0 | 300 | 2048 | 3.00 [3.00, 3.00] |  |  |  |  |" in table
+    assert "| Ant-v5 | sb3 | 100 +- 0 | 100 | 2048 |  | 0.33 [0.33, 0.33] | 100 |  |  |" in table
 
 
 def test_gru_against_the_mlp_and_the_rules_table_by_hand(tmp_path):
@@ -67,7 +96,9 @@ def test_gru_against_the_mlp_and_the_rules_table_by_hand(tmp_path):
         data["final_by_rule"] = {"heaviest": heaviest, "sample": sample}
         path.write_text(json.dumps(data))
     results = tool.load_results(tmp_path)
-    assert "| Ant-v5 | ktorch-gru | 400 +- 100 | 300, 500 | 2048 |  | 1.00 | 400 |  | 1.00 |" in tool.markdown_table(results)
+    gru = _row(tool.markdown_table(results), "Ant-v5", "ktorch-gru")
+    assert gru[2:6] == ["400 +- 100", "300, 500", "2048", ""] and gru[7] == "400"
+    assert gru[6] == gru[9] == "1.00 [0.75, 1.25]"  # resamples of [300, 500] over 400: 300, 400 or 500
     rules = tool.rules_table(results)
     assert "| task | library | seeds | deterministic | heaviest | sample |" in rules
     assert "| Ant-v5 | ktorch-gru | 0, 1 | 400 | 200 | 600 |" in rules
@@ -89,7 +120,7 @@ def test_result_collects_the_sources_relabelled_with_the_gru_read_by_its_rule(tm
     assert tool.collect(out, runs) == 2
     assert sorted(p.name for p in out.iterdir()) == ["ktorch-gru__Hopper-v5__0.json", "ktorch-mlp__Hopper-v5__0.json"]
     table = _tool().markdown_table(_tool().load_results(out))
-    assert "| Hopper-v5 | ktorch-gru | 300 +- 0 | 300 | 2048 |  | 0.75 |" in table  # 300 / 400, by the rule
+    assert "| Hopper-v5 | ktorch-gru | 300 +- 0 | 300 | 2048 |  | 0.75 [0.75, 0.75] |" in table  # 300/400, by the rule
     # A rerun after a change of default replaces every earlier run of its label and task (here seed 1 alone).
     (runs / "desynchronized").mkdir()
     _write(runs / "main", "ktorch-mlp", "Walker2d-v5", 0, 50.0)

@@ -27,6 +27,8 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENVS = ("Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
 DEFAULT_LIBS = ("ktorch-mlp", "sb3")
@@ -171,37 +173,62 @@ def training_return(run: dict) -> float | None:
     return sum(points) / len(points) if points else None
 
 
+RATIO_LEVEL = 0.95  # the bootstrap interval printed next to each ratio
+RATIO_DRAWS = 10_000
+
+
+def ratio_interval(numerator: list[float], denominator: list[float], level: float = RATIO_LEVEL,
+                   draws: int = RATIO_DRAWS, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(numerator) / mean(denominator), resampling each side's seeds with
+    replacement: how far the ratio of two libraries' means could move with other seeds. A fixed ``seed`` makes the
+    table reproducible; with few seeds the interval is rough (three seeds have ten distinct resamples)."""
+    rng = np.random.default_rng(seed)
+    top = rng.choice(np.asarray(numerator, dtype=float), (draws, len(numerator))).mean(axis=1)
+    bottom = rng.choice(np.asarray(denominator, dtype=float), (draws, len(denominator))).mean(axis=1)
+    ratios = top / bottom
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(ratios, [tail, 100 - tail], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def _ratio_cell(numerator: list[float], denominator: list[float]) -> str:
+    """``mean ratio [interval]``, or "" when a side has no values or a non-positive mean (no meaningful ratio)."""
+    if not numerator or not denominator or _mean_std(denominator)[0] <= 0:
+        return ""
+    low, high = ratio_interval(numerator, denominator)
+    return f"{_mean_std(numerator)[0] / _mean_std(denominator)[0]:.2f} [{low:.2f}, {high:.2f}]"
+
+
 def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
     """Return the table of final deterministic returns per (library, task).
 
     Columns: mean +- std over seeds, the seeds, steps, and the ratios of the means to SB3's and to
     ``ktorch-mlp``'s on the same task (where those ran); then the same for the training return
-    (:func:`training_return`, mean over the seeds that have one).
+    (:func:`training_return`, over the seeds that have one). Each ratio carries its bootstrap interval
+    (:func:`ratio_interval`).
     """
     lines = ["| task | library | final return (mean +- std over seeds) | per seed | env steps | vs SB3 "
              "| vs ktorch-mlp | training return | training vs SB3 | training vs ktorch-mlp |",
              "|---|---|---|---|---|---|---|---|---|---|"]
 
-    def means(runs: list[dict]) -> tuple[float, float | None]:
-        trained = [t for t in map(training_return, runs) if t is not None]
-        return (_mean_std([r["final"]["mean"] for r in runs])[0],
-                _mean_std(trained)[0] if trained else None)
+    def values(runs: list[dict]) -> tuple[list[float], list[float]]:
+        return [r["final"]["mean"] for r in runs], [t for t in map(training_return, runs) if t is not None]
 
     for (lib, env) in sorted(results, key=lambda k: (k[1], k[0])):
         runs = results[(lib, env)]
-        finals = [r["final"]["mean"] for r in runs]
+        finals, trained = values(runs)
         mean, std = _mean_std(finals)
-        trained = means(runs)[1]
         ratios, training_ratios = [], []
         for other in ("sb3", "ktorch-mlp"):
             base = results.get((other, env))
-            base_final, base_trained = means(base) if base and lib != other else (None, None)
-            ratios.append(f"{mean / base_final:.2f}" if base_final else "")
-            training_ratios.append(f"{trained / base_trained:.2f}" if trained is not None and base_trained else "")
+            base_finals, base_trained = values(base) if base and lib != other else ([], [])
+            ratios.append(_ratio_cell(finals, base_finals))
+            training_ratios.append(_ratio_cell(trained, base_trained))
         steps = sorted({r["steps"] for r in runs})
+        training = f"{_mean_std(trained)[0]:.0f}" if trained else ""
         lines.append(f"| {env} | {lib} | {mean:.0f} +- {std:.0f} | {', '.join(f'{f:.0f}' for f in finals)} "
                      f"| {', '.join(map(str, steps))} | {ratios[0]} | {ratios[1]} "
-                     f"| {'' if trained is None else f'{trained:.0f}'} | {training_ratios[0]} | {training_ratios[1]} |")
+                     f"| {training} | {training_ratios[0]} | {training_ratios[1]} |")
     return "\n".join(lines)
 
 
