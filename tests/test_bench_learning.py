@@ -66,6 +66,7 @@ def test_ratio_interval_by_hand():
     assert tool.ratio_interval([2.0, 2.0], [1.0, 1.0]) == (2.0, 2.0)
     assert tool.ratio_interval([5.0, 9.0, 4.0], [3.0, 6.0]) == tool.ratio_interval([5.0, 9.0, 4.0], [3.0, 6.0])
     assert tool._ratio_cell([1.0], [0.0]) == "" and tool._ratio_cell([], [1.0]) == ""
+    assert tool._ratio_cell([3.0], [-1.0, 3.0]) == "3.00"  # a resample of [-1, -1] would divide by -1: no interval
 
 
 def test_training_return_averages_the_last_fifteen_percent_of_the_curve(tmp_path):

@@ -192,11 +192,15 @@ def ratio_interval(numerator: list[float], denominator: list[float], level: floa
 
 
 def _ratio_cell(numerator: list[float], denominator: list[float]) -> str:
-    """``mean ratio [interval]``, or "" when a side has no values or a non-positive mean (no meaningful ratio)."""
+    """``mean ratio [interval]``; "" when a side has no values or the denominator's mean is not positive (no
+    meaningful ratio), and no interval when a denominator seed is not positive (a resample could divide by ~0)."""
     if not numerator or not denominator or _mean_std(denominator)[0] <= 0:
         return ""
+    ratio = f"{_mean_std(numerator)[0] / _mean_std(denominator)[0]:.2f}"
+    if min(denominator) <= 0:
+        return ratio
     low, high = ratio_interval(numerator, denominator)
-    return f"{_mean_std(numerator)[0] / _mean_std(denominator)[0]:.2f} [{low:.2f}, {high:.2f}]"
+    return f"{ratio} [{low:.2f}, {high:.2f}]"
 
 
 def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:
