@@ -67,6 +67,9 @@ def test_ratio_interval_by_hand():
     assert tool.ratio_interval([5.0, 9.0, 4.0], [3.0, 6.0]) == tool.ratio_interval([5.0, 9.0, 4.0], [3.0, 6.0])
     assert tool._ratio_cell([1.0], [0.0]) == "" and tool._ratio_cell([], [1.0]) == ""
     assert tool._ratio_cell([3.0], [-1.0, 3.0]) == "3.00"  # a resample of [-1, -1] would divide by -1: no interval
+    assert tool.ratio_interval([3.0], [-1.0, 3.0]) is None
+    low, high = tool.ratio_interval([3.0], [-1.0] + [3.0] * 30)  # no resample of 31 seeds reaches a mean <= 0
+    assert 0.9 < low < high < 1.3
 
 
 def test_training_return_averages_the_last_fifteen_percent_of_the_curve(tmp_path):
@@ -260,3 +263,13 @@ def test_a_ktorch_run_records_its_curve_final_score_and_update_diagnostics():
         assert math.isfinite(recorded[key]), key
     assert recorded["loss/kl"] >= 0.0 and 0.0 <= recorded["loss/clip_fraction"] <= 1.0
     assert "loss/minibatches_applied" not in recorded  # a feed-forward policy has no KL stop
+
+
+def test_runs_are_listed_in_seed_order(tmp_path):
+    """Seed 10's file sorts before seed 2's by name; the table lists the seeds by number."""
+    tool = _tool()
+    for seed, final in ((10, 10.0), (2, 2.0), (0, 0.5)):
+        _write(tmp_path, "sb3", "Hopper-v5", seed, final)
+    results = tool.load_results(tmp_path)
+    assert [run["seed"] for run in results[("sb3", "Hopper-v5")]] == [0, 2, 10]
+    assert "| 0, 2, 10 |" in tool.markdown_table(results)  # the per-seed finals, 0.5 printed as 0

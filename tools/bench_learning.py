@@ -149,12 +149,12 @@ def _run_claimed(args: argparse.Namespace, lib: str, env: str, seed: int, path: 
 
 
 def load_results(folder: Path) -> dict[tuple[str, str], list[dict]]:
-    """Every run JSON in ``folder``, grouped by (library, task)."""
+    """Every run JSON in ``folder``, grouped by (library, task), each group in seed order."""
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text())
         groups[(data["lib"], data["env"])].append(data)
-    return dict(groups)
+    return {key: sorted(runs, key=lambda run: run["seed"]) for key, runs in groups.items()}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -178,13 +178,16 @@ RATIO_DRAWS = 10_000
 
 
 def ratio_interval(numerator: list[float], denominator: list[float], level: float = RATIO_LEVEL,
-                   draws: int = RATIO_DRAWS, seed: int = 0) -> tuple[float, float]:
+                   draws: int = RATIO_DRAWS, seed: int = 0) -> tuple[float, float] | None:
     """Percentile bootstrap interval of mean(numerator) / mean(denominator), resampling each side's seeds with
     replacement: how far the ratio of two libraries' means could move with other seeds. A fixed ``seed`` makes the
-    table reproducible; with few seeds the interval is rough (three seeds have ten distinct resamples)."""
+    table reproducible; with few seeds the interval is rough (three seeds have ten distinct resamples). None when a
+    resample's denominator mean is not positive (a ratio through zero has no interval)."""
     rng = np.random.default_rng(seed)
     top = rng.choice(np.asarray(numerator, dtype=float), (draws, len(numerator))).mean(axis=1)
     bottom = rng.choice(np.asarray(denominator, dtype=float), (draws, len(denominator))).mean(axis=1)
+    if (bottom <= 0).any():
+        return None
     ratios = top / bottom
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(ratios, [tail, 100 - tail], method="inverted_cdf")
@@ -193,14 +196,12 @@ def ratio_interval(numerator: list[float], denominator: list[float], level: floa
 
 def _ratio_cell(numerator: list[float], denominator: list[float]) -> str:
     """``mean ratio [interval]``; "" when a side has no values or the denominator's mean is not positive (no
-    meaningful ratio), and no interval when a denominator seed is not positive (a resample could divide by ~0)."""
+    meaningful ratio), and no interval where :func:`ratio_interval` has none."""
     if not numerator or not denominator or _mean_std(denominator)[0] <= 0:
         return ""
     ratio = f"{_mean_std(numerator)[0] / _mean_std(denominator)[0]:.2f}"
-    if min(denominator) <= 0:
-        return ratio
-    low, high = ratio_interval(numerator, denominator)
-    return f"{ratio} [{low:.2f}, {high:.2f}]"
+    interval = ratio_interval(numerator, denominator)
+    return ratio if interval is None else f"{ratio} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def markdown_table(results: dict[tuple[str, str], list[dict]]) -> str:

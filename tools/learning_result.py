@@ -39,6 +39,15 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("desynchronized", "ktorch-gru__*", "ktorch-gru"),
     ("normalizer_timing", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
     ("grad_clip_per_network", "ktorch-mlp__*", "ktorch-mlp"),
+    # Seeds added in the sixteenth session at the same defaults (after the replacing sources, so they stay).
+    ("more_seeds", "ktorch-mlp__*", "ktorch-mlp"),
+    ("more_seeds", "ktorch-gru__*", "ktorch-gru"),
+    ("more_seeds", "sb3__*", "sb3"),
+    # Like-for-like action handling (sixteenth session): ktorch_sim clamping its actions to +-1 as SB3 does
+    # (task.clip_actions = 1), and SB3 passing its raw samples as ktorch_sim's default does (lib sb3-unclipped).
+    ("grad_clip_per_network", "ktorch-mlp-clip-actions__*", "ktorch-mlp-clip"),
+    ("action_clip", "ktorch-mlp-clip__*", "ktorch-mlp-clip"),
+    ("action_clip", "sb3-unclipped__*", "sb3-unclipped"),
 )
 # ppo.desynchronize_episodes, the default since the twelfth session; the feed-forward policy's input statistics
 # moving every step (ppo.normalizer_update = auto), since the fourteenth; the feed-forward policy on raw inputs
