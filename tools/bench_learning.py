@@ -197,9 +197,9 @@ def ratio_interval(numerator: list[float], denominator: list[float], level: floa
 def _ratio_cell(numerator: list[float], denominator: list[float]) -> str:
     """``mean ratio [interval]``; "" when a side has no values or the denominator's mean is not positive (no
     meaningful ratio), and no interval where :func:`ratio_interval` has none."""
-    if not numerator or not denominator or _mean_std(denominator)[0] <= 0:
+    if not numerator or not denominator or (bottom := _mean_std(denominator)[0]) <= 0:
         return ""
-    ratio = f"{_mean_std(numerator)[0] / _mean_std(denominator)[0]:.2f}"
+    ratio = f"{_mean_std(numerator)[0] / bottom:.2f}"
     interval = ratio_interval(numerator, denominator)
     return ratio if interval is None else f"{ratio} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
