@@ -2,15 +2,16 @@
 
 The benchmark compares ktorch_sim's PPO with Stable-Baselines3's at equal environment steps, so
 both must learn the same MDP. Each task here reproduces the default configuration of Gymnasium's
-``Walker2d-v5``, ``Hopper-v5``, ``HalfCheetah-v5`` and ``Ant-v5`` (written from Gymnasium's
-documented semantics, not copied from its source):
+``Walker2d-v5``, ``Hopper-v5``, ``HalfCheetah-v5`` and ``Ant-v5``, and of two smaller tasks,
+``Swimmer-v5`` and ``InvertedPendulum-v5`` (written from Gymnasium's documented semantics, not copied
+from its source):
 
 - **Physics**: Gymnasium's own MJCF, read at run time from the installed ``gymnasium`` package
-  (never copied here), with the model's own timestep, integrator (RK4 for Walker2d, Hopper and
-  Ant, Euler for HalfCheetah) and solver settings (100 iterations, 50 line-search iterations,
+  (never copied here), with the model's own timestep, integrator (Euler for HalfCheetah, RK4 for
+  the others), fluid (Swimmer) and solver settings (100 iterations, 50 line-search iterations,
   tolerance 1e-8: MuJoCo's defaults, which these XMLs keep), on the native MuJoCo engine. One
   control step is ``frame_skip`` physics steps: ``ctrl_dt = frame_skip * timestep`` (Walker2d and
-  Hopper 4 x 0.002 s, HalfCheetah and Ant 5 x 0.01 s).
+  Hopper 4 x 0.002 s, HalfCheetah and Ant 5 x 0.01 s, Swimmer 4 x 0.01 s, InvertedPendulum 2 x 0.02 s).
 - **Actions** are the raw motor controls (``ks.TorqueActuators``). MuJoCo clamps them to each
   motor's ``ctrlrange`` inside the step (``ctrllimited``), exactly as in Gymnasium; the control
   cost uses the unclipped action, as Gymnasium's does.
@@ -73,11 +74,15 @@ __all__ = [
     "HalfCheetahTask",
     "Health",
     "HealthyReward",
+    "InvertedPendulumConfig",
+    "InvertedPendulumTask",
     "HopperConfig",
     "HopperTask",
     "QposObservation",
     "QvelObservation",
     "StateNoiseReset",
+    "SwimmerConfig",
+    "SwimmerTask",
     "UnhealthyTermination",
     "Walker2dConfig",
     "Walker2dNoVelocityTask",
@@ -233,6 +238,32 @@ class AntConfig(HealthyGymConfig):
     ctrl_cost_weight: float = config_field(0.5, "Weight of the control cost sum(action^2).")
     healthy_z_range: tuple[float, float] = config_field((0.2, 1.0), "Healthy range of the torso height, m.")
     reset_noise_scale: float = config_field(0.1, "Scale of the reset noise on qpos (uniform) and qvel (normal).")
+
+
+@dataclass(kw_only=True)
+class SwimmerConfig(GymTaskConfig):
+    """Swimmer-v5's defaults: ``swimmer.xml`` (a viscous fluid), RK4 at 10 ms, frame_skip 4."""
+
+    xml_file: ClassVar[str] = "swimmer.xml"
+
+    dt: float = config_field(0.01, "Physics timestep, s (the XML's).")
+    ctrl_dt: float = config_field(4 * 0.01, "Control period, s: frame_skip 4 x dt.")
+    integrator: str = config_field("rk4", "MuJoCo integrator (the XML's RK4).")
+    ctrl_cost_weight: float = config_field(1e-4, "Weight of the control cost sum(action^2).")
+    reset_noise_scale: float = config_field(0.1, "Scale of the (uniform) reset noise on qpos and qvel.")
+
+
+@dataclass(kw_only=True)
+class InvertedPendulumConfig(GymTaskConfig):
+    """InvertedPendulum-v5's defaults: ``inverted_pendulum.xml``, RK4 at 20 ms, frame_skip 2."""
+
+    xml_file: ClassVar[str] = "inverted_pendulum.xml"
+
+    dt: float = config_field(0.02, "Physics timestep, s (the XML's).")
+    ctrl_dt: float = config_field(2 * 0.02, "Control period, s: frame_skip 2 x dt.")
+    integrator: str = config_field("rk4", "MuJoCo integrator (the XML's RK4).")
+    reset_noise_scale: float = config_field(0.01, "Scale of the (uniform) reset noise on qpos and qvel.")
+    max_pole_angle: float = config_field(0.2, "The episode fails once the pole's hinge angle exceeds this, rad.")
 
 
 # --- components that Gymnasium's semantics need ---------------------------------------------------
@@ -591,6 +622,59 @@ class AntTask(_HealthyTask[AntConfig]):
         return ks.BadZTermination(min_z=low, max_z=high)
 
 
+class SwimmerTask(GymLocomotionTask[SwimmerConfig]):
+    """Gymnasium's Swimmer-v5: a three-link swimmer (2 motors) in a viscous fluid, swimming along +x; never fails.
+
+    Observation (8): ``qpos[2:]`` (heading and 2 joint angles), then ``qvel``. Reward: ``v_x - 1e-4 * sum(a^2)``,
+    ``v_x`` from the root's x slide. Only the time limit ends an episode. Reset: ``qpos0 + U(+-0.1)``,
+    ``qvel = U(+-0.1)``. Its optimum needs a long horizon (SB3's tuned setting uses gamma 0.9999); the benchmark
+    runs every library's default gamma of 0.99.
+    """
+
+    config_class = SwimmerConfig
+
+    def get_observations(self, model: mujoco.MjModel) -> Sequence[ks.Observation]:
+        """``qpos[2:]`` and ``qvel``."""
+        return (QposObservation(skip=2), QvelObservation())
+
+    def get_rewards(self, model: mujoco.MjModel) -> Sequence[ks.Reward]:
+        """``forward_reward_weight * v_x - ctrl_cost_weight * sum(a^2)``."""
+        c = self.config
+        return (ForwardVelocityReward(scale=c.forward_reward_weight), ControlCostPenalty(scale=c.ctrl_cost_weight))
+
+    def get_terminations(self, model: mujoco.MjModel) -> Sequence[ks.Termination]:
+        """End episodes by the time limit only."""
+        return (self.time_limit(),)
+
+
+class InvertedPendulumTask(GymLocomotionTask[InvertedPendulumConfig]):
+    """Gymnasium's InvertedPendulum-v5: a cart (1 motor, ctrlrange +-3) balancing a pole.
+
+    Observation (4): ``qpos`` (cart position, pole angle), then ``qvel``. Reward: 1 for every step after which
+    the pole's angle is within +-0.2 rad and the state is finite, else 0, and the episode fails there.
+    Reset: ``qpos0 + U(+-0.01)``, ``qvel = U(+-0.01)``.
+    """
+
+    config_class = InvertedPendulumConfig
+
+    def get_observations(self, model: mujoco.MjModel) -> Sequence[ks.Observation]:
+        """``qpos`` and ``qvel``."""
+        return (QposObservation(skip=0), QvelObservation())
+
+    def health(self) -> Health:
+        """The pole's angle within +-``max_pole_angle`` (inclusive) and a finite state."""
+        limit = self.config.max_pole_angle
+        return Health(z_index=1, z_range=(-limit, limit), inclusive=True, finite=True)
+
+    def get_rewards(self, model: mujoco.MjModel) -> Sequence[ks.Reward]:
+        """1 per step that leaves the pole up (Gymnasium v5: ``int(not terminated)``)."""
+        return (HealthyReward(health=self.health(), scale=1.0),)
+
+    def get_terminations(self, model: mujoco.MjModel) -> Sequence[ks.Termination]:
+        """The pole down (a failure), and the time limit."""
+        return (UnhealthyTermination(health=self.health()), self.time_limit())
+
+
 # --- registry --------------------------------------------------------------------------------------
 
 
@@ -601,6 +685,8 @@ GYM_TASKS: dict[str, type[GymLocomotionTask]] = {
     "HalfCheetah-v5": HalfCheetahTask,
     "HalfCheetah-v5-novel": HalfCheetahNoVelocityTask,
     "Ant-v5": AntTask,
+    "Swimmer-v5": SwimmerTask,
+    "InvertedPendulum-v5": InvertedPendulumTask,
 }
 """The ported tasks by benchmark id: Gymnasium's id, or Gymnasium's id + ``-novel`` for a variant without velocities."""
 
@@ -611,6 +697,8 @@ _GYMNASIUM_ENVS: dict[str, tuple[str, dict[str, Any]]] = {
     "HalfCheetah-v5": ("HalfCheetah-v5", {}),
     "HalfCheetah-v5-novel": ("HalfCheetah-v5", {}),
     "Ant-v5": ("Ant-v5", {"include_cfrc_ext_in_observation": False, "contact_cost_weight": 0.0}),
+    "Swimmer-v5": ("Swimmer-v5", {}),
+    "InvertedPendulum-v5": ("InvertedPendulum-v5", {}),
 }
 
 

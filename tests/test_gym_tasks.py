@@ -25,8 +25,8 @@ from benchmarks.gym_tasks import GYM_TASKS, gymnasium_env_args, task_name  # noq
 STEPS = 200
 # Short time limits exercise truncation: HalfCheetah never fails; Hopper's random episodes last ~10-25 steps,
 # so with 18 some end by the limit and some by falling.
-TIME_LIMITS = {"HalfCheetah-v5": 60, "HalfCheetah-v5-novel": 60, "Hopper-v5": 18}
-CAN_FAIL = {"Walker2d-v5", "Walker2d-v5-novel", "Hopper-v5", "Ant-v5"}
+TIME_LIMITS = {"HalfCheetah-v5": 60, "HalfCheetah-v5-novel": 60, "Hopper-v5": 18, "Swimmer-v5": 60, "InvertedPendulum-v5": 15}
+CAN_FAIL = {"Walker2d-v5", "Walker2d-v5-novel", "Hopper-v5", "Ant-v5", "InvertedPendulum-v5"}
 OBS_ATOL, OBS_RTOL, REWARD_ATOL = 1e-4, 1e-5, 1e-4
 MEASURED: dict[str, dict[str, float]] = {}  # max differences per env, printed with -s
 
@@ -113,7 +113,8 @@ def test_matches_gymnasium_step_by_step(env_id):
         assert failures >= 1, "an unhealthy state should have ended an episode"
 
 
-@pytest.mark.parametrize("env_id", ["Walker2d-v5", "Hopper-v5", "HalfCheetah-v5", "Ant-v5"])
+@pytest.mark.parametrize("env_id", ["Walker2d-v5", "Hopper-v5", "HalfCheetah-v5", "Ant-v5", "Swimmer-v5",
+                                    "InvertedPendulum-v5"])
 def test_physics_options_equal_the_xml_and_frame_skip(env_id):
     gym_id, kwargs = gymnasium_env_args(env_id)
     genv = gym.make(gym_id, disable_env_checker=True, **kwargs)
@@ -127,12 +128,14 @@ def test_physics_options_equal_the_xml_and_frame_skip(env_id):
     assert genv.spec.max_episode_steps == config.max_episode_steps
     engine_opt = cls(config).make_env().engine.model.opt
     for name in ("timestep", "integrator", "iterations", "ls_iterations", "tolerance", "ls_tolerance", "solver",
-                 "cone", "noslip_iterations", "impratio", "gravity", "disableflags", "enableflags"):
+                 "cone", "noslip_iterations", "impratio", "gravity", "density", "viscosity", "wind",
+                 "disableflags", "enableflags"):
         assert np.array_equal(getattr(engine_opt, name), getattr(u.model.opt, name)), name
 
 
 @pytest.mark.parametrize("env_id,qvel_noise", [("Walker2d-v5", "uniform"), ("Hopper-v5", "uniform"),
-                                               ("HalfCheetah-v5", "normal"), ("Ant-v5", "normal")])
+                                               ("HalfCheetah-v5", "normal"), ("Ant-v5", "normal"),
+                                               ("Swimmer-v5", "uniform"), ("InvertedPendulum-v5", "uniform")])
 def test_reset_noise_has_gymnasiums_distribution(env_id, qvel_noise):
     cls = GYM_TASKS[env_id]
     config = cls.config_class(num_envs=256, num_threads=1)
@@ -156,7 +159,7 @@ def test_registry_names_importable_tasks():
     from ktorch_sim.config import resolve_task
 
     assert set(GYM_TASKS) == {"Walker2d-v5", "Walker2d-v5-novel", "Hopper-v5", "HalfCheetah-v5",
-                              "HalfCheetah-v5-novel", "Ant-v5"}
+                              "HalfCheetah-v5-novel", "Ant-v5", "Swimmer-v5", "InvertedPendulum-v5"}
     for env_id, cls in GYM_TASKS.items():
         assert resolve_task(task_name(env_id)) == (cls, cls.config_class)
     assert task_name("Walker2d-v5") == "benchmarks.gym_tasks:Walker2dTask"
@@ -175,6 +178,6 @@ def test_missing_gymnasium_names_the_install_command(monkeypatch):
 def test_configs_round_trip_through_toml(tmp_path):
     from ktorch_sim.config import config_from_dict, load_config, save_config
 
-    for env_id in ("Hopper-v5", "Walker2d-v5-novel"):  # Hopper's healthy z range ends at inf
+    for env_id in ("Hopper-v5", "Walker2d-v5-novel", "InvertedPendulum-v5"):  # Hopper's healthy z range ends at inf
         config = config_from_dict({"task": {"name": task_name(env_id)}})
         assert load_config(save_config(config, tmp_path / f"{env_id}.toml")).task == config.task
