@@ -273,3 +273,18 @@ def test_runs_are_listed_in_seed_order(tmp_path):
     results = tool.load_results(tmp_path)
     assert [run["seed"] for run in results[("sb3", "Hopper-v5")]] == [0, 2, 10]
     assert "| 0, 2, 10 |" in tool.markdown_table(results)  # the per-seed finals, 0.5 printed as 0
+
+
+def test_curves_wrap_into_rows_of_four_panels(tmp_path):
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+
+    tool = _tool()
+    envs = [f"Task{i}-v5" for i in range(5)]
+    for env in envs:
+        _write(tmp_path, "sb3", env, 0, 100.0)
+    path = tmp_path / "curves.png"
+    tool.plot_curves(tool.load_results(tmp_path), path)
+    height, width = imread(path).shape[:2]
+    # 5 panels: 4 in the first row, 1 in the second; each panel 5 x 3.6 inches at 110 dpi.
+    assert (width, height) == (4 * 5 * 110, 2 * round(3.6 * 110))

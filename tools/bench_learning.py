@@ -31,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENVS = ("Walker2d-v5", "HalfCheetah-v5", "Ant-v5")
+PANELS_PER_ROW = 4  # the figure wraps its task panels into rows of this many
 DEFAULT_LIBS = ("ktorch-mlp", "sb3")
 
 
@@ -261,7 +262,8 @@ def rules_table(results: dict[tuple[str, str], list[dict]]) -> str:
 
 
 def plot_curves(results: dict[tuple[str, str], list[dict]], path: Path) -> None:
-    """One panel per task: mean training-episode return over seeds against env steps, min-max shaded."""
+    """One panel per task (up to :data:`PANELS_PER_ROW` a row): mean training-episode return over seeds against env
+    steps, min-max shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -269,8 +271,12 @@ def plot_curves(results: dict[tuple[str, str], list[dict]], path: Path) -> None:
     import numpy as np
 
     envs = sorted({env for _, env in results})
-    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env in zip(axes[0], envs):
+    cols = min(len(envs), PANELS_PER_ROW)
+    rows = -(-len(envs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(envs):]:
+        ax.set_visible(False)
+    for ax, env in zip(axes.flat, envs):
         for (lib, e), runs in sorted(results.items()):
             if e != env:
                 continue
