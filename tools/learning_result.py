@@ -48,6 +48,12 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("grad_clip_per_network", "ktorch-mlp-clip-actions__*", "ktorch-mlp-clip"),
     ("action_clip", "ktorch-mlp-clip__*", "ktorch-mlp-clip"),
     ("action_clip", "sb3-unclipped__*", "sb3-unclipped"),
+    # Two more of Gymnasium's tasks at today's defaults (seventeenth session).
+    ("more_tasks", "ktorch-mlp__*", "ktorch-mlp"),
+    ("more_tasks", "ktorch-mlp-norm__*", "ktorch-mlp-norm"),
+    ("more_tasks", "ktorch-gru__*", "ktorch-gru"),
+    ("more_tasks", "sb3__*", "sb3"),
+    ("more_tasks", "sb3-norm__*", "sb3-norm"),
 )
 # ppo.desynchronize_episodes, the default since the twelfth session; the feed-forward policy's input statistics
 # moving every step (ppo.normalizer_update = auto), since the fourteenth; the feed-forward policy on raw inputs
