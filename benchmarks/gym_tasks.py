@@ -499,6 +499,19 @@ class _HealthyTask(GymLocomotionTask[ConfigT]):
         return (*unhealthy, self.time_limit())
 
 
+class _ForwardProgressTask(GymLocomotionTask[ConfigT]):
+    """Forward velocity - control cost; only the time limit ends an episode (HalfCheetah, Swimmer)."""
+
+    def get_rewards(self, model: mujoco.MjModel) -> Sequence[ks.Reward]:
+        """``forward_reward_weight * v_x - ctrl_cost_weight * sum(a^2)``."""
+        c = self.config
+        return (ForwardVelocityReward(scale=c.forward_reward_weight), ControlCostPenalty(scale=c.ctrl_cost_weight))
+
+    def get_terminations(self, model: mujoco.MjModel) -> Sequence[ks.Termination]:
+        """End episodes by the time limit only."""
+        return (self.time_limit(),)
+
+
 class Walker2dTask(_HealthyTask[Walker2dConfig]):
     """Gymnasium's Walker2d-v5: a planar biped (6 motors, gear 100) walking forward.
 
@@ -552,7 +565,7 @@ class HopperTask(_HealthyTask[HopperConfig]):
                       state_range=c.healthy_state_range)
 
 
-class HalfCheetahTask(GymLocomotionTask[HalfCheetahConfig]):
+class HalfCheetahTask(_ForwardProgressTask[HalfCheetahConfig]):
     """Gymnasium's HalfCheetah-v5: a planar quadruped-like body (6 motors) running forward; never fails.
 
     Observation (17): ``qpos[1:]``, then ``qvel`` (unclipped). Reward: ``v_x - 0.1 * sum(a^2)``.
@@ -565,15 +578,6 @@ class HalfCheetahTask(GymLocomotionTask[HalfCheetahConfig]):
     def get_observations(self, model: mujoco.MjModel) -> Sequence[ks.Observation]:
         """``qpos[1:]`` and ``qvel``."""
         return (QposObservation(skip=1), QvelObservation())
-
-    def get_rewards(self, model: mujoco.MjModel) -> Sequence[ks.Reward]:
-        """``forward_reward_weight * v_x - ctrl_cost_weight * sum(a^2)``."""
-        c = self.config
-        return (ForwardVelocityReward(scale=c.forward_reward_weight), ControlCostPenalty(scale=c.ctrl_cost_weight))
-
-    def get_terminations(self, model: mujoco.MjModel) -> Sequence[ks.Termination]:
-        """End episodes by the time limit only."""
-        return (self.time_limit(),)
 
 
 class HalfCheetahNoVelocityTask(HalfCheetahTask):
@@ -622,7 +626,7 @@ class AntTask(_HealthyTask[AntConfig]):
         return ks.BadZTermination(min_z=low, max_z=high)
 
 
-class SwimmerTask(GymLocomotionTask[SwimmerConfig]):
+class SwimmerTask(_ForwardProgressTask[SwimmerConfig]):
     """Gymnasium's Swimmer-v5: a three-link swimmer (2 motors) in a viscous fluid, swimming along +x; never fails.
 
     Observation (8): ``qpos[2:]`` (heading and 2 joint angles), then ``qvel``. Reward: ``v_x - 1e-4 * sum(a^2)``,
@@ -636,15 +640,6 @@ class SwimmerTask(GymLocomotionTask[SwimmerConfig]):
     def get_observations(self, model: mujoco.MjModel) -> Sequence[ks.Observation]:
         """``qpos[2:]`` and ``qvel``."""
         return (QposObservation(skip=2), QvelObservation())
-
-    def get_rewards(self, model: mujoco.MjModel) -> Sequence[ks.Reward]:
-        """``forward_reward_weight * v_x - ctrl_cost_weight * sum(a^2)``."""
-        c = self.config
-        return (ForwardVelocityReward(scale=c.forward_reward_weight), ControlCostPenalty(scale=c.ctrl_cost_weight))
-
-    def get_terminations(self, model: mujoco.MjModel) -> Sequence[ks.Termination]:
-        """End episodes by the time limit only."""
-        return (self.time_limit(),)
 
 
 class InvertedPendulumTask(GymLocomotionTask[InvertedPendulumConfig]):
