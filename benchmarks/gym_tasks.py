@@ -265,6 +265,17 @@ class InvertedPendulumConfig(GymTaskConfig):
     reset_noise_scale: float = config_field(0.01, "Scale of the (uniform) reset noise on qpos and qvel.")
     max_pole_angle: float = config_field(0.2, "The episode fails once the pole's hinge angle exceeds this, rad.")
 
+    def check_inputs(self) -> None:
+        """The shared checks; a positive pole limit; and no forward or control weights, which this reward has not."""
+        super().check_inputs()
+        if not self.max_pole_angle > 0:
+            raise ValueError(f"max_pole_angle must be > 0 rad, got {self.max_pole_angle}")
+        unused = {name: getattr(self, name) for name in ("forward_reward_weight", "ctrl_cost_weight")
+                  if getattr(self, name) != type(self).__dataclass_fields__[name].default}
+        if unused:
+            raise ValueError(f"InvertedPendulum-v5's reward is 1 per step with the pole up; it has no forward or "
+                             f"control term, so {unused} would change nothing: leave them unset")
+
 
 # --- components that Gymnasium's semantics need ---------------------------------------------------
 

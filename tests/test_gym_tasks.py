@@ -181,3 +181,12 @@ def test_configs_round_trip_through_toml(tmp_path):
     for env_id in ("Hopper-v5", "Walker2d-v5-novel", "InvertedPendulum-v5"):  # Hopper's healthy z range ends at inf
         config = config_from_dict({"task": {"name": task_name(env_id)}})
         assert load_config(save_config(config, tmp_path / f"{env_id}.toml")).task == config.task
+
+
+def test_inverted_pendulum_rejects_reward_weights_it_does_not_have():
+    config = gym_tasks.InvertedPendulumConfig()
+    config.check_inputs()
+    with pytest.raises(ValueError, match="ctrl_cost_weight"):
+        gym_tasks.InvertedPendulumConfig(ctrl_cost_weight=0.5).check_inputs()
+    with pytest.raises(ValueError, match="max_pole_angle must be > 0"):
+        gym_tasks.InvertedPendulumConfig(max_pole_angle=0.0).check_inputs()
