@@ -288,3 +288,10 @@ def test_curves_wrap_into_rows_of_four_panels(tmp_path):
     height, width = imread(path).shape[:2]
     # 5 panels: 4 in the first row, 1 in the second; each panel 5 x 3.6 inches at 110 dpi.
     assert (width, height) == (4 * 5 * 110, 2 * round(3.6 * 110))
+
+
+def test_an_empty_results_folder_is_one_clear_error(tmp_path, capsys):
+    tool = _tool()
+    assert tool.main(["--out", str(tmp_path), "--no-run", "--plot", str(tmp_path / "curves.png")]) == 1
+    assert "no run JSONs in" in capsys.readouterr().err
+    assert not (tmp_path / "curves.png").exists()

@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         for failure in failures:
             print(failure, file=sys.stderr)
     results = load_results(args.out)
+    if not results:
+        print(f"no run JSONs in {args.out}: nothing to report or plot (run without --no-run first)", file=sys.stderr)
+        return 1
     report = markdown_table(results)
     if rules := rules_table(results):
         report += "\n\nFinal return by evaluation rule (benchmarks.learning.EVAL_RULES):\n\n" + rules
