@@ -252,6 +252,26 @@ def test_step_statistics_move_every_step_and_the_update_reads_the_stored_inputs(
     assert float(normalizer.count) == pytest.approx(prior + 2 * num_envs * num_steps)  # counted once, not twice
 
 
+@pytest.mark.parametrize("timing", ["step", "rollout"])
+def test_input_statistics_stop_after_normalizer_steps(tmp_path, timing):
+    """ppo.normalizer_steps: the actor's and the critic's input statistics take in the inputs of that many env
+    steps and then stay fixed, under either timing: the batch that reaches the count is merged whole (one step's
+    inputs under the step timing, the rollout's under the rollout timing); 0 (the default) keeps them moving."""
+    trainer = _cartpole_trainer(tmp_path / timing, normalize_observations=True, normalizer_update=timing,
+                                normalizer_steps=5)
+    per_rollout = trainer.env.num_envs * trainer.config.rollout_steps  # 4 worlds x 20 steps
+    trainer.iterate()
+    frozen = {k: v.clone() for k, v in trainer.task.normalizers.state_dict().items()}
+    merged = 2 * trainer.env.num_envs if timing == "step" else per_rollout  # the first batch to reach 5 rows
+    assert float(trainer.task.normalizers["actor"].count) == pytest.approx(1e-4 + merged)
+    trainer.iterate()
+    for key, value in trainer.task.normalizers.state_dict().items():
+        assert torch.equal(value, frozen[key]), key
+    moving = _cartpole_trainer(tmp_path / "moving", normalize_observations=True, normalizer_update=timing)
+    moving.iterate()
+    moving.iterate()
+    assert float(moving.task.normalizers["actor"].count) == pytest.approx(1e-4 + 2 * per_rollout)
+
 @pytest.mark.parametrize("policy", ["mlp", "gru"])
 @pytest.mark.parametrize("setting", ["auto", "rollout", "step"])
 def test_normalizer_update_resolves_per_policy(tmp_path, policy, setting):

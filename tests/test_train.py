@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from ktorch_sim.training.trainer import Trainer
@@ -107,6 +108,32 @@ def test_running_normalizer_merges_batches_exactly():
     out = norm(data)
     torch.testing.assert_close(out.mean(0), torch.zeros(4), atol=1e-3, rtol=0)
 
+
+
+def test_running_normalizer_stops_moving_at_its_limit():
+    """With ``until`` the batch that reaches the limit is merged whole (the statistics equal the pooled moments
+    of every row so far) and later batches leave mean, var and count as they are; a negative limit is refused."""
+    from ktorch_sim.algorithms.normalizer import RunningNormalizer
+
+    gen = torch.Generator().manual_seed(1)
+    first, second, later = (5.0 * torch.randn(n, 3, generator=gen) + 2.0 for n in (6, 6, 50))
+    norm = RunningNormalizer(3, until=10)
+    norm.update(first)
+    assert float(norm.count) < 10
+    norm.update(second)  # 12 rows: crosses the limit, merged whole
+    seen = torch.cat([first, second])
+    torch.testing.assert_close(norm.mean, seen.mean(0), atol=1e-4, rtol=0)
+    torch.testing.assert_close(norm.var, seen.var(0, unbiased=False), atol=1e-3, rtol=1e-4)
+    frozen = {k: v.clone() for k, v in norm.state_dict().items()}
+    norm.update(later)
+    for key, value in norm.state_dict().items():
+        assert torch.equal(value, frozen[key]), key
+    unlimited = RunningNormalizer(3)
+    for batch in (first, second, later):
+        unlimited.update(batch)
+    assert not torch.equal(unlimited.mean, norm.mean)  # without a limit the last batch moves them
+    with pytest.raises(ValueError, match="until must be >= 0"):
+        RunningNormalizer(3, until=-1)
 
 LAUNCH_SCRIPT = '''
 """A task defined in the script that launches it: its class lives in module __main__."""

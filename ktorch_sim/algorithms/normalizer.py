@@ -12,17 +12,23 @@ class RunningNormalizer(nn.Module):
     """``(x - mean) / sqrt(var + eps)`` with statistics updated from rollout data only.
 
     The statistics are buffers, so they are saved with the model's state dict and restored on
-    resume. Updates use the parallel (Chan et al.) merge of batch moments: no host sync.
+    resume. Updates use the parallel (Chan et al.) merge of batch moments: no host sync. With ``until``
+    the statistics stop moving after that many rows, so the policy's inputs keep one meaning from then on
+    (``ppo.normalizer_steps``).
     """
 
-    def __init__(self, size: int, eps: float = 1e-5, clip: float = 10.0) -> None:
-        """Statistics for inputs of width ``size``."""
+    def __init__(self, size: int, eps: float = 1e-5, clip: float = 10.0, until: float = 0.0) -> None:
+        """Statistics for inputs of width ``size``; ``until`` > 0: they stop moving once they hold that many
+        rows (rsl_rl's ``EmpiricalNormalization(until=...)``; the batch that crosses it is merged whole)."""
         super().__init__()
+        if until < 0:
+            raise ValueError(f"until must be >= 0 (0: no limit), got {until}")
         self.register_buffer("mean", torch.zeros(size))
         self.register_buffer("var", torch.ones(size))
         self.register_buffer("count", torch.tensor(1e-4))
         self.eps = eps
         self.clip = clip
+        self.until = until
         # Sums a tensor over training processes (set by ktorch_sim.training.distributed); None: one process.
         self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -52,8 +58,14 @@ class RunningNormalizer(nn.Module):
         batch_var = squares / n.clamp_min(1.0)
         delta = batch_mean - self.mean
         total = self.count + n
-        self.mean += delta * n / total
-        self.var.copy_((self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total)
+        mean = self.mean + delta * n / total
+        var = (self.var * self.count + batch_var * n + delta**2 * self.count * n / total) / total
+        if self.until > 0:  # past the limit the statistics stay as they are (a device-side choice: no host sync)
+            moving = self.count < self.until
+            mean, var, total = (torch.where(moving, new, old) for new, old in
+                                ((mean, self.mean), (var, self.var), (total, self.count)))
+        self.mean.copy_(mean)
+        self.var.copy_(var)
         self.count.copy_(total)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

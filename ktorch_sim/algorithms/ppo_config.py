@@ -119,6 +119,11 @@ class PPOConfig:
                 "auto: step for a feed-forward policy, rollout for a recurrent one, each measured the better on "
                 "Hopper (step against rollout: the normalized mlp 1,086 against 778 over 8 seeds, the gru 1,061 "
                 "against 1,578 over 10; docs/learning.md, fourteenth session).", choices=("auto", "rollout", "step"))
+    normalizer_steps: int = config_field(
+        0, "Env steps (transitions, of every world and process) whose inputs the statistics of "
+           "ppo.normalize_observations take in; from then on they stay fixed, so each input keeps one meaning "
+           "for the policy (rsl_rl's EmpiricalNormalization until; the batch that reaches the count, one step's "
+           "or one rollout's inputs per ppo.normalizer_update, is merged whole). 0: they move for the whole run.")
     normalize_rewards: bool | None = config_field(
         None, "Divide rewards by the running std of the discounted return, clipped to +-10 (SB3's VecNormalize, "
               "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "
@@ -239,7 +244,8 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
         require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
     for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps", "desired_kl"):
         require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
-    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
+    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps",
+                 "normalizer_steps"):
         require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
     require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
              f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")

@@ -85,6 +85,8 @@ class Trainer:
         if config.ppo.desynchronize_episodes:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
         self.model, spec = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
+        for normalizer in (task.normalizers or {}).values():
+            normalizer.until = float(config.ppo.normalizer_steps)
         self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         # Inputs are normalized and their statistics move every step: the rollout stores the normalized inputs.
         step_statistics = spec.normalize_inputs and config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
