@@ -67,7 +67,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "defaults-mlp": {"task": {}, "ppo": {}, "model": {"policy": "mlp"}},
     "defaults-gru": {"task": {}, "ppo": {}, "model": {"policy": "gru"}},
 }
-LIBS = (*PRESETS, "sb3", "sb3-norm", "sb3-unclipped")
+LIBS = (*PRESETS, "sb3", "sb3-norm", "sb3-norm-frozen", "sb3-unclipped")
+# sb3-norm-frozen: VecNormalize's statistics stop moving after this many steps, as ktorch_sim's
+# ppo.normalizer_steps = 20480 (eighteenth session).
+SB3_FROZEN_AFTER = 20_480
 EVAL_EPISODES = 10
 EVAL_RULES = ("deterministic", "heaviest", "density_mode", "mixture_mean", "mode_near_mean", "sample")
 CURVE_POINTS = 20
@@ -94,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     if args.lib.startswith("sb3"):
-        result = run_sb3(args.env, args.seed, args.steps, normalize_observations=args.lib == "sb3-norm",
-                         clip_actions=args.lib != "sb3-unclipped")
+        result = run_sb3(args.env, args.seed, args.steps, normalize_observations=args.lib.startswith("sb3-norm"),
+                         clip_actions=args.lib != "sb3-unclipped",
+                         normalizer_steps=SB3_FROZEN_AFTER if args.lib == "sb3-norm-frozen" else 0)
     else:
         result = run_ktorch(args.lib, args.env, args.seed, args.steps, args.overrides)
     result.update(lib=args.lib, env=args.env, seed=args.seed, steps=args.steps, overrides=args.overrides,
@@ -207,13 +211,15 @@ def _act(dist: Any, rule: str, generator: Any) -> Any:
 # --- Stable-Baselines3 ------------------------------------------------------------------------------
 
 
-def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = False, clip_actions: bool = True
-            ) -> dict[str, Any]:
+def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = False, clip_actions: bool = True,
+            normalizer_steps: int = 0) -> dict[str, Any]:
     """Train SB3's PPO with its default (MuJoCo) hyperparameters on Gymnasium's env; evaluate as above.
 
     ``normalize_observations`` wraps the env in SB3's ``VecNormalize(norm_reward=False)`` (running mean/std of
     the observations, updated at every step; lib ``sb3-norm``): the reference for ktorch_sim runs with
     ``ppo.normalize_observations = true``. Evaluation then reads the training statistics, frozen.
+    ``normalizer_steps`` > 0 (lib ``sb3-norm-frozen``): the statistics stop moving once that many steps have been
+    taken (``VecNormalize.training`` set to False), as ktorch_sim's ``ppo.normalizer_steps``.
 
     SB3 clips each sampled action to the env's action space before stepping (so Gymnasium's control cost sees at
     most 1 per joint); ktorch_sim passes the sample as it is unless ``task.clip_actions`` is set. With
@@ -237,7 +243,7 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
     if normalize_observations:
         env = VecNormalize(env, norm_obs=True, norm_reward=False)
     model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
-    model.learn(total_timesteps=steps)
+    model.learn(total_timesteps=steps, callback=_FreezeStatistics(env, normalizer_steps) if normalizer_steps else None)
     ends = np.cumsum(monitor.get_episode_lengths())
     episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, monitor.get_episode_rewards())]
     eval_monitor = Monitor(wrap(gym.make(gym_id, **make_kwargs)))
@@ -253,10 +259,24 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
                       "returns": [round(float(r), 2) for r in returns], "lengths": [int(n) for n in lengths]},
             "config": {"sb3": stable_baselines3.__version__, "hyperparameters": "PPO defaults",
                        "normalize_observations": normalize_observations, "clip_actions": clip_actions,
+                       "normalizer_steps": normalizer_steps,
                        "n_steps": model.n_steps, "batch_size": model.batch_size, "n_epochs": model.n_epochs,
                        "learning_rate": 3e-4, "gamma": model.gamma, "gae_lambda": model.gae_lambda,
                        "gymnasium_id": gym_id, "make_kwargs": make_kwargs},
             "train_episodes": len(episodes)}
+
+
+def _FreezeStatistics(env: Any, after: int) -> Any:  # noqa: N802 (a class made on demand: SB3 is optional)
+    """An SB3 callback that stops ``env``'s (a ``VecNormalize``) statistics once ``after`` steps are taken."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class FreezeStatistics(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= after:
+                env.training = False
+            return True
+
+    return FreezeStatistics()
 
 
 def _unbounded_actions(env: Any) -> Any:

@@ -205,6 +205,34 @@ def test_sb3_norm_trains_and_evaluates_on_normalized_observations():
     assert normalized["final"]["returns"] != plain["final"]["returns"]
 
 
+def test_sb3_norm_frozen_stops_the_statistics_after_its_steps():
+    """``sb3-norm-frozen``: VecNormalize's statistics take in the first ``normalizer_steps`` steps and then stay as
+    they are; without the limit they keep moving to the end of training."""
+    pytest.importorskip("stable_baselines3")
+    from stable_baselines3.common import vec_env
+
+    from benchmarks.learning import run_sb3
+
+    counts = {}
+    original = vec_env.VecNormalize.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        counts.setdefault("envs", []).append(self)
+
+    vec_env.VecNormalize.__init__ = recording_init
+    try:
+        frozen = run_sb3("Hopper-v5", 0, 128, normalize_observations=True, normalizer_steps=40)
+        training_env = counts["envs"][0]
+        counts.clear()
+        moving = run_sb3("Hopper-v5", 0, 128, normalize_observations=True)
+    finally:
+        vec_env.VecNormalize.__init__ = original
+    assert frozen["config"]["normalizer_steps"] == 40 and moving["config"]["normalizer_steps"] == 0
+    assert training_env.obs_rms.count == pytest.approx(1e-4 + 1 + 40)  # the reset observation and 40 steps
+    # SB3 collects whole rollouts: the moving statistics took in every step of its first (n_steps) one.
+    assert counts["envs"][0].obs_rms.count == pytest.approx(1e-4 + 1 + moving["config"]["n_steps"])
+
 def test_sb3_unclipped_passes_the_raw_action_to_the_env():
     """``sb3-unclipped``: the env SB3 trains declares bounds no Gaussian sample reaches, so SB3's clip to the action
     space lets its samples (std 1 at the start) through beyond +-1, where plain SB3 clips them to [-1, 1]."""
