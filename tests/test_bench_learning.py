@@ -323,3 +323,23 @@ def test_an_empty_results_folder_is_one_clear_error(tmp_path, capsys):
     assert tool.main(["--out", str(tmp_path), "--no-run", "--plot", str(tmp_path / "curves.png")]) == 1
     assert "no run JSONs in" in capsys.readouterr().err
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_fixed_input_statistics_probe_records_then_holds_the_statistics():
+    """``benchmarks.fixed_input_statistics``: ``record`` returns the pooled mean/var of every rollout's raw inputs;
+    ``fixed`` trains with exactly those statistics and never moves them; a mode without its stats is refused."""
+    pytest.importorskip("gymnasium")
+    import torch
+
+    from benchmarks import fixed_input_statistics as probe
+
+    recorded = probe.run("record", "Hopper-v5", 0, 2048)
+    assert len(recorded["mean"]) == len(recorded["var"]) == 11 and recorded["inputs"] == []
+    assert 1.0 < recorded["mean"][0] < 1.4  # the torso's height, near its start of 1.25 m
+    fixed = probe.run("fixed", "Hopper-v5", 0, 4096, stats=recorded)
+    assert "statistics_at_end" not in recorded
+    for key in ("mean", "var"):  # loaded before the first step, held through two iterations
+        torch.testing.assert_close(torch.tensor(fixed["statistics_at_end"][key]), torch.tensor(recorded[key]))
+    assert fixed["inputs"] == []  # two iterations: nothing recorded before the tenth
+    with pytest.raises(ValueError, match="mode must be"):
+        probe.run("fixed", "Hopper-v5", 0, 2048)
