@@ -11,8 +11,9 @@ the ratio to SB3) and ``--plot`` the training curves (mean over seeds, shaded mi
 whatever JSONs are there. Libraries: ``ktorch-mlp``, ``ktorch-gru`` (ktorch_sim presets in
 ``benchmarks/learning.py``), ``defaults-mlp``, ``defaults-gru`` (ktorch_sim with nothing set but the
 policy), ``sb3`` (SB3's PPO with its defaults), ``sb3-norm`` (the same with SB3's observation
-normalization, ``VecNormalize(norm_reward=False)``) and ``sb3-unclipped`` (SB3 with its action clip made a
-no-op, so the env sees raw samples as ktorch_sim's unclamped runs do). ``--set`` passes a
+normalization, ``VecNormalize(norm_reward=False)``), ``sb3-norm-frozen`` (the same with the statistics held
+after 20,480 steps) and ``sb3-unclipped`` (SB3 with its action clip made a no-op, so the env sees raw samples as
+ktorch_sim's unclamped runs do). ``--set`` passes a
 ktorch_sim config override to every ktorch run, ``--tag`` names such a variant's files.
 """
 
@@ -92,7 +93,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
 
 
 def _is_sb3(lib: str) -> bool:
-    """SB3's runs (``sb3``, ``sb3-norm``, ``sb3-unclipped``) take no ktorch_sim overrides and no variant tag."""
+    """SB3's runs (``sb3``, ``sb3-norm``, ``sb3-norm-frozen``, ``sb3-unclipped``) take no ktorch_sim overrides and
+    no variant tag."""
     return lib.startswith("sb3")
 
 

@@ -54,6 +54,10 @@ SOURCES: tuple[tuple[str, str, str], ...] = (
     ("more_tasks", "ktorch-gru__*", "ktorch-gru"),
     ("more_tasks", "sb3__*", "sb3"),
     ("more_tasks", "sb3-norm__*", "sb3-norm"),
+    # Normalized inputs whose statistics stop moving after 20,480 steps (ppo.normalizer_steps; eighteenth session),
+    # and SB3's VecNormalize held after as many steps.
+    ("normalizer_steps", "ktorch-mlp-norm-frozen__*", "ktorch-mlp-norm-frozen"),
+    ("normalizer_steps", "sb3-norm-frozen__*", "sb3-norm-frozen"),
 )
 # ppo.desynchronize_episodes, the default since the twelfth session; the feed-forward policy's input statistics
 # moving every step (ppo.normalizer_update = auto), since the fourteenth; the feed-forward policy on raw inputs
