@@ -272,6 +272,16 @@ def test_input_statistics_stop_after_normalizer_steps(tmp_path, timing):
     moving.iterate()
     assert float(moving.task.normalizers["actor"].count) == pytest.approx(1e-4 + 2 * per_rollout)
 
+
+def test_normalizer_steps_on_raw_inputs_is_one_config_error(tmp_path):
+    """A limit on input statistics that do not exist (the mlp's raw inputs) is refused with one line naming the key,
+    before the run directory is made, instead of doing nothing."""
+    from ktorch_sim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ppo.normalizer_steps: is 100, but this policy's inputs are not normalized"):
+        _cartpole_trainer(tmp_path / "runs", normalize_observations=False, normalizer_steps=100)
+    assert not (tmp_path / "runs").exists()
+
 @pytest.mark.parametrize("policy", ["mlp", "gru"])
 @pytest.mark.parametrize("setting", ["auto", "rollout", "step"])
 def test_normalizer_update_resolves_per_policy(tmp_path, policy, setting):

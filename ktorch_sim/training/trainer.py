@@ -32,7 +32,7 @@ from ktorch_sim.checkpoint import (
     restore_rng_state,
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
-from ktorch_sim.errors import RunFinished
+from ktorch_sim.errors import ConfigError, RunFinished
 from ktorch_sim.ppo_task import PPOTask, build_policy
 from ktorch_sim.training import distributed
 from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
@@ -46,6 +46,17 @@ COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.dept
 
 # Env counters of world resets forced by broken physics or non-finite actions -> logged as ``physics/<name>``.
 HEALTH_METRICS = {"bad_physics": "bad_worlds", "overflow": "overflow_worlds", "bad_action": "bad_actions"}
+
+
+def _limit_input_statistics(task: PPOTask, steps: int) -> None:
+    """Stop ``task``'s input statistics after ``steps`` env steps (``ppo.normalizer_steps``; 0: never); a limit
+    on inputs that are not normalized is a config error rather than a setting that silently does nothing."""
+    if steps and task.normalizers is None:
+        raise ConfigError(f"is {steps}, but this policy's inputs are not normalized (ppo.normalize_observations "
+                          "is false or resolved to false): set ppo.normalize_observations = true, or leave "
+                          "ppo.normalizer_steps at 0", key="ppo.normalizer_steps")
+    for normalizer in (task.normalizers or {}).values():
+        normalizer.until = float(steps)
 
 
 class Trainer:
@@ -85,8 +96,7 @@ class Trainer:
         if config.ppo.desynchronize_episodes:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
         self.model, spec = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
-        for normalizer in (task.normalizers or {}).values():
-            normalizer.until = float(config.ppo.normalizer_steps)
+        _limit_input_statistics(task, config.ppo.normalizer_steps)
         self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
         # Inputs are normalized and their statistics move every step: the rollout stores the normalized inputs.
         step_statistics = spec.normalize_inputs and config.ppo.updates_statistics_each_step(is_recurrent(self.carry))
