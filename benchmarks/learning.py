@@ -243,7 +243,8 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
     if normalize_observations:
         env = VecNormalize(env, norm_obs=True, norm_reward=False)
     model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0)
-    model.learn(total_timesteps=steps, callback=_FreezeStatistics(env, normalizer_steps) if normalizer_steps else None)
+    freezer = _statistics_freezer(env, normalizer_steps) if normalizer_steps else None
+    model.learn(total_timesteps=steps, callback=freezer)
     ends = np.cumsum(monitor.get_episode_lengths())
     episodes = [(int(t), float(r), 1.0) for t, r in zip(ends, monitor.get_episode_rewards())]
     eval_monitor = Monitor(wrap(gym.make(gym_id, **make_kwargs)))
@@ -266,8 +267,9 @@ def run_sb3(env_id: str, seed: int, steps: int, normalize_observations: bool = F
             "train_episodes": len(episodes)}
 
 
-def _FreezeStatistics(env: Any, after: int) -> Any:  # noqa: N802 (a class made on demand: SB3 is optional)
-    """An SB3 callback that stops ``env``'s (a ``VecNormalize``) statistics once ``after`` steps are taken."""
+def _statistics_freezer(env: Any, after: int) -> Any:
+    """An SB3 callback that stops ``env``'s (a ``VecNormalize``) statistics once ``after`` steps are taken (the class
+    is made here, as SB3 is an optional extra)."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class FreezeStatistics(BaseCallback):
