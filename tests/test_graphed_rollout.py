@@ -11,17 +11,20 @@ from ktorch_sim.config import load_config
 from ktorch_sim.training.trainer import Trainer
 
 
-def _trainer(tmp_path, name):
-    config = load_config(None, ["task.name=kbot_walk", "task.num_envs=4", "task.engine=mujoco", "task.device=cpu",
+def _trainer(tmp_path, name, *extra: str):
+    config = load_config(None, [*extra, "task.name=kbot_walk", "task.num_envs=4", "task.engine=mujoco", "task.device=cpu",
                                 "ppo.batch_size=2", "model.hidden_size=16", "model.depth=2", "model.num_mixtures=2",
                                 "ppo.normalize_observations=true", "task.episode_length_seconds=0.1",
                                 "logging.wandb_mode=disabled", f"logging.run_dir={tmp_path / name}"])
     return Trainer(config)
 
 
+@pytest.mark.parametrize("limit", [0, 20])
 @pytest.mark.parametrize("step_statistics", [False, True])
-def test_eager_body_equals_plain_collector_over_rollouts_with_resets(tmp_path, step_statistics):
-    plain, graphed = _trainer(tmp_path, "a"), _trainer(tmp_path, "b")
+def test_eager_body_equals_plain_collector_over_rollouts_with_resets(tmp_path, step_statistics, limit):
+    """Also with ``ppo.normalizer_steps``: the step body stops the statistics where the plain collector does."""
+    extra = f"ppo.normalizer_steps={limit}"
+    plain, graphed = _trainer(tmp_path, "a", extra), _trainer(tmp_path, "b", extra)
     steps = 12
     collectors = [RolloutCollector(plain.env, plain.task, steps, plain.generator, step_statistics),
                   GraphedRolloutCollector(graphed.env, graphed.task, steps, graphed.generator, mode="eager",
@@ -46,6 +49,8 @@ def test_eager_body_equals_plain_collector_over_rollouts_with_resets(tmp_path, s
     for name, value in plain.task.normalizers.state_dict().items():
         assert torch.equal(value, graphed.task.normalizers.state_dict()[name]), name
     assert (float(plain.task.normalizers["actor"].count) > 1) == step_statistics  # moved while collecting
+    if step_statistics and limit:  # 4 worlds a step: the fifth step's inputs reach 20 rows, then nothing moves
+        assert float(graphed.task.normalizers["actor"].count) == pytest.approx(1e-4 + limit)
 
 
 def test_cuda_graph_mode_needs_cuda(tmp_path):
