@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,45 +28,44 @@ RECORD_EVERY = 10  # iterations
 
 def run(mode: str, env_id: str, seed: int, steps: int, stats: dict[str, list[float]] | None = None
         ) -> dict[str, Any]:
-    """Train and evaluate as :func:`benchmarks.learning.run_ktorch` does; ``mode`` is ``record`` or ``fixed``."""
-    from ktorch_sim.training.trainer import Trainer
-
+    """:func:`benchmarks.learning.run_ktorch` of the ``ktorch-mlp`` preset, probed; ``mode`` is ``record`` or
+    ``fixed`` (with ``stats``, a record run's result)."""
     if mode not in ("record", "fixed") or (mode == "fixed") != (stats is not None):
         raise ValueError(f"mode must be 'record' (no stats) or 'fixed' (with stats), got {mode!r}")
+    seen: list[RunningNormalizer] = []  # record: the pooled statistics of every rollout's raw inputs
+    inputs: list[dict[str, Any]] = []
+    held: dict[str, list[float]] = {}  # fixed: what the normalizer holds after the last iteration
+
+    def load(trainer: Any) -> None:
+        for normalizer in trainer.task.normalizers.values():
+            normalizer.mean.copy_(torch.tensor(stats["mean"]))
+            normalizer.var.copy_(torch.tensor(stats["var"]))
+            normalizer.count.fill_(1.0)
+            normalizer.until = 1.0  # already reached: the statistics never move
+
+    def observe(trainer: Any) -> None:
+        buffer = trainer.collector.buffer
+        raw = trainer.task.actor_features(buffer["observation"], buffer["command"])
+        if mode == "record":
+            if not seen:
+                seen.append(RunningNormalizer(raw.shape[-1]))
+            seen[0].update(raw)
+            return
+        normalizer = trainer.task.normalizers["actor"]
+        held.update(mean=normalizer.mean.tolist(), var=normalizer.var.tolist())
+        if trainer.iteration % RECORD_EVERY == 0:
+            clipped = (normalizer(raw).abs() >= normalizer.clip).reshape(-1, raw.shape[-1]).float().mean(0)
+            inputs.append({"steps": trainer.env_steps, "std": _rounded(normalizer.var.sqrt()),
+                           "clipped": _rounded(clipped)})
+
     overrides = ["ppo.normalize_observations=true"] if mode == "fixed" else []
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(learning.ktorch_config("ktorch-mlp", env_id, seed, steps, overrides, run_dir))
-        task = trainer.task
-        if stats is not None:
-            for normalizer in task.normalizers.values():
-                normalizer.mean.copy_(torch.tensor(stats["mean"]))
-                normalizer.var.copy_(torch.tensor(stats["var"]))
-                normalizer.count.fill_(1.0)
-                normalizer.until = 1.0  # already reached: the statistics never move
-        seen = None
-        episodes: list[tuple[int, float, float]] = []
-        inputs: list[dict[str, Any]] = []
-        while trainer.env_steps < steps:
-            metrics = trainer.iterate()
-            episodes.append((trainer.env_steps, metrics["episode/return"], metrics["episode/count"]))
-            buffer = trainer.collector.buffer
-            raw = task.actor_features(buffer["observation"], buffer["command"])
-            if mode == "record":
-                seen = seen or RunningNormalizer(raw.shape[-1])
-                seen.update(raw)
-            elif trainer.iteration % RECORD_EVERY == 0:
-                normalizer = task.normalizers["actor"]
-                clipped = (normalizer(raw).abs() >= normalizer.clip).reshape(-1, raw.shape[-1]).float().mean(0)
-                inputs.append({"steps": trainer.env_steps, "std": _rounded(normalizer.var.sqrt()),
-                               "clipped": _rounded(clipped)})
-        final = learning.evaluate_ktorch(trainer, seed)
-        held = task.normalizers["actor"] if task.normalizers is not None else None
-    result = {"curve": learning._bin_curve(episodes, steps), "final": final, "mode": mode, "inputs": inputs,
-              "lib": f"ktorch-mlp-{mode}-statistics", "env": env_id, "seed": seed, "steps": steps}
-    if seen is not None:
-        result.update(mean=seen.mean.tolist(), var=seen.var.tolist())
-    if held is not None:  # what the normalizer holds after training and evaluation (fixed: what was loaded)
-        result["statistics_at_end"] = {"mean": held.mean.tolist(), "var": held.var.tolist()}
+    result = learning.run_ktorch("ktorch-mlp", env_id, seed, steps, overrides,
+                                 setup=load if mode == "fixed" else None, after_iteration=observe)
+    result.update(mode=mode, inputs=inputs, lib=f"ktorch-mlp-{mode}-statistics", env=env_id, seed=seed, steps=steps)
+    if seen:
+        result.update(mean=seen[0].mean.tolist(), var=seen[0].var.tolist())
+    if held:
+        result["statistics_at_end"] = held
     return result
 
 

@@ -26,6 +26,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,18 +134,28 @@ def ktorch_config(lib: str, env_id: str, seed: int, steps: int, overrides: list[
     return config_from_dict(data, overrides, source=f"benchmark preset {lib}")
 
 
-def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str]) -> dict[str, Any]:
-    """Train with ktorch_sim's PPO and evaluate deterministically; returns the result dict."""
+def run_ktorch(lib: str, env_id: str, seed: int, steps: int, overrides: list[str],
+               setup: Callable[[Any], None] | None = None, after_iteration: Callable[[Any], None] | None = None
+               ) -> dict[str, Any]:
+    """Train with ktorch_sim's PPO and evaluate deterministically; returns the result dict.
+
+    ``setup(trainer)`` runs once before the first iteration and ``after_iteration(trainer)`` after each (probes that
+    change or record the run, e.g. :mod:`benchmarks.fixed_input_statistics`).
+    """
     from ktorch_sim.config import to_dict
     from ktorch_sim.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as run_dir:
         config = ktorch_config(lib, env_id, seed, steps, overrides, run_dir)
         trainer = Trainer(config)
+        if setup is not None:
+            setup(trainer)
         episodes: list[tuple[int, float, float]] = []  # (env steps at the end of the iteration, mean return, count)
         diagnostics: list[list[Any]] = []  # [env steps, {update metric: value}] every DIAGNOSTICS_EVERY iterations
         while trainer.env_steps < steps:
             metrics = trainer.iterate()
+            if after_iteration is not None:
+                after_iteration(trainer)
             episodes.append((trainer.env_steps, metrics["episode/return"], metrics["episode/count"]))
             if trainer.iteration % DIAGNOSTICS_EVERY == 0:
                 diagnostics.append([trainer.env_steps, {k: round(metrics[k], 5) for k in DIAGNOSTICS if k in metrics}])
