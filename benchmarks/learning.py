@@ -41,12 +41,16 @@ import numpy as np
 # the twelfth session): HalfCheetah's normalized MLP 1,119 -> 1,577, the velocity-free HalfCheetah's GRU 754 -> 1,797
 # (it cost the GRU on Ant: 1,221 -> 920 over seeds 0-3, thirteenth session).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Raw inputs, as SB3's default: the reference row of every comparison on docs/learning.md. The library's mlp
+    # default since the nineteenth session normalizes its inputs and holds the statistics after a tenth of the
+    # budget, the `ktorch-mlp-norm-frozen` rows (this preset with ppo.normalize_observations = true and
+    # ppo.normalizer_steps = 20480 at 204,800 steps).
     "ktorch-mlp": {
         "task": {"num_envs": 8},
         "rollout": {"steps": 256},
         "ppo": {"minibatch_size": 64, "num_passes": 10, "learning_rate": 3e-4,
                 "gamma": 0.99, "lam": 0.95, "clip_param": 0.2, "entropy_coef": 0.0, "kl_coef": 0.0,
-                "desynchronize_episodes": True},
+                "desynchronize_episodes": True, "normalize_observations": False},
         "model": {"policy": "mlp", "mlp_hidden": [64, 64], "activation": "tanh"},
     },
     # The GRU normalizes its inputs (running mean/std): over seeds 0-2 it lifted HalfCheetah from 0.62 to 1.74

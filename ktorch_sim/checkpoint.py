@@ -54,6 +54,7 @@ __all__ = [
     "capture_rng_state",
     "check_compatible",
     "load_checkpoint",
+    "resolved_config",
     "restore_rng_state",
     "save_checkpoint",
 ]
@@ -224,6 +225,23 @@ def check_compatible(
             new_s = "<unset>" if new is _MISSING else repr(new) if isinstance(new, str) else new
             raise CheckpointError(f"{where} was trained with {key}={old_s}, this config has {new_s}; "
                                   "use the checkpoint's value to continue it, or start a new run")
+
+
+def resolved_config(state: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the config dict of checkpoint ``state`` with its input normalization as its run resolved it.
+
+    The trainer saves ``ppo.normalize_observations`` and ``ppo.normalizer_steps`` resolved. A checkpoint from
+    before that saves none (automatic) for the first, which resolved by an older rule (the mlp raw), and may
+    lack the second: the normalizer weights tell the first, and the second was 0 (statistics that moved all run).
+    """
+    config = dict(state["config"])
+    ppo = dict(config.get("ppo") or {})
+    if ppo.get("normalize_observations") is None:
+        ppo["normalize_observations"] = state.get("normalizer") is not None
+    if ppo.get("normalizer_steps") is None:
+        ppo["normalizer_steps"] = 0
+    config["ppo"] = ppo
+    return config
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -249,18 +249,20 @@ def policy_spec(task: PPOTask, env: Any, first: TensorDict, model: ModelConfig |
                       model=model or ModelConfig(), normalize_inputs=normalize_inputs)
 
 
-def normalizes_inputs(task: PPOTask, model: ModelConfig, setting: bool | None) -> bool:
+def normalizes_inputs(task: PPOTask, model: ModelConfig, setting: bool | None, by_default: bool | None = None) -> bool:
     """Whether ``task``'s policy inputs are normalized under ``ppo.normalize_observations = setting``.
 
-    None (automatic): for the recurrent policy, whose benchmark runs gain from it, not for the MLP, whose
-    Hopper runs lose (docs/learning.md). The normalizers sit between :meth:`PPOTask.actor_features` and
-    :meth:`PPOTask.actor_inputs`; a task that replaces ``actor_inputs`` or ``critic_inputs`` themselves
-    feeds its networks directly, so the automatic setting leaves it raw and ``true`` is refused.
+    None (automatic): ``by_default``, what the run's ``[ppo]`` section makes of it
+    (:meth:`~ktorch_sim.algorithms.ppo_config.PPOConfig.normalizes_inputs_by_default`: the gru, and the mlp of a
+    run with a step budget; None: the gru only, a run without one). The normalizers sit between
+    :meth:`PPOTask.actor_features` and :meth:`PPOTask.actor_inputs`; a task that replaces ``actor_inputs`` or
+    ``critic_inputs`` themselves feeds its networks directly, so the automatic setting leaves it raw and ``true``
+    is refused.
     """
     own_inputs = [name for name in ("actor_inputs", "critic_inputs")
                   if getattr(type(task), name) is not getattr(PPOTask, name)]
     if setting is None:
-        return model.policy == "gru" and not own_inputs
+        return (model.policy == "gru" if by_default is None else by_default) and not own_inputs
     if setting and own_inputs:
         raise ConfigError(f"is true, but {type(task).__name__} overrides {' and '.join(own_inputs)}, which then "
                           "skip the normalizers: override actor_features / critic_features instead (the raw "

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(e, file=sys.stderr)
         return 0
     # After the bad-input checks, so an error stays the only line.
-    layout = layout_note(config)
+    layout = layout_note(config, trainer.config)
     for line in (*notes, *cap_notes(config), *([layout] if layout else [])):
         print(line, file=sys.stderr)
     from ktorch_sim.training import distributed

@@ -164,7 +164,9 @@ def test_curve_bins_weight_by_episode_counts():
 @pytest.mark.parametrize("lib", ["ktorch-mlp", "ktorch-gru"])
 def test_the_benchmark_presets_are_the_library_defaults(lib, tmp_path):
     """What the learning benchmark measures is what a user gets: each preset resolves to the library's default
-    settings for its policy (the presets spell them out so the benchmark does not drift with a default)."""
+    settings for its policy (the presets spell them out so the benchmark does not drift with a default), except
+    the mlp preset's raw inputs (the reference row): the mlp's default normalizes them and holds the statistics
+    after a tenth of the budget, as the `ktorch-mlp-norm-frozen` rows (20,480 of 204,800 steps)."""
     from benchmarks.gym_tasks import task_name
     from benchmarks.learning import ktorch_config
     from ktorch_sim.config import config_from_dict
@@ -186,6 +188,8 @@ def test_the_benchmark_presets_are_the_library_defaults(lib, tmp_path):
     recurrent = policy == "gru"
     assert preset.ppo.layout(8, 256, recurrent) == defaults.ppo.layout(8, 256, recurrent)
     assert bool(preset.ppo.normalize_observations) == recurrent and defaults.ppo.normalize_observations is None
+    assert defaults.ppo.normalizes_inputs_by_default(defaults.model)
+    assert defaults.ppo.input_statistics_steps(defaults.model) == (0 if recurrent else 20_480)
     assert preset.ppo.kl_target(recurrent) == defaults.ppo.kl_target(recurrent) == (0.03 if recurrent else None)
     assert preset.ppo.target_kl_stops == defaults.ppo.target_kl_stops == "actor"
     assert (preset.ppo.scales_returns(recurrent, inputs_normalized=recurrent)

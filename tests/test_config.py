@@ -294,7 +294,8 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["ppo.target_kl=-0.1"], "--set ppo.target_kl: must be >= 0 (0: never stop) or none (automatic), got -0.1"),
     (["ppo.target_kl_window=0"],
      "--set ppo.target_kl_window: must be >= 1 (the number of minibatch KLs averaged), got 0"),
-    (["ppo.normalizer_steps=-5"], "--set ppo.normalizer_steps: must be >= 0, got -5"),
+    (["ppo.normalizer_steps=-5"],
+     "--set ppo.normalizer_steps: must be >= 0 (0: never stop) or none (automatic), got -5"),
     (["model.history=0"], "--set model.history: must be >= 1, got 0"),
     (["model.history=4"], '--set model.history: is an input window for the mlp policy (a gru carries its own memory); '
                           'got 4 with model.policy = "gru": set model.history = 1 or model.policy = "mlp"'),

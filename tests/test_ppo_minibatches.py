@@ -192,8 +192,9 @@ def test_returns_are_normalized_automatically_for_a_recurrent_policy_with_normal
 
 
 def _cartpole_trainer(run_dir, *, num_envs: int = 4, seconds: float = 0.4, policy: str = "mlp",
-                      clip_actions: float | None = None, **ppo):
-    """A Trainer on the test cart-pole with a tiny policy; ``ppo`` sets PPOConfig fields."""
+                      clip_actions: float | None = None, history: int = 1, resume=None, **ppo):
+    """A Trainer on the test cart-pole with a tiny policy; ``ppo`` sets PPOConfig fields; ``resume``: a run
+    directory to continue."""
     from ktorch_sim.config import CheckpointConfig, LoggingConfig, ModelConfig, TrainConfig
     from ktorch_sim.training.trainer import Trainer
     from tests.cartpole import CartpoleConfig
@@ -201,9 +202,10 @@ def _cartpole_trainer(run_dir, *, num_envs: int = 4, seconds: float = 0.4, polic
     return Trainer(TrainConfig(
         task_name="tests.cartpole:CartpoleTask", task=CartpoleConfig(num_envs=num_envs, clip_actions=clip_actions),
         ppo=PPOConfig(rollout_length_seconds=seconds, batch_size=num_envs, **ppo),
-        model=ModelConfig(policy=policy, mlp_hidden=(8,), hidden_size=8, head_hidden=(8,), num_mixtures=2),
+        model=ModelConfig(policy=policy, mlp_hidden=(8,), hidden_size=8, head_hidden=(8,), num_mixtures=2,
+                          history=history),
         logging=LoggingConfig(wandb_mode="disabled", run_dir=str(run_dir)),
-        checkpoint=CheckpointConfig(save_every_seconds=1e9)))
+        checkpoint=CheckpointConfig(save_every_seconds=1e9)), resume=resume)
 
 
 def test_update_sees_inputs_normalized_as_when_the_actions_were_sampled(tmp_path):
@@ -256,7 +258,7 @@ def test_step_statistics_move_every_step_and_the_update_reads_the_stored_inputs(
 def test_input_statistics_stop_after_normalizer_steps(tmp_path, timing):
     """ppo.normalizer_steps: the actor's and the critic's input statistics take in the inputs of that many env
     steps and then stay fixed, under either timing: the batch that reaches the count is merged whole (one step's
-    inputs under the step timing, the rollout's under the rollout timing); 0 (the default) keeps them moving."""
+    inputs under the step timing, the rollout's under the rollout timing); 0 keeps them moving."""
     trainer = _cartpole_trainer(tmp_path / timing, normalize_observations=True, normalizer_update=timing,
                                 normalizer_steps=5)
     per_rollout = trainer.env.num_envs * trainer.config.rollout_steps  # 4 worlds x 20 steps
@@ -271,6 +273,70 @@ def test_input_statistics_stop_after_normalizer_steps(tmp_path, timing):
     moving.iterate()
     moving.iterate()
     assert float(moving.task.normalizers["actor"].count) == pytest.approx(1e-4 + 2 * per_rollout)
+
+
+@pytest.mark.parametrize(("policy", "history", "normalize", "max_steps", "expected"), [
+    ("mlp", 1, None, 2_000, (True, 200)),   # the feed-forward mlp with a budget: normalized, held after a tenth
+    ("mlp", 1, None, 0, (False, 0)),        # no budget to take a tenth of: raw, as before
+    ("mlp", 1, True, 2_000, (True, 200)),   # normalized by choice: held by default too
+    ("mlp", 1, False, 2_000, (False, 0)),   # raw by choice: nothing to hold
+    ("mlp", 2, None, 2_000, (False, 0)),    # an mlp with a history trains on sequences: raw, as before
+    ("gru", 1, None, 2_000, (True, 0)),     # the gru: normalized, statistics that move all run
+])
+def test_automatic_input_normalization_resolves_per_policy_and_budget(tmp_path, policy, history, normalize,
+                                                                     max_steps, expected):
+    """ppo.normalize_observations and ppo.normalizer_steps left automatic: the trainer resolves them once, holds its
+    normalizers to the result and keeps the resolved values in its config (which it saves), so a checkpoint
+    names the inputs its policy read."""
+    trainer = _cartpole_trainer(tmp_path, policy=policy, normalize_observations=normalize, max_steps=max_steps,
+                                history=history)
+    normalized, steps = expected
+    assert (trainer.config.ppo.normalize_observations, trainer.config.ppo.normalizer_steps) == expected
+    assert (trainer.task.normalizers is not None) == normalized
+    for normalizer in (trainer.task.normalizers or {}).values():
+        assert normalizer.until == steps
+
+
+def test_automatic_hold_stops_the_mlp_statistics_at_a_tenth_of_the_budget(tmp_path):
+    """The mlp's automatic hold in a run: its statistics take in the steps up to a tenth of ppo.max_steps (the step
+    that reaches it merged whole) and stay fixed after."""
+    trainer = _cartpole_trainer(tmp_path, max_steps=1_000)  # 4 worlds x 20 steps a rollout; held after 100 steps
+    assert trainer.config.ppo.normalizer_steps == 100
+    trainer.iterate()
+    trainer.iterate()
+    frozen = {k: v.clone() for k, v in trainer.task.normalizers.state_dict().items()}
+    assert float(trainer.task.normalizers["actor"].count) == pytest.approx(1e-4 + 100)  # 25 steps of 4 worlds
+    trainer.iterate()
+    for key, value in trainer.task.normalizers.state_dict().items():
+        assert torch.equal(value, frozen[key]), key
+
+
+@pytest.mark.parametrize("policy", ["mlp", "gru"])
+def test_a_checkpoint_from_before_the_resolved_settings_resumes_and_plays_on_the_inputs_it_trained_on(tmp_path,
+                                                                                                      policy):
+    """Checkpoints written before the trainer saved its resolved input settings hold none (automatic) for
+    ppo.normalize_observations, which then meant raw inputs for the mlp and normalized ones for the gru, and no
+    ppo.normalizer_steps. Resumed with the automatic settings, and played, they keep the inputs they were trained
+    on (their normalizer weights tell) and statistics that move, whatever the automatic rule says today."""
+    from ktorch_sim.playback.trained import load_trained_policy
+
+    trainer = _cartpole_trainer(tmp_path, policy=policy, normalize_observations=policy == "gru", max_steps=2_000,
+                                normalizer_steps=0)
+    trainer.iterate()
+    path = trainer.save()
+    trainer.logger.close()
+    state = torch.load(path, weights_only=False)
+    state["config"]["ppo"]["normalize_observations"] = None  # as the trainer saved it then
+    del state["config"]["ppo"]["normalizer_steps"]
+    torch.save(state, path)
+
+    resumed = _cartpole_trainer(tmp_path, policy=policy, max_steps=2_000, resume=trainer.run_dir)
+    assert resumed.config.ppo.normalize_observations == (policy == "gru")
+    assert resumed.config.ppo.normalizer_steps == 0
+    resumed.iterate()
+    resumed.logger.close()
+    played = load_trained_policy(path)
+    assert (played.task.normalizers is not None) == (policy == "gru")
 
 
 def test_normalizer_steps_on_raw_inputs_is_one_config_error(tmp_path):

@@ -207,7 +207,37 @@ def test_cli_prints_the_cpu_cap_notes_once_training_starts_and_never_with_an_err
         "override with --set task.num_envs=64 or --set cpu.max_num_envs=0",
         "note: ppo.max_steps 0 (unlimited) -> 16, capped by cpu.max_steps because physics runs on native MuJoCo on "
         "the CPU; override with --set ppo.max_steps=<steps> or --set cpu.max_steps=0 (run until stopped)",
-        "note: automatic ppo.sequence_length, ppo.target_kl: rollouts of 10 steps x 8 worlds, 2 minibatches of 40 "
-        "transitions (4 sequences of 10 steps) per pass, 10 passes; the actor's steps end at a minibatch KL above "
-        "1.5 x 0.03; set the keys to choose",
+        "note: automatic ppo.sequence_length, ppo.target_kl, ppo.normalize_observations, ppo.normalizer_steps: "
+        "rollouts of 10 steps x 8 worlds, 2 minibatches of 40 transitions (4 sequences of 10 steps) per pass, "
+        "10 passes; the actor's steps end at a minibatch KL above 1.5 x 0.03; inputs normalized by running "
+        "statistics that move all run; set the keys to choose",
     ]
+
+
+@pytest.mark.parametrize(("sets", "expected"), [
+    ([], "ppo.normalize_observations, ppo.normalizer_steps: inputs normalized by running statistics held after "
+         "2,000 env steps"),
+    (["ppo.normalize_observations=true"], "ppo.normalizer_steps: inputs normalized by running statistics held "
+                                          "after 2,000 env steps"),
+    (["ppo.max_steps=0", "cpu.max_steps=0"], "ppo.normalize_observations: raw policy inputs"),  # no budget
+    (["ppo.normalizer_steps=500"], "ppo.normalize_observations: inputs normalized by running statistics held "
+                                   "after 500 env steps"),
+    (["ppo.normalize_observations=false"], None),
+])
+def test_the_automatic_note_says_what_the_mlp_reads(tmp_path, sets, expected):
+    """The note names the input-normalization keys left automatic and what the trainer made of them; keys that
+    are set are not named, and a run with nothing automatic prints no note."""
+    from ktorch_sim.config import load_config, layout_note
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[task]\nname = "tests.cartpole:CartpoleTask"\nnum_envs = 4\n[model]\npolicy = "mlp"\n'
+                   '[ppo]\nrollout_length_seconds = 0.2\nminibatch_size = 20\nmax_steps = 20_000\n'
+                   f'[logging]\nwandb_mode = "disabled"\nrun_dir = "{tmp_path / "runs"}"\n')
+    config = load_config(cfg, sets, note_caps=False)
+    trainer = Trainer(config)
+    trainer.logger.close()
+    note = layout_note(config, trainer.config)
+    if expected is None:
+        assert note is None
+    else:
+        assert note == f"note: automatic {expected}; set the keys to choose"

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ktorch_sim.errors import ConfigError, require
 from ktorch_sim.task_config import RLConfig, config_field
 from ktorch_sim.utils.limits import C_INT_MAX
+
+if TYPE_CHECKING:
+    from ktorch_sim.policies.config import ModelConfig
 
 # The automatic batching (ppo.rollout_length_seconds, ppo.minibatch_size and ppo.sequence_length left unset):
 # SB3's MuJoCo layout at small scale (2048 transitions per update in 32 minibatches of 64), rsl_rl's 24 steps per
@@ -23,6 +27,9 @@ AUTO_SEQUENCE_LENGTH = 16
 # ppo.target_kl left unset: policies trained on sequences stop their actor's steps at this KL (SB3's MuJoCo value);
 # feed-forward policies never stop (SB3's default). docs/learning.md, tenth session.
 AUTO_TARGET_KL = 0.03
+# ppo.normalizer_steps left unset: a feed-forward policy's input statistics stop moving after this fraction
+# (1 / share) of ppo.max_steps (docs/learning.md, eighteenth and nineteenth sessions).
+AUTO_NORMALIZER_SHARE = 10
 
 
 @dataclass(kw_only=True)
@@ -108,9 +115,11 @@ class PPOConfig:
     min_lr_fraction: float = config_field(0.01, "Final learning rate of the cosine or linear schedule, as a fraction.")
     normalize_observations: bool | None = config_field(
         None, "Running mean/std normalization of policy inputs (ksim: none; rsl_rl, mjlab: on). none: automatic, "
-              "on for the recurrent policy (model.policy = gru), off for the mlp policy: measured best for each "
-              "on the Gymnasium benchmark (docs/learning.md); off for a task that overrides actor_inputs or "
-              "critic_inputs (ktorch_sim.ppo_task.normalizes_inputs).")
+              "on for the recurrent policy (model.policy = gru); for the feed-forward mlp on when the run has a "
+              "step budget (ppo.max_steps > 0), its statistics then held after a tenth of it (ppo.normalizer_steps), "
+              "off without one (statistics that move all run cost the mlp on Hopper); off for an mlp with "
+              "model.history > 1 and for a task that overrides actor_inputs or critic_inputs "
+              "(ktorch_sim.ppo_task.normalizes_inputs). Measured on the Gymnasium benchmark, docs/learning.md.")
     normalizer_update: str = config_field(
         "auto", "When the input statistics of ppo.normalize_observations move. step: every control step during "
                 "collection, before the policy reads the step's inputs (SB3's VecNormalize, rsl_rl); the rollout "
@@ -119,11 +128,15 @@ class PPOConfig:
                 "auto: step for a feed-forward policy, rollout for a recurrent one, each measured the better on "
                 "Hopper (step against rollout: the normalized mlp 1,086 against 778 over 8 seeds, the gru 1,061 "
                 "against 1,578 over 10; docs/learning.md, fourteenth session).", choices=("auto", "rollout", "step"))
-    normalizer_steps: int = config_field(
-        0, "Env steps (transitions, of every world and process) whose inputs the statistics of "
-           "ppo.normalize_observations take in; from then on they stay fixed, so each input keeps one meaning "
-           "for the policy (rsl_rl's EmpiricalNormalization until; the batch that reaches the count, one step's "
-           "or one rollout's inputs per ppo.normalizer_update, is merged whole). 0: they move for the whole run.")
+    normalizer_steps: int | None = config_field(
+        None, "Env steps (transitions, of every world and process) whose inputs the statistics of "
+              "ppo.normalize_observations take in; from then on they stay fixed, so each input keeps one meaning "
+              "for the policy (rsl_rl's EmpiricalNormalization until; the batch that reaches the count, one step's "
+              "or one rollout's inputs per ppo.normalizer_update, is merged whole). 0: they move for the whole run. "
+              f"none: automatic, 1/{AUTO_NORMALIZER_SHARE} of ppo.max_steps for a feed-forward policy (the mlp "
+              "with normalized inputs: Hopper 1,086 -> 2,651 over 10 seeds, at or above raw inputs on seven "
+              "tasks), 0 for a recurrent one (held, the gru lost on Hopper) or a run without a step budget; "
+              "docs/learning.md, eighteenth and nineteenth sessions.")
     normalize_rewards: bool | None = config_field(
         None, "Divide rewards by the running std of the discounted return, clipped to +-10 (SB3's VecNormalize, "
               "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "
@@ -173,6 +186,22 @@ class PPOConfig:
         if self.grad_clip_scope == "auto":
             return not recurrent and not inputs_normalized
         return self.grad_clip_scope == "per_network"
+
+    def normalizes_inputs_by_default(self, model: ModelConfig) -> bool:
+        """What ``ppo.normalize_observations = none`` means for ``model`` (the ``[model]`` section): normalized for
+        the gru; for the feed-forward mlp only in a run with a step budget, which gives
+        :meth:`input_statistics_steps` a point to hold its statistics at; raw for an mlp with a history."""
+        if model.policy == "gru":
+            return True
+        return not model.trains_on_sequences and self.max_steps > 0
+
+    def input_statistics_steps(self, model: ModelConfig) -> int:
+        """Env steps after which normalized input statistics stop moving for ``model`` (``ppo.normalizer_steps``
+        resolved; 0: never): automatic, a share of ``ppo.max_steps`` for a feed-forward policy, never for one
+        trained on sequences."""
+        if self.normalizer_steps is not None:
+            return self.normalizer_steps
+        return 0 if model.trains_on_sequences else self.max_steps // AUTO_NORMALIZER_SHARE
 
     def scales_returns(self, recurrent: bool, inputs_normalized: bool) -> bool:
         """Whether rewards are divided by the running std of the return (``ppo.normalize_rewards`` resolved)
@@ -244,9 +273,10 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
         require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
     for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps", "desired_kl"):
         require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
-    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps",
-                 "normalizer_steps"):
+    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
         require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
+    require(p.normalizer_steps is None or p.normalizer_steps >= 0, "ppo.normalizer_steps",
+             f"must be >= 0 (0: never stop) or none (automatic), got {p.normalizer_steps}")
     require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
              f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
     require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")

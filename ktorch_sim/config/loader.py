@@ -183,11 +183,13 @@ def cap_notes(config: TrainConfig) -> tuple[str, ...]:
     return getattr(config, "_cap_notes", ())
 
 
-def layout_note(config: TrainConfig) -> str | None:
+def layout_note(config: TrainConfig, resolved: TrainConfig | None = None) -> str | None:
     """A ``note:`` line with what the automatic settings chose: the rollout and minibatch sizes (unless
     ``ppo.rollout_length_seconds``, the minibatch size and, for a recurrent policy, ``ppo.sequence_length`` are
-    all set) and the KL stop of a recurrent policy (unless ``ppo.target_kl`` is set); None when nothing was
-    chosen. So a run says how it batches its data and when its updates stop."""
+    all set), the KL stop of a recurrent policy (unless ``ppo.target_kl`` is set) and, given the trainer's
+    ``resolved`` config, the input normalization (unless ``ppo.normalize_observations`` and
+    ``ppo.normalizer_steps`` are set); None when nothing was chosen. So a run says how it batches its data, when
+    its updates stop and what its policy reads."""
     ppo, envs, steps = config.ppo, config.task.num_envs, config.rollout_steps
     recurrent = config.model.trains_on_sequences
     layout = [key for key, auto in (("ppo.rollout_length_seconds", ppo.rollout_length_seconds is None),
@@ -203,9 +205,28 @@ def layout_note(config: TrainConfig) -> str | None:
         automatic.append("ppo.target_kl")
         stops = "the actor's steps end" if ppo.target_kl_stops == "actor" else "the update ends"
         chosen.append(f"{stops} at a minibatch KL above 1.5 x {ppo.kl_target(recurrent)}")
+    if resolved is not None:
+        inputs = _input_note(ppo, resolved.ppo)
+        if inputs:
+            automatic += inputs[0]
+            chosen.append(inputs[1])
     if not automatic:
         return None
     return f"note: automatic {', '.join(automatic)}: {'; '.join(chosen)}; set the keys to choose"
+
+
+def _input_note(ppo: PPOConfig, resolved: PPOConfig) -> tuple[list[str], str] | None:
+    """The automatic input-normalization keys of ``ppo`` and what ``resolved`` (the trainer's) made of them."""
+    keys = [key for key, auto in (("ppo.normalize_observations", ppo.normalize_observations is None),
+                                  ("ppo.normalizer_steps", ppo.normalizer_steps is None
+                                   and resolved.normalize_observations)) if auto]
+    if not keys:
+        return None
+    if not resolved.normalize_observations:
+        return keys, "raw policy inputs"
+    if resolved.normalizer_steps:
+        return keys, f"inputs normalized by running statistics held after {resolved.normalizer_steps:,} env steps"
+    return keys, "inputs normalized by running statistics that move all run"
 
 
 class _Where:

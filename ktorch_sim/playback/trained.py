@@ -28,7 +28,7 @@ import torch
 from tensordict import TensorDict
 
 from ktorch_sim.algorithms.carry import reset_carry
-from ktorch_sim.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from ktorch_sim.checkpoint import CheckpointError, CheckpointManager, load_checkpoint, resolved_config
 from ktorch_sim.config import TrainConfig, config_from_dict, resolve_task
 from ktorch_sim.env import Env
 from ktorch_sim.ppo_task import PolicySpec, PPOTask, build_policy
@@ -119,7 +119,7 @@ def load_trained_policy(path: str | Path, overrides: Sequence[str] = (), device:
     overrides = ["ppo.batch_size=1", "ppo.sequence_length=0", *overrides]
     overrides += [f"task.device={device}"] if device else []
     # The tools set worlds and episode lengths themselves: the CPU caps' training notes would mislead.
-    config = config_from_dict(state["config"], overrides, source=f"{file} (config)", note_caps=False)
+    config = config_from_dict(resolved_config(state), overrides, source=f"{file} (config)", note_caps=False)
     task_cls, _ = resolve_task(config.task_name)
     task = task_cls(config.task)
     if not isinstance(task, PPOTask):

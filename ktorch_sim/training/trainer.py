@@ -11,6 +11,7 @@ iteration in flight short and saves the state of the last finished one
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from pathlib import Path
@@ -29,11 +30,12 @@ from ktorch_sim.checkpoint import (
     capture_rng_state,
     check_compatible,
     load_checkpoint,
+    resolved_config,
     restore_rng_state,
 )
 from ktorch_sim.config import TrainConfig, resolve_task, save_config, to_dict
 from ktorch_sim.errors import ConfigError, RunFinished
-from ktorch_sim.ppo_task import PPOTask, build_policy
+from ktorch_sim.ppo_task import PPOTask, build_policy, normalizes_inputs
 from ktorch_sim.training import distributed
 from ktorch_sim.training.logging import RunLogger, make_run_dir, rewind_metrics
 from ktorch_sim.training.videos import TrainingVideos
@@ -57,6 +59,27 @@ def _limit_input_statistics(task: PPOTask, steps: int) -> None:
                           "ppo.normalizer_steps at 0", key="ppo.normalizer_steps")
     for normalizer in (task.normalizers or {}).values():
         normalizer.until = float(steps)
+
+
+def resolve_input_normalization(task: PPOTask, config: TrainConfig,
+                                resumed: dict[str, Any] | None = None) -> TrainConfig:
+    """``config`` with ``ppo.normalize_observations`` and ``ppo.normalizer_steps`` resolved for ``task``: what
+    was left automatic (none) takes the resumed checkpoint's values (``resumed``: its
+    :func:`~ktorch_sim.checkpoint.resolved_config`), else the library's rule
+    (:meth:`~ktorch_sim.algorithms.ppo_config.PPOConfig.normalizes_inputs_by_default`,
+    :meth:`~ktorch_sim.algorithms.ppo_config.PPOConfig.input_statistics_steps`). The trainer saves the result,
+    so a checkpoint names the inputs its policy was trained on whatever the defaults become."""
+    ppo, trained = config.ppo, (resumed or {}).get("ppo", {})
+    normalized = ppo.normalize_observations
+    if normalized is None and resumed is not None:
+        normalized = trained["normalize_observations"]
+    normalized = normalizes_inputs(task, config.model, normalized, ppo.normalizes_inputs_by_default(config.model))
+    steps = ppo.normalizer_steps
+    if steps is None:
+        steps = trained["normalizer_steps"] if resumed is not None else (
+            ppo.input_statistics_steps(config.model) if normalized else 0)
+    return dataclasses.replace(config, ppo=dataclasses.replace(ppo, normalize_observations=normalized,
+                                                                normalizer_steps=steps))
 
 
 class Trainer:
@@ -95,6 +118,15 @@ class Trainer:
         first = self.env.reset()
         if config.ppo.desynchronize_episodes:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
+        resumed = None
+        if resume is not None:
+            self.run_dir = Path(resume)
+            self.checkpoints = CheckpointManager(self.run_dir, config.checkpoint.keep_last,
+                                                 config.checkpoint.save_every_seconds)
+            self._resume_path = self.checkpoints.resume_path()
+            self._resume_state = load_checkpoint(self._resume_path, map_location=self.device)
+            resumed = resolved_config(self._resume_state)
+        config = self.config = resolve_input_normalization(task, config, resumed)
         self.model, spec = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
         _limit_input_statistics(task, config.ppo.normalizer_steps)
         self.carry = task.get_initial_model_carry(self.model, self.env.num_envs)
@@ -127,10 +159,8 @@ class Trainer:
         self.last_metrics: dict[str, float] | None = None  # for the end-of-run summary
 
         if resume is not None:
-            self.run_dir = Path(resume)
-            self.checkpoints = CheckpointManager(self.run_dir, config.checkpoint.keep_last,
-                                                 config.checkpoint.save_every_seconds)
-            self._restore()
+            self._restore(self._resume_path, self._resume_state)
+            del self._resume_state  # the model, optimizer and counters hold it now
         else:
             task_label = config.task_name.rsplit(":", 1)[-1]  # "pkg.module:MyTask" -> "MyTask"
             self.run_dir = self.dist.broadcast_object(  # rank 0 names (and creates) the run directory
@@ -313,10 +343,9 @@ class Trainer:
         """Write a checkpoint now."""
         return self.checkpoints.save(self.state_dict(), self.iteration)
 
-    def _restore(self) -> None:
-        path = self.checkpoints.resume_path()
-        state = load_checkpoint(path, map_location=self.device)
-        check_compatible(state["config"], to_dict(self.config), COMPATIBLE_KEYS, path=path)
+    def _restore(self, path: Path, state: dict[str, Any]) -> None:
+        """Continue from checkpoint ``state`` (loaded from ``path``): weights, statistics, optimizer, RNG, counters."""
+        check_compatible(resolved_config(state), to_dict(self.config), COMPATIBLE_KEYS, path=path)
         try:
             self.model.load_state_dict(state["model"])
             if self.task.normalizers is not None and state.get("normalizer") is not None:
