@@ -125,7 +125,9 @@ def test_running_normalizer_stops_moving_at_its_limit():
     torch.testing.assert_close(norm.mean, seen.mean(0), atol=1e-4, rtol=0)
     torch.testing.assert_close(norm.var, seen.var(0, unbiased=False), atol=1e-3, rtol=1e-4)
     frozen = {k: v.clone() for k, v in norm.state_dict().items()}
-    norm.update(later)
+    norm.update(later)  # on the CPU: returns at once
+    norm._merge(later, None)  # the device path (CUDA, captured graphs): computes the merge and keeps the old values
+    norm._merge(later, torch.ones(50, dtype=torch.bool))
     for key, value in norm.state_dict().items():
         assert torch.equal(value, frozen[key]), key
     unlimited = RunningNormalizer(3)

@@ -38,10 +38,17 @@ class RunningNormalizer(nn.Module):
 
         Rows where ``mask`` [...] is False, and rows with a non-finite entry, are left out (one NaN
         would otherwise poison the statistics, and with them every world's policy input, for the
-        rest of the run); still no host sync. With :attr:`reduce` set (several training processes), the
+        rest of the run); still no host sync (on a CPU, where reading the count costs nothing, a call past
+        :attr:`until` returns at once). With :attr:`reduce` set (several training processes), the
         batch's count, sum and squared deviations are summed over processes first, so every process
         merges the same moments: those of all processes' batches together.
         """
+        if self.until > 0 and self.count.device.type == "cpu" and float(self.count) >= self.until:
+            return  # held, and on the CPU the count is read without a sync: skip what the device path discards
+        self._merge(x, mask)
+
+    def _merge(self, x: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """:meth:`update`'s device path: merge, or past :attr:`until` keep the statistics, without a host read."""
         x = x.reshape(-1, x.shape[-1])
         finite = torch.isfinite(x).all(-1, keepdim=True)
         if mask is not None:
