@@ -118,14 +118,14 @@ class Trainer:
         first = self.env.reset()
         if config.ppo.desynchronize_episodes:
             self.env.desynchronize_episodes(torch.Generator().manual_seed(seed + 2))
-        resumed = None
-        if resume is not None:
+        resume_path, resume_state, resumed = None, None, None
+        if resume is not None:  # loaded before the policy is built: an automatic setting takes the checkpoint's
             self.run_dir = Path(resume)
             self.checkpoints = CheckpointManager(self.run_dir, config.checkpoint.keep_last,
                                                  config.checkpoint.save_every_seconds)
-            self._resume_path = self.checkpoints.resume_path()
-            self._resume_state = load_checkpoint(self._resume_path, map_location=self.device)
-            resumed = resolved_config(self._resume_state)
+            resume_path = self.checkpoints.resume_path()
+            resume_state = load_checkpoint(resume_path, map_location=self.device)
+            resumed = resolved_config(resume_state)
         config = self.config = resolve_input_normalization(task, config, resumed)
         self.model, spec = build_policy(task, self.env, first, config.model, config.ppo.normalize_observations)
         _limit_input_statistics(task, config.ppo.normalizer_steps)
@@ -158,9 +158,8 @@ class Trainer:
         self.first_metrics: dict[str, float] | None = None  # this process's first and latest iterations,
         self.last_metrics: dict[str, float] | None = None  # for the end-of-run summary
 
-        if resume is not None:
-            self._restore(self._resume_path, self._resume_state)
-            del self._resume_state  # the model, optimizer and counters hold it now
+        if resume_state is not None:
+            self._restore(resume_path, resume_state)
         else:
             task_label = config.task_name.rsplit(":", 1)[-1]  # "pkg.module:MyTask" -> "MyTask"
             self.run_dir = self.dist.broadcast_object(  # rank 0 names (and creates) the run directory
