@@ -19,6 +19,7 @@ from tensordict import TensorDict
 
 from ktorch_sim.actuators import PositionActuators
 from ktorch_sim.algorithms.normalizer import RunningNormalizer
+from ktorch_sim.algorithms.ppo_config import PPOConfig
 from ktorch_sim.components.base import joint_qpos_indices
 from ktorch_sim.errors import ConfigError
 from ktorch_sim.policies.actor_critic import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
@@ -254,7 +255,7 @@ def normalizes_inputs(task: PPOTask, model: ModelConfig, setting: bool | None, b
 
     None (automatic): ``by_default``, what the run's ``[ppo]`` section makes of it
     (:meth:`~ktorch_sim.algorithms.ppo_config.PPOConfig.normalizes_inputs_by_default`: the gru, and the mlp of a
-    run with a step budget; None: the gru only, a run without one). The normalizers sit between
+    run with a step budget; None: that rule for the default section, a run without one). The normalizers sit between
     :meth:`PPOTask.actor_features` and :meth:`PPOTask.actor_inputs`; a task that replaces ``actor_inputs`` or
     ``critic_inputs`` themselves feeds its networks directly, so the automatic setting leaves it raw and ``true``
     is refused.
@@ -262,7 +263,9 @@ def normalizes_inputs(task: PPOTask, model: ModelConfig, setting: bool | None, b
     own_inputs = [name for name in ("actor_inputs", "critic_inputs")
                   if getattr(type(task), name) is not getattr(PPOTask, name)]
     if setting is None:
-        return (model.policy == "gru" if by_default is None else by_default) and not own_inputs
+        if by_default is None:
+            by_default = PPOConfig().normalizes_inputs_by_default(model)
+        return by_default and not own_inputs
     if setting and own_inputs:
         raise ConfigError(f"is true, but {type(task).__name__} overrides {' and '.join(own_inputs)}, which then "
                           "skip the normalizers: override actor_features / critic_features instead (the raw "
