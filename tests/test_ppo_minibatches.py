@@ -169,6 +169,63 @@ def test_reward_clip_and_scaling_reach_the_advantages():
     assert "reward_scale" in out_scaled and float(out_scaled["value_target_mean"]) < 10
 
 
+@pytest.mark.parametrize("make", [_mlp, _gru])
+@pytest.mark.parametrize("preserve", [True, False])
+def test_preserve_values_keeps_the_critics_predictions_through_a_new_return_scale(make, preserve):
+    """With ``ppo.preserve_values`` the critic's output layer and the rollout's stored values are multiplied by
+    old / new return scale when the update moves the scale: the critic then predicts, in the new scale, the same
+    value in rewards as before. A zero learning rate isolates the rescaling from the gradient steps."""
+    model = make()
+    ppo = PPO(_Task(), model, PPOConfig(num_passes=1, normalize_rewards=True, preserve_values=preserve),
+              torch.Generator().manual_seed(1), num_envs=N, optimizer=torch.optim.SGD(model.parameters(), lr=0.0))
+    buffer = _buffer(torch.zeros(N, T, dtype=torch.bool))
+    buffer["next", "reward"].mul_(50.0)
+    stored = buffer["value"].clone(), buffer["next_value"].clone()
+    obs = torch.randn(N, OBS, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        before = model.critic(obs, model.critic.initial_carry(N))[0]
+    old_scale = ppo.reward_scaler.scale().clone()
+    ppo.update(buffer, model.initial_carry(N))
+    ratio = float(old_scale / ppo.reward_scaler.scale()) if preserve else 1.0
+    assert ratio < 0.2 if preserve else ratio == 1.0  # the first rollout moves the scale from 1 to its return std
+    with torch.no_grad():
+        after = model.critic(obs, model.critic.initial_carry(N))[0]
+    torch.testing.assert_close(after, before * ratio)
+    torch.testing.assert_close(buffer["value"], stored[0] * ratio)
+    torch.testing.assert_close(buffer["next_value"], stored[1] * ratio)
+
+
+class _CriticWithoutOutputLayer(torch.nn.Module):
+    """A user's critic that does not name its output layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(OBS, 1)
+
+    def initial_carry(self, batch_size, device=None):
+        return torch.zeros(batch_size, 0)
+
+
+def test_preserve_values_is_off_by_default_and_names_what_it_needs():
+    """Off unless set. Set where it cannot apply, without scaled returns or with a critic that names no output
+    layer, it is one ConfigError on the key."""
+    assert PPOConfig().preserve_values is False
+    model = _mlp()
+
+    def ppo(model, **settings):
+        return PPO(_Task(), model, PPOConfig(**settings), torch.Generator(), num_envs=N,
+                   optimizer=torch.optim.SGD(model.parameters(), lr=0.0))
+
+    assert ppo(model, normalize_rewards=True, preserve_values=True).value_output is model.critic.output_layer
+    assert ppo(model, normalize_rewards=True).value_output is None
+    with pytest.raises(ConfigError, match="ppo.preserve_values: is true, but this run's returns are not scaled"):
+        ppo(model, normalize_rewards=False, preserve_values=True)
+    custom = ActorCritic(MLPActor(OBS, ACT, hidden_sizes=(8,)), _CriticWithoutOutputLayer())
+    assert ppo(custom, normalize_rewards=True).value_output is None
+    with pytest.raises(ConfigError, match=r"ppo.preserve_values: is true, but ActorCritic has no .critic.output_layer"):
+        ppo(custom, normalize_rewards=True, preserve_values=True)
+
+
 def test_returns_are_normalized_automatically_for_a_recurrent_policy_with_normalized_inputs():
     """``ppo.normalize_rewards = none`` (the default): a return scaler for a recurrent policy whose task has input
     normalizers (the GRU's automatic recipe, docs/learning.md), none for a feed-forward policy or raw inputs;

@@ -27,7 +27,9 @@ and rsl_rl (the quirk numbers are ksim's PPO differences as this project lists t
   sequences (rsl_rl): a minibatch of a few correlated sequences normalized by its own statistics
   cost an MLP trained on 16-step sequences three quarters of its Hopper score (docs/learning.md).
 - Rewards may be clipped (``ppo.reward_clip``) and scaled by the running std of the discounted
-  return (``ppo.normalize_rewards``, as SB3's VecNormalize) before the advantages.
+  return (``ppo.normalize_rewards``, as SB3's VecNormalize) before the advantages. When that scale
+  moves, ``ppo.preserve_values`` multiplies the critic's output layer and the rollout's values by
+  old / new scale, so the values and the rewards of one rollout share a scale (PopArt).
 """
 
 from __future__ import annotations
@@ -273,6 +275,7 @@ class PPO:
                 raise ValueError("ppo.normalize_rewards needs PPO(num_envs=...) to size its return statistics")
             device = next(model.parameters()).device
             self.reward_scaler = ReturnScaler(num_envs, config.gamma).to(device)
+        self.value_output = value_output_layer(model, config, scales_returns=self.reward_scaler is not None)
         self.loss_config = PPOLossConfig(clip_param=config.clip_param, value_loss_coef=config.value_loss_coef,
                                          use_clipped_value_loss=config.use_clipped_value_loss,
                                          entropy_coef=config.entropy_coef,
@@ -347,7 +350,11 @@ class PPO:
         if cfg.reward_clip is not None:
             rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
         if self.reward_scaler is not None:
+            previous_scale = self.reward_scaler.scale()
             rewards = self.reward_scaler(rewards, done)
+            if self.value_output is not None:
+                preserve_values(self.value_output, (buffer["value"], buffer["next_value"]),
+                                previous_scale / self.reward_scaler.scale())
         advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
                                           nxt["terminated"][..., 0], nxt["truncated"][..., 0], cfg.gamma, cfg.lam,
                                           cfg.bootstrap_truncated)
@@ -492,6 +499,36 @@ class PPO:
             self.kl.update(float(self.average_kl(losses["kl"])))
             self.set_learning_rate(self.base_lr)
         return metrics, Step.APPLIED
+
+
+def value_output_layer(model: torch.nn.Module, config: object, scales_returns: bool) -> torch.nn.Linear | None:
+    """The critic's output layer that ``ppo.preserve_values`` rescales (``model.critic.output_layer``), or None when
+    the setting is off; on where it cannot apply (returns not scaled, no output layer) is a ConfigError naming why."""
+    if not config.preserve_values:
+        return None
+    if not scales_returns:
+        raise ConfigError("is true, but this run's returns are not scaled (ppo.normalize_rewards is false or "
+                          "resolved to false), so there is no scale to preserve the values through: set "
+                          "ppo.normalize_rewards = true, or ppo.preserve_values = false", key="ppo.preserve_values")
+    layer = getattr(getattr(model, "critic", None), "output_layer", None)
+    if not isinstance(layer, torch.nn.Linear):
+        raise ConfigError(f"is true, but {type(model).__name__} has no .critic.output_layer (the nn.Linear whose "
+                          "output is the value, as the library's critics have): add one, or set "
+                          "ppo.preserve_values = false", key="ppo.preserve_values")
+    return layer
+
+
+@torch.no_grad()
+def preserve_values(layer: torch.nn.Linear, values: Iterable[torch.Tensor], ratio: torch.Tensor) -> None:
+    """Multiply the critic's output ``layer`` and the rollout's stored ``values`` by ``ratio`` (old return scale /
+    new), in place and without a host sync: the critic then predicts in the new scale exactly what it predicted
+    in the old, and the advantages compare the rollout's values with rewards of the same scale (PopArt's output
+    preservation for a scale without a shift)."""
+    layer.weight.mul_(ratio)
+    if layer.bias is not None:
+        layer.bias.mul_(ratio)
+    for value in values:
+        value.mul_(ratio)
 
 
 def gradient_clip_groups(model: torch.nn.Module, per_network: bool, required: bool = False

@@ -142,6 +142,13 @@ class PPOConfig:
               "Gymnasium's NormalizeReward). none: automatic, on for a recurrent policy whose inputs are "
               "normalized (ppo.normalize_observations, resolved: the gru's default), off otherwise (the mlp's "
               "measured best; docs/learning.md).")
+    preserve_values: bool = config_field(
+        False, "When ppo.normalize_rewards moves its return scale (after every rollout), multiply the critic's "
+               "output layer and the rollout's stored values by old scale / new scale, so the critic's predictions "
+               "keep their meaning in rewards and each rollout's advantages compare values of one scale (PopArt's "
+               "output preservation, Hessel et al. 2019, for a scale without a shift). Needs scaled returns and a "
+               "critic with an output_layer (the library's critics). Off by default: on Hopper it did not lift "
+               "the gru (docs/learning.md, twentieth session).")
     desynchronize_episodes: bool = config_field(
         True, "Start each world's first episode at a random step of its time limit, so that worlds reset together "
               "do not reach the limit together and every rollout mixes all phases of an episode (legged_gym's "

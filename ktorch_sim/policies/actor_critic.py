@@ -246,6 +246,11 @@ class GRUCritic(_PolicyNet):
         """Zero carry ``[batch_size, depth, hidden]``."""
         return self.gru.initial_carry(batch_size, device)
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The Linear whose output is the value (``ppo.preserve_values`` rescales it)."""
+        return self.output_proj
+
     def forward_tensors(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One step as tensors: (value [B, 1], next_carry)."""
         return self.forward(obs, carry)
@@ -368,6 +373,11 @@ class MLPCritic(_MLPNet):
                  init: str = "orthogonal") -> None:
         super().__init__()
         self.net = _mlp(num_inputs, hidden_sizes, 1, _CRITIC_OUT_GAIN, activation, init)
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The Linear whose output is the value (``ppo.preserve_values`` rescales it)."""
+        return self.net[-1]
 
     def forward_tensors(self, obs: torch.Tensor, carry: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One step as tensors: (value [B, 1], carry)."""
