@@ -503,7 +503,7 @@ class PPO:
 
 def value_output_layer(model: torch.nn.Module, config: object, scales_returns: bool) -> torch.nn.Linear | None:
     """The critic's output layer that ``ppo.preserve_values`` rescales (``model.critic.output_layer``), or None when
-    the setting is off; on where it cannot apply (returns not scaled, no output layer) is a ConfigError naming why."""
+    the setting is off; set where it cannot apply (returns not scaled, no output layer), a ConfigError naming why."""
     if not config.preserve_values:
         return None
     if not scales_returns:
