@@ -350,9 +350,9 @@ class PPO:
         if cfg.reward_clip is not None:
             rewards = rewards.clamp(-cfg.reward_clip, cfg.reward_clip)
         if self.reward_scaler is not None:
-            previous_scale = self.reward_scaler.scale()
+            previous_scale = self.reward_scaler.scale() if self.value_output is not None else None
             rewards = self.reward_scaler(rewards, done)
-            if self.value_output is not None:
+            if previous_scale is not None:
                 preserve_values(self.value_output, (buffer["value"], buffer["next_value"]),
                                 previous_scale / self.reward_scaler.scale())
         advantages, targets = compute_gae(rewards, buffer["value"], buffer["next_value"], done,
