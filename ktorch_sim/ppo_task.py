@@ -10,7 +10,7 @@ feed the actor the noisy observations and the critic the clean ones (asymmetric 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,19 +216,48 @@ class PPOTask(RLTask[ConfigT]):
         during the rollout. Inputs the rollout stored already normalized (``actor_input`` /
         ``critic_input``, ``ppo.normalizer_update = "step"``) are read as stored.
         """
-        done = trajectory["next", "done"][..., 0]
-        resets = torch.zeros_like(done)
-        resets[:, 1:] = done[:, :-1]
-        obs, cmd = trajectory["observation"], trajectory["command"]
-        stored = trajectory.keys()
-        actor_x = trajectory["actor_input"] if "actor_input" in stored else self.actor_inputs(obs, cmd)
-        critic_x = trajectory["critic_input"] if "critic_input" in stored else self.critic_inputs(obs, cmd)
+        resets = _replay_resets(trajectory)
+        actor_x = _replay_inputs(self, trajectory, "actor")
         actor_carry, critic_carry = carry
         dist, actor_carry = model.actor.forward_sequence(actor_x, actor_carry, resets)
-        values, critic_carry = model.critic.forward_sequence(critic_x, critic_carry, resets)
+        values, critic_carry = model.critic.forward_sequence(_replay_inputs(self, trajectory, "critic"), critic_carry,
+                                                             resets)
         variables = PPOVariables(log_probs=dist.log_prob(trajectory["action"]).sum(-1), values=values[..., 0],
                                  entropy=dist.entropy().sum(-1), action_std=dist.stddev.mean().detach())
         return variables, (actor_carry, critic_carry)
+
+    def get_values(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry) -> torch.Tensor:
+        """Values [B, T] for a [B, T] trajectory replayed from ``carry``: the critic's half of
+        :meth:`get_ppo_variables`, for PPO's value-only steps (after ``ppo.target_kl`` has stopped the actor's
+        steps for the rest of an update, the actor's forward pass would be thrown away). A task that overrides
+        :meth:`get_ppo_variables` and not this is replayed through :meth:`get_ppo_variables` (:meth:`value_replay`)."""
+        values, _ = model.critic.forward_sequence(_replay_inputs(self, trajectory, "critic"), carry[1],
+                                                  _replay_resets(trajectory))
+        return values[..., 0]
+
+    def value_replay(self) -> Callable[[torch.nn.Module, TensorDict, Carry], torch.Tensor] | None:
+        """:meth:`get_values` where it computes what :meth:`get_ppo_variables` would (neither is overridden, or
+        ``get_values`` is), else None: PPO then takes the values of a value-only step from the full replay."""
+        own_variables = getattr(self.get_ppo_variables, "__func__", None) is PPOTask.get_ppo_variables
+        own_values = getattr(self.get_values, "__func__", None) is PPOTask.get_values
+        return self.get_values if own_variables or not own_values else None
+
+
+def _replay_inputs(task: Any, trajectory: TensorDict, which: str) -> torch.Tensor:
+    """The actor's or the critic's inputs over a trajectory: as the rollout stored them, else built by ``task``."""
+    key = f"{which}_input"
+    if key in trajectory.keys():
+        return trajectory[key]
+    build = task.actor_inputs if which == "actor" else task.critic_inputs
+    return build(trajectory["observation"], trajectory["command"])
+
+
+def _replay_resets(trajectory: TensorDict) -> torch.Tensor:
+    """[B, T] bool: the carry is zeroed before step t when step t-1 ended an episode."""
+    done = trajectory["next", "done"][..., 0]
+    resets = torch.zeros_like(done)
+    resets[:, 1:] = done[:, :-1]
+    return resets
 
 
 def policy_spec(task: PPOTask, env: Any, first: TensorDict, model: ModelConfig | None = None,

@@ -6,6 +6,7 @@ starting carries must equal the carries the policy had while collecting.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -679,6 +680,75 @@ def test_an_actor_stopped_by_target_kl_stays_stopped_when_that_minibatch_is_skip
     assert ppo.skipped_updates == 1 and len(snapshots) == N * T // 8 - 1
     actor_keys = [k for k in snapshots[0] if k.startswith("actor.")]
     assert all(torch.equal(later[k], snapshots[0][k]) for later in snapshots[1:] for k in actor_keys)
+
+
+class _ValueReplayTask(_Task):
+    """_Task with PPOTask's critic-only replay, counting the value-only replays PPO asks for."""
+
+    value_replay = PPOTask.value_replay
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value_calls = 0
+
+    def get_values(self, model, trajectory, carry):
+        self.value_calls += 1
+        return PPOTask.get_values(self, model, trajectory, carry)
+
+
+@pytest.mark.parametrize("make", [_mlp, _gru])
+def test_value_only_steps_replay_the_critic_alone_and_step_exactly_as_the_full_replay(make):
+    """After ``ppo.target_kl`` stops the actor (stops = actor), each remaining minibatch steps on the value loss
+    alone: where the task can replay its critic alone (``PPOTask.value_replay``), PPO skips the actor's forward
+    pass, and the critic's weights and the optimizer's state end bit for bit where the full replay leaves them."""
+    done = torch.zeros(N, T, dtype=torch.bool)
+    done[0, 2] = done[2, 5] = True  # carries reset inside sequences, as in the rollout
+    buffer = _buffer(done)
+    model = make()
+    ends = []
+    for task in (_Task(), _ValueReplayTask()):
+        torch.manual_seed(0)
+        trained = copy.deepcopy(model)
+        cfg = PPOConfig(num_passes=3, kl_coef=0.0, minibatch_size=8, target_kl=1e-12, target_kl_stops="actor")
+        ppo = PPO(task, trained, cfg, torch.Generator().manual_seed(1),
+                  optimizer=torch.optim.Adam(trained.parameters(), lr=1e-3))
+        out = ppo.update(buffer.clone(), trained.initial_carry(N))
+        ends.append((trained, ppo.optimizer.state_dict(), out, task))
+    (full, full_adam, full_out, _), (alone, alone_adam, alone_out, task) = ends
+    minibatches = 3 * N * T // 8
+    assert float(alone_out["minibatches_applied"]) == float(full_out["minibatches_applied"]) == 1
+    assert task.value_calls == minibatches - 2  # every value-only step but the one that tripped the stop
+    for (name, p), q, start in zip(alone.named_parameters(), full.parameters(), model.parameters(), strict=True):
+        assert torch.equal(p, q), name
+        if name.startswith("critic."):
+            assert not torch.equal(p, start), name  # the value-only steps did move the critic
+    for i, s in full_adam["state"].items():
+        for k, v in s.items():
+            assert torch.equal(alone_adam["state"][i][k], v), (i, k)
+
+
+def test_a_task_overriding_only_get_ppo_variables_keeps_its_values_in_value_only_steps():
+    """A task that overrides ``get_ppo_variables`` but not ``get_values`` gets no critic-only replay (its values
+    could differ from PPOTask's); one that overrides ``get_values`` (alone or with it) gets its own."""
+
+    class Plain(_Task):  # PPOTask's replay methods, as a PPOTask subclass inherits them
+        get_values = PPOTask.get_values
+        value_replay = PPOTask.value_replay
+
+    class Own(Plain):
+        def get_ppo_variables(self, model, trajectory, carry):
+            return PPOTask.get_ppo_variables(self, model, trajectory, carry)
+
+    class OwnValues(Own):
+        def get_values(self, model, trajectory, carry):
+            return PPOTask.get_values(self, model, trajectory, carry)
+
+    plain, own, own_values = Plain(), Own(), OwnValues()
+    assert plain.value_replay() == plain.get_values
+    assert own.value_replay() is None
+    assert own_values.value_replay() == own_values.get_values
+    plain.get_ppo_variables = lambda model, trajectory, carry: None  # patched on the instance, as tests do
+    assert plain.value_replay() is None
 
 
 def test_target_kl_stopping_the_actor_lets_the_critic_train_on():

@@ -160,22 +160,29 @@ def ppo_losses(log_probs: torch.Tensor, old_log_probs: torch.Tensor, values: tor
     ratio = torch.exp(log_ratio)
     surrogate = torch.min(ratio * advantages,
                           torch.clamp(ratio, 1.0 - config.clip_param, 1.0 + config.clip_param) * advantages)
-    value_error = (values - value_targets) ** 2
-    if config.use_clipped_value_loss:
-        clipped = old_values + torch.clamp(values - old_values, -config.clip_param, config.clip_param)
-        value_error = torch.max(value_error, (clipped - value_targets) ** 2)
     with torch.no_grad():
         kl = masked_mean((ratio - 1.0) - log_ratio, mask)  # k3 estimator of KL(old || new), >= 0
         clip_fraction = masked_mean(((ratio - 1.0).abs() > config.clip_param).float(), mask)
     return {
         "loss_objective": -masked_mean(surrogate, mask),
-        "loss_critic": config.value_loss_coef * 0.5 * masked_mean(value_error, mask),
+        "loss_critic": value_loss(values, old_values, value_targets, mask, config),
         "loss_entropy": -config.entropy_coef * masked_mean(entropy, mask),
         "kl": kl,
         "clip_fraction": clip_fraction,
         "entropy": masked_mean(entropy, mask).detach(),
         "ratio": masked_mean(ratio, mask).detach(),
     }
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, value_targets: torch.Tensor, mask: torch.Tensor,
+               config: PPOLossConfig) -> torch.Tensor:
+    """The critic's loss ``loss_critic`` of :func:`ppo_losses`: half the squared error to the targets (the larger of
+    the clipped and unclipped errors with ``use_clipped_value_loss``), times ``value_loss_coef``."""
+    value_error = (values - value_targets) ** 2
+    if config.use_clipped_value_loss:
+        clipped = old_values + torch.clamp(values - old_values, -config.clip_param, config.clip_param)
+        value_error = torch.max(value_error, (clipped - value_targets) ** 2)
+    return config.value_loss_coef * 0.5 * masked_mean(value_error, mask)
 
 
 def learning_rate_at(iteration: int, base: float, warmup: int, schedule: str, total: int, min_fraction: float) -> float:
@@ -451,8 +458,17 @@ class PPO:
         alone (``CRITIC_ONLY``, from the losses already computed). ``normalize_advantages``: normalize them
         within this minibatch (False when the update already normalized them over the rollout, or never).
         ``critic_only``: step on the value loss alone (the actor's parameters get no gradient, so the
-        optimizer leaves them be)."""
+        optimizer leaves them be); where the task can replay its critic alone (``value_replay``), the actor's
+        forward pass is skipped, with the same values and so the same step.
+        """
         valid = traj["valid"]
+        value_replay = getattr(self.task, "value_replay", None)
+        get_values = value_replay() if critic_only and value_replay is not None else None
+        if get_values is not None:
+            values = get_values(self.model, traj, carry)
+            total = value_loss(values, traj["value"], traj["value_target"], valid, self.loss_config)
+            metrics = {"loss_critic": total.detach(), "loss": total.detach(), "value_mean": values.detach().mean()}
+            return metrics, self._optimizer_step(total, valid, critic_only=True, metrics=metrics)
         variables, _ = self.task.get_ppo_variables(self.model, traj, carry)
         loss_config = self.loss_config
         if loss_config.normalize_advantages != normalize_advantages:
@@ -474,6 +490,19 @@ class PPO:
             log_ratio = torch.clamp(variables.log_probs - traj["log_prob"], -clip, clip)
             kl_penalty = self.kl.kl_coef * masked_mean(torch.exp(log_ratio) - 1.0 - log_ratio, valid)
             total = total + kl_penalty
+        metrics = {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(),
+                   "action_std": variables.action_std, "value_mean": variables.values.detach().mean()}
+        step = self._optimizer_step(total, valid, critic_only, metrics)
+        if step is Step.APPLIED and (self.kl.adapt_lr or self.kl.adapt_coef):
+            self.kl.update(float(self.average_kl(losses["kl"])))
+            self.set_learning_rate(self.base_lr)
+        return metrics, step
+
+    def _optimizer_step(self, total: torch.Tensor, valid: torch.Tensor, critic_only: bool,
+                        metrics: dict[str, torch.Tensor]) -> Step:
+        """Backpropagate ``total`` and step the optimizer (the actor's parameters left be in a critic-only step);
+        adds ``grad_norm`` to ``metrics``. Returns APPLIED or CRITIC_ONLY, or a SKIPPED kind when the loss or the
+        gradient is not finite or no transition of the minibatch (``valid``) is valid, on any process."""
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         # The actor's parameters in a critic-only step: no gradient, so the optimizer skips them (no momentum step).
@@ -484,21 +513,14 @@ class PPO:
         for p in frozen:  # the multi-process average gives every parameter a gradient, zeros included
             p.grad = None
         grad_norm = clip_gradients(self.clip_groups, self.config.grad_clip)
-        metrics = {**{k: v.detach() for k, v in losses.items()}, "loss": total.detach(),
-                   "grad_norm": grad_norm.detach(), "action_std": variables.action_std,
-                   "value_mean": variables.values.detach().mean()}
+        metrics["grad_norm"] = grad_norm.detach()
         # Never feed NaN to the optimizer, nor a step of pure Adam momentum when nothing is valid.
         if not bool(torch.isfinite(checks[0]) & torch.isfinite(grad_norm) & (checks[1] > 0)):
             self.optimizer.zero_grad(set_to_none=True)
             self.skipped_updates += 1
-            return metrics, Step.CRITIC_ONLY_SKIPPED if critic_only else Step.SKIPPED
+            return Step.CRITIC_ONLY_SKIPPED if critic_only else Step.SKIPPED
         self.optimizer.step()
-        if critic_only:
-            return metrics, Step.CRITIC_ONLY
-        if self.kl.adapt_lr or self.kl.adapt_coef:
-            self.kl.update(float(self.average_kl(losses["kl"])))
-            self.set_learning_rate(self.base_lr)
-        return metrics, Step.APPLIED
+        return Step.CRITIC_ONLY if critic_only else Step.APPLIED
 
 
 def value_output_layer(model: torch.nn.Module, config: object, scales_returns: bool) -> torch.nn.Linear | None:
