@@ -35,10 +35,16 @@ ENVS, STEPS = 8, 20  # worlds per rank, steps per rollout (0.4 s at ctrl_dt 0.02
 
 
 def small_config(run_dir: str) -> Any:
-    """The cart-pole GRU run, small, with every synchronized statistic switched on."""
+    """The cart-pole GRU run, small, with every synchronized statistic switched on.
+
+    A KL target so small that every update's actor stops after its first minibatch makes the rest of each
+    update value-only steps (the critic's replay alone), and ``preserve_values`` rescales the critic's output
+    layer when the all-reduced return scale moves: both must keep the ranks bit-identical too.
+    """
     config = cartpole_config(run_dir)
     ppo = dataclasses.replace(config.ppo, batch_size=4, num_passes=2, rollout_length_seconds=0.4,
                               normalize_observations=True, normalize_rewards=True, adaptive_lr=True,
+                              target_kl=1e-9, target_kl_stops="actor", preserve_values=True,
                               max_steps=ITERATIONS * ENVS * STEPS * WORLD)
     return dataclasses.replace(config, task=dataclasses.replace(config.task, num_envs=ENVS), ppo=ppo,
                                model=dataclasses.replace(config.model, hidden_size=16))
@@ -143,6 +149,8 @@ def test_parameters_stay_bit_identical_across_ranks(two_ranks):
             assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs between ranks"
     assert a["lr"] == b["lr"] and a["kl"] == b["kl"] and torch.equal(a["level"], b["level"])
     assert a["last"] == {**b["last"], **{k: a["last"][k] for k in a["last"] if k.startswith(("time/", "perf/"))}}
+    # Every update stepped the actor once, then the critic alone (small_config's KL target).
+    assert a["last"]["loss/minibatches_applied"] == 1.0
     # ... while each rank ran its own worlds: a seed stream of its own.
     assert not torch.equal(a["env_seed_state"], b["env_seed_state"])
 
