@@ -72,6 +72,48 @@ def test_resume_restores_counters_model_optimizer_and_curriculum(tmp_path):
     resumed.logger.close()
 
 
+def test_max_seconds_ends_training_and_a_resume_counts_the_time_already_spent(tmp_path):
+    """``ppo.max_seconds`` bounds the summed training time (the checkpoints' ``elapsed_seconds``): a run with
+    no time left trains nothing, one with a sliver left finishes its iteration, and a resume starts from the
+    time its checkpoint counted: refused (with how to extend it) once the limit is reached, on when raised."""
+    import dataclasses
+    import math
+
+    from ktorch_sim.errors import RunFinished
+
+    config = cartpole_config(str(tmp_path))
+    config = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, max_seconds=30.0))
+    spent = Trainer(config)
+    spent.elapsed = 30.0
+    spent.train(progress=False)
+    assert spent.iteration == 0
+    trainer = Trainer(config)
+    trainer.elapsed = 30.0 - 1e-9  # any iteration takes longer than this
+    trainer.train(progress=False)
+    assert trainer.iteration == 1 and trainer.elapsed > 30.0
+    with pytest.raises(RunFinished) as info:
+        Trainer(config, resume=trainer.run_dir, refuse_finished=True)
+    assert str(info.value) == (f"run {trainer.run_dir} already trained for ppo.max_seconds (30 s; its checkpoint "
+                               f"ckpt_00000001.pt has {trainer.elapsed:.0f} s): nothing to train. To train it "
+                               f"further, raise the limit: python -m ktorch_sim.train --resume {trainer.run_dir} "
+                               f"--set ppo.max_seconds={math.ceil(trainer.elapsed + 30)}")
+    longer = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, max_seconds=trainer.elapsed + 1e-9))
+    resumed = Trainer(longer, resume=trainer.run_dir, refuse_finished=True)
+    assert resumed.elapsed == trainer.elapsed
+    resumed.train(progress=False)
+    assert resumed.iteration == 2
+
+
+def test_a_time_limit_keeps_the_cpu_step_cap_off():
+    """An unlimited run on the CPU engine gets ``cpu.max_steps``; one with ``ppo.max_seconds`` is bounded already."""
+    from ktorch_sim.config import load_config
+
+    cpu = ["task.engine=mujoco", "task.name=tests.cartpole:CartpoleTask", "cpu.max_steps=16"]
+    assert load_config(None, cpu, note_caps=False).ppo.max_steps == 16
+    timed = load_config(None, [*cpu, "ppo.max_seconds=60"], note_caps=False)
+    assert timed.ppo.max_steps == 0 and timed.ppo.max_seconds == 60.0
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     import signal
     import time

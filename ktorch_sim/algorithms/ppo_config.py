@@ -157,6 +157,10 @@ class PPOConfig:
               "(1,221 -> 920 over 4 seeds); docs/learning.md, twelfth and thirteenth sessions. false: every "
               "world starts at step 0.")
     max_steps: int = config_field(0, "Stop after this many environment steps in total (0: run until stopped).")
+    max_seconds: float = config_field(
+        0.0, "Stop after this many seconds of training in total: collection and update, summed over resumes (the "
+             "checkpoints' elapsed_seconds; start-up, logging and checkpoint writes not counted). With "
+             "ppo.max_steps, whichever comes first. 0: no time limit.")
     reward_clip: float | None = config_field(None, "Clip each step's total reward to [-x, x] (none: no clip).")
     capture_rollout: bool = config_field(False, "Record the whole control step (policy, actuators, physics, "
                                                 "components, resets, storage) as one CUDA graph and replay it "
@@ -280,7 +284,8 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
         require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
     for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps", "desired_kl"):
         require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
-    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps"):
+    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps",
+                 "max_seconds"):
         require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
     require(p.normalizer_steps is None or p.normalizer_steps >= 0, "ppo.normalizer_steps",
              f"must be >= 0 (0: never stop) or none (automatic), got {p.normalizer_steps}")

@@ -355,8 +355,8 @@ def _field_names(cls: type) -> list[str]:
 def _cap_cpu_num_envs(data: dict[str, Any], config_cls: type[RLConfig], overridden: Mapping[str, str]) -> list[str]:
     """On the native MuJoCo CPU engine, cap task.num_envs at cpu.max_num_envs unless it came from --set.
 
-    Also gives an unlimited run (``ppo.max_steps = 0``) ``cpu.max_steps`` steps there. Returns one
-    ``note:`` line per cap that changed a value, naming the key, the old and new value and the
+    Also gives an unlimited run (``ppo.max_steps = 0``, no ``ppo.max_seconds``) ``cpu.max_steps`` steps there.
+    Returns one ``note:`` line per cap that changed a value, naming the key, the old and new value and the
     ``--set`` that overrides it; :func:`config_from_dict` prints them once the config is valid.
     """
     notes = []
@@ -373,8 +373,8 @@ def _cap_cpu_num_envs(data: dict[str, Any], config_cls: type[RLConfig], overridd
         notes.append(_cap_note("task.num_envs", num_envs, cap, "cpu.max_num_envs",
                                f"--set task.num_envs={num_envs} or --set cpu.max_num_envs=0"))
     ppo, cpu_steps = data.setdefault("ppo", {}), data.get("cpu", {}).get("max_steps", cpu_defaults["max_steps"])
-    if ppo.get("max_steps", 0) == 0 and isinstance(cpu_steps, int) and cpu_steps > 0 and \
-            engine_runs_on_cpu(engine, device):
+    unlimited = ppo.get("max_steps", 0) == 0 and not ppo.get("max_seconds", 0)  # a time limit bounds it too
+    if unlimited and isinstance(cpu_steps, int) and cpu_steps > 0 and engine_runs_on_cpu(engine, device):
         ppo["max_steps"] = cpu_steps
         notes.append(_cap_note("ppo.max_steps", "0 (unlimited)", cpu_steps, "cpu.max_steps",
                                "--set ppo.max_steps=<steps> or --set cpu.max_steps=0 (run until stopped)"))

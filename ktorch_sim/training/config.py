@@ -53,8 +53,9 @@ class CPUConfig:
 
     max_num_envs: int = config_field(32, "Cap on task.num_envs when task.engine resolves to native MuJoCo on the "
                                          "CPU, unless task.num_envs is given with --set (0: no cap).")
-    max_steps: int = config_field(16000, "ppo.max_steps used on the CPU engine when ppo.max_steps is 0 (unlimited), "
-                                         "so the default run is a short demo on a laptop (0: keep unlimited).")
+    max_steps: int = config_field(16000, "ppo.max_steps used on the CPU engine when ppo.max_steps is 0 (unlimited) "
+                                         "and no ppo.max_seconds limits the run, so the default run is a short demo "
+                                         "on a laptop (0: keep unlimited).")
 
     def check(self) -> None:
         """Ranges; raises :class:`ConfigError` naming the key."""

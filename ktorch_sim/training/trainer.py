@@ -3,7 +3,7 @@ top to bottom in :meth:`Trainer.iterate`; everything it needs is built in ``__in
 
 Metrics are reduced on the device and copied to the host once per iteration. A checkpoint is
 written atomically every ``checkpoint.save_every_seconds`` and when training stops (end of
-``ppo.max_steps``, Ctrl-C or SIGTERM); ``resume`` continues from the latest one with the same
+``ppo.max_steps`` or ``ppo.max_seconds``, Ctrl-C or SIGTERM); ``resume`` continues from the latest one with the same
 iteration counter, curriculum level, learning rate and random streams. A stop request cuts the
 iteration in flight short and saves the state of the last finished one
 (:mod:`ktorch_sim.utils.phase_progress`, which also prints progress inside long iterations).
@@ -12,6 +12,7 @@ iteration in flight short and saves the state of the last finished one
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import time
 from pathlib import Path
@@ -90,7 +91,7 @@ class Trainer:
         """Set everything up; with ``resume``, load the run directory's latest checkpoint.
 
         ``refuse_finished`` (the training CLI): resuming a run whose checkpoint already reached
-        ``ppo.max_steps`` raises :class:`~ktorch_sim.errors.RunFinished`, before the run directory is
+        ``ppo.max_steps`` or ``ppo.max_seconds`` raises :class:`~ktorch_sim.errors.RunFinished`, before the run directory is
         touched, with a line that says how to extend it. Without it such a trainer trains nothing.
         """
         self._refuse_finished = refuse_finished
@@ -262,7 +263,8 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------
 
     def train(self, progress: bool = True) -> Path:
-        """Iterate until ``ppo.max_steps`` env steps or Ctrl-C/SIGTERM; checkpoint on the way out."""
+        """Iterate until ``ppo.max_steps`` env steps, ``ppo.max_seconds`` of training or Ctrl-C/SIGTERM;
+        checkpoint on the way out."""
         from tqdm import tqdm
 
         max_steps = self.config.ppo.max_steps
@@ -275,7 +277,9 @@ class Trainer:
         stop_inside = (lambda: False) if self.dist.active else (lambda: self._stop)
         guard = IterationGuard(self, PhaseProgress(stop_inside, progress_line(bar) if progress else None))
         try:
-            while not self.dist.any(self._stop) and (max_steps <= 0 or self.env_steps < max_steps):
+            # Ranks' clocks differ: any rank out of time stops them all, between iterations.
+            while not self.dist.any(self._stop or self._out_of_time()) and (max_steps <= 0
+                                                                            or self.env_steps < max_steps):
                 metrics = guard.iterate()
                 if metrics is None:
                     break
@@ -370,6 +374,12 @@ class Trainer:
                               f"{path.name} has {self.env_steps} env steps): nothing to train. To train it further, "
                               f"raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
                               f"--set ppo.max_steps={self.env_steps + max_steps}")
+        max_seconds = self.config.ppo.max_seconds
+        if self._refuse_finished and self._out_of_time():
+            raise RunFinished(f"run {self.run_dir} already trained for ppo.max_seconds ({max_seconds:g} s; its "
+                              f"checkpoint {path.name} has {self.elapsed:.0f} s): nothing to train. To train it "
+                              f"further, raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
+                              f"--set ppo.max_seconds={math.ceil(self.elapsed + max_seconds)}")
         if self.dist.is_main:
             rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
@@ -384,6 +394,11 @@ class Trainer:
     def reward_scaler(self) -> Any:
         """The return scaler of ``ppo.normalize_rewards`` (None when off), owned by the algorithm."""
         return self.ppo.reward_scaler
+
+    def _out_of_time(self) -> bool:
+        """Whether this run has trained for ``ppo.max_seconds`` (0: never)."""
+        max_seconds = self.config.ppo.max_seconds
+        return 0 < max_seconds <= self.elapsed
 
     def _reseed(self, seed: int) -> None:
         """Seed every random stream of this process from ``seed`` (a non-zero rank's resume)."""
