@@ -3,8 +3,8 @@ top to bottom in :meth:`Trainer.iterate`; everything it needs is built in ``__in
 
 Metrics are reduced on the device and copied to the host once per iteration. A checkpoint is
 written atomically every ``checkpoint.save_every_seconds`` and when training stops (end of
-``ppo.max_steps`` or ``ppo.max_seconds``, Ctrl-C or SIGTERM); ``resume`` continues from the latest one with the same
-iteration counter, curriculum level, learning rate and random streams. A stop request cuts the
+``ppo.max_steps`` or ``ppo.max_seconds``, Ctrl-C or SIGTERM); ``resume`` continues from the latest
+one with the same iteration counter, curriculum level, learning rate and random streams. A stop request cuts the
 iteration in flight short and saves the state of the last finished one
 (:mod:`ktorch_sim.utils.phase_progress`, which also prints progress inside long iterations).
 """
@@ -91,8 +91,9 @@ class Trainer:
         """Set everything up; with ``resume``, load the run directory's latest checkpoint.
 
         ``refuse_finished`` (the training CLI): resuming a run whose checkpoint already reached
-        ``ppo.max_steps`` or ``ppo.max_seconds`` raises :class:`~ktorch_sim.errors.RunFinished`, before the run directory is
-        touched, with a line that says how to extend it. Without it such a trainer trains nothing.
+        ``ppo.max_steps`` or ``ppo.max_seconds`` raises :class:`~ktorch_sim.errors.RunFinished`, before
+        the run directory is touched, with a line that says how to extend it. Without it such a trainer
+        trains nothing.
         """
         self._refuse_finished = refuse_finished
         self.config = config
