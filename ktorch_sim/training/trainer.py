@@ -279,8 +279,7 @@ class Trainer:
         guard = IterationGuard(self, PhaseProgress(stop_inside, progress_line(bar) if progress else None))
         try:
             # Ranks' clocks differ: any rank out of time stops them all, between iterations.
-            while not self.dist.any(self._stop or self._out_of_time()) and (max_steps <= 0
-                                                                            or self.env_steps < max_steps):
+            while not self.dist.any(self._stop or self._out_of_time()) and not self._out_of_steps():
                 metrics = guard.iterate()
                 if metrics is None:
                     break
@@ -370,7 +369,7 @@ class Trainer:
             self._reseed(distributed.rank_seed(self.config.task.seed, self.dist.rank, self.iteration))
         self.elapsed = float(counters["elapsed_seconds"])
         max_steps = self.config.ppo.max_steps
-        if self._refuse_finished and 0 < max_steps <= self.env_steps:
+        if self._refuse_finished and self._out_of_steps():
             raise RunFinished(f"run {self.run_dir} already reached ppo.max_steps ({max_steps}; its checkpoint "
                               f"{path.name} has {self.env_steps} env steps): nothing to train. To train it further, "
                               f"raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
@@ -395,6 +394,10 @@ class Trainer:
     def reward_scaler(self) -> Any:
         """The return scaler of ``ppo.normalize_rewards`` (None when off), owned by the algorithm."""
         return self.ppo.reward_scaler
+
+    def _out_of_steps(self) -> bool:
+        """Whether this run has trained for ``ppo.max_steps`` env steps (0: never)."""
+        return 0 < self.config.ppo.max_steps <= self.env_steps
 
     def _out_of_time(self) -> bool:
         """Whether this run has trained for ``ppo.max_seconds`` (0: never)."""
