@@ -368,18 +368,13 @@ class Trainer:
         if not self.dist.is_main:  # rank 0 continues the checkpoint's streams; the others re-derive theirs
             self._reseed(distributed.rank_seed(self.config.task.seed, self.dist.rank, self.iteration))
         self.elapsed = float(counters["elapsed_seconds"])
-        max_steps = self.config.ppo.max_steps
+        ppo = self.config.ppo
         if self._refuse_finished and self._out_of_steps():
-            raise RunFinished(f"run {self.run_dir} already reached ppo.max_steps ({max_steps}; its checkpoint "
-                              f"{path.name} has {self.env_steps} env steps): nothing to train. To train it further, "
-                              f"raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
-                              f"--set ppo.max_steps={self.env_steps + max_steps}")
-        max_seconds = self.config.ppo.max_seconds
+            self._refuse(f"already reached ppo.max_steps ({ppo.max_steps}; its checkpoint {path.name} has "
+                         f"{self.env_steps} env steps)", f"ppo.max_steps={self.env_steps + ppo.max_steps}")
         if self._refuse_finished and self._out_of_time():
-            raise RunFinished(f"run {self.run_dir} already trained for ppo.max_seconds ({max_seconds:g} s; its "
-                              f"checkpoint {path.name} has {self.elapsed:.0f} s): nothing to train. To train it "
-                              f"further, raise the limit: python -m ktorch_sim.train --resume {self.run_dir} "
-                              f"--set ppo.max_seconds={math.ceil(self.elapsed + max_seconds)}")
+            self._refuse(f"already trained for ppo.max_seconds ({ppo.max_seconds:g} s; its checkpoint {path.name} "
+                         f"has {self.elapsed:.0f} s)", f"ppo.max_seconds={math.ceil(self.elapsed + ppo.max_seconds)}")
         if self.dist.is_main:
             rewind_metrics(self.run_dir, self.iteration)  # lines a crash left after this checkpoint are re-trained
 
@@ -394,6 +389,12 @@ class Trainer:
     def reward_scaler(self) -> Any:
         """The return scaler of ``ppo.normalize_rewards`` (None when off), owned by the algorithm."""
         return self.ppo.reward_scaler
+
+    def _refuse(self, reached: str, extended: str) -> None:
+        """Raise the one-line :class:`RunFinished` for a resumed run whose budget is spent: what it ``reached``
+        and the ``--set`` (``extended``) that gives it more."""
+        raise RunFinished(f"run {self.run_dir} {reached}: nothing to train. To train it further, raise the limit: "
+                          f"python -m ktorch_sim.train --resume {self.run_dir} --set {extended}")
 
     def _out_of_steps(self) -> bool:
         """Whether this run has trained for ``ppo.max_steps`` env steps (0: never)."""
