@@ -294,6 +294,7 @@ def test_loads_are_fresh_and_never_mutate_defaults():
     (["ppo.target_kl=-0.1"], "--set ppo.target_kl: must be >= 0 (0: never stop) or none (automatic), got -0.1"),
     (["ppo.max_seconds=-60"], "--set ppo.max_seconds: must be >= 0, got -60.0"),
     (["ppo.max_seconds=nan"], "--set ppo.max_seconds: must be a number, got nan"),
+    (["cpu.update_threads=-1"], "--set cpu.update_threads: must be >= 0 (0: one per core), got -1"),
     (["ppo.target_kl_window=0"],
      "--set ppo.target_kl_window: must be >= 1 (the number of minibatch KLs averaged), got 0"),
     (["ppo.normalizer_steps=-5"],

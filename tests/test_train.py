@@ -114,6 +114,37 @@ def test_a_time_limit_keeps_the_cpu_step_cap_off():
     assert timed.ppo.max_steps == 0 and timed.ppo.max_seconds == 60.0
 
 
+def test_the_update_runs_on_cpu_update_threads_and_collection_on_one(tmp_path, monkeypatch):
+    """On the CPU, torch runs on one thread next to the native engine's workers, and on ``cpu.update_threads``
+    during the PPO update; the setting is restored after it."""
+    import dataclasses
+
+    config = cartpole_config(str(tmp_path))
+    config = dataclasses.replace(config, cpu=dataclasses.replace(config.cpu, update_threads=2))
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    trainer = Trainer(config)
+    seen = {}
+    update = trainer.ppo.update
+    collect = trainer.collector.collect
+
+    def counting_update(*args):
+        seen["update"] = torch.get_num_threads()
+        return update(*args)
+
+    def counting_collect(*args):
+        seen["collect"] = torch.get_num_threads()
+        return collect(*args)
+
+    monkeypatch.setattr(trainer.ppo, "update", counting_update)
+    monkeypatch.setattr(trainer.collector, "collect", counting_collect)
+    try:
+        trainer.iterate()
+        assert seen == {"collect": 1, "update": 2} and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     import signal
     import time

@@ -61,6 +61,13 @@ class MujocoEngine(Engine):
         self._held = True  # this step's targets are constant over its substeps
         # qpos/qvel as last copied out of MjData: a difference means a component wrote the tensors
         self._published = {k: np.zeros_like(self._np[k]) for k in ("qpos", "qvel")}
+        # Per world, (destination row, MjData array) pairs for _gather, and MuJoCo's warning counters: live
+        # views made once (MjData's arrays never move), so a step copies without attribute lookups.
+        self._copies = [[(self._np[name][i], getattr(d, name)) for name in _COPIED_FIELDS]
+                        + [(self._published[name][i], getattr(d, name)) for name in ("qpos", "qvel")]
+                        for i, d in enumerate(self._datas)]
+        self._warnings = [d.warning.number for d in self._datas]
+        self._instability = np.array(_INSTABILITY_WARNINGS)
 
         threads = config.num_threads or os.cpu_count() or 1
         self._num_threads = max(1, min(threads, n))
@@ -135,12 +142,11 @@ class MujocoEngine(Engine):
     def _gather(self, i: int) -> None:
         """Copy world ``i``'s MjData into row ``i`` of the float32 state buffers."""
         d, out = self._datas[i], self._np
-        for name in _COPIED_FIELDS:
-            out[name][i] = getattr(d, name)
-        self._published["qpos"][i] = out["qpos"][i]
-        self._published["qvel"][i] = out["qvel"][i]
+        for destination, source in self._copies[i]:
+            np.copyto(destination, source, casting="unsafe")
         out["time"][i] = d.time
-        if any(d.warning[w].number for w in _INSTABILITY_WARNINGS):
+        warnings = self._warnings[i]
+        if warnings.any() and warnings[self._instability].any():
             self._unstable[i] = True
         contact = out["geom_contact"][i]
         contact[:] = 0.0

@@ -56,9 +56,16 @@ class CPUConfig:
     max_steps: int = config_field(16000, "ppo.max_steps used on the CPU engine when ppo.max_steps is 0 (unlimited) "
                                          "and no ppo.max_seconds limits the run, so the default run is a short demo "
                                          "on a laptop (0: keep unlimited).")
+    update_threads: int = config_field(1, "Torch threads in the PPO update of a run on the CPU (collection keeps "
+                                          "one, next to the engine's workers). 1 keeps a run bit-identical "
+                                          "whatever the machine's cores; more speeds up large-batch updates but "
+                                          "makes the result depend on the count; 0: torch's default (one per "
+                                          "core).")
 
     def check(self) -> None:
         """Ranges; raises :class:`ConfigError` naming the key."""
+        require(self.update_threads >= 0, "cpu.update_threads",
+                f"must be >= 0 (0: one per core), got {self.update_threads}")
         require(self.max_num_envs >= 0, "cpu.max_num_envs", f"must be >= 0 (0: no cap), got {self.max_num_envs}")
         require(self.max_steps >= 0, "cpu.max_steps", f"must be >= 0 (0: keep unlimited), got {self.max_steps}")
 

@@ -11,11 +11,13 @@ iteration in flight short and saves the state of the last finished one
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,18 @@ COMPATIBLE_KEYS = ("task.name", "model.policy", "model.hidden_size", "model.dept
 
 # Env counters of world resets forced by broken physics or non-finite actions -> logged as ``physics/<name>``.
 HEALTH_METRICS = {"bad_physics": "bad_worlds", "overflow": "overflow_worlds", "bad_action": "bad_actions"}
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch CPU threads (0: leave the setting as it is), then restore it."""
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _limit_input_statistics(task: PPOTask, steps: int) -> None:
@@ -113,7 +127,10 @@ class Trainer:
         if self.dist.active:
             self.env.generator.manual_seed(seed)  # this rank's worlds draw their own stream
         self.device = self.env.device
+        # Torch's threads in the update (cpu.update_threads), where the engine's workers are idle.
+        self._update_threads = 0
         if self.device.type == "cpu":
+            self._update_threads = config.cpu.update_threads or torch.get_num_threads()
             # The native engine's threads already use every core; torch's OpenMP workers spinning
             # next to them made small policy ops ~20x slower (measured: GRUCell 2.3 ms -> 54 ms).
             torch.set_num_threads(1)
@@ -198,7 +215,8 @@ class Trainer:
         collected = time.perf_counter()
         self.model.train()
         skipped_before = self.ppo.skipped_updates
-        losses = self.ppo.update(buffer, start_carry)
+        with torch_threads(self._update_threads):
+            losses = self.ppo.update(buffer, start_carry)
         if not self.collector.step_statistics:
             # Only now may the input statistics move: the update above needed the rollout's own.
             self.task.update_normalizer_statistics(buffer["observation"], buffer["command"],
