@@ -16,8 +16,8 @@ import dataclasses
 import math
 import signal
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
