@@ -286,9 +286,8 @@ class Trainer:
         checkpoint on the way out."""
         from tqdm import tqdm
 
-        max_steps = self.config.ppo.max_steps
         progress = progress and self.dist.is_main
-        bar = tqdm(total=max_steps or None, initial=self.env_steps, unit="step", disable=not progress,
+        bar = tqdm(total=self.config.ppo.max_steps or None, initial=self.env_steps, unit="step", disable=not progress,
                    dynamic_ncols=True)
         previous = {s: signal.signal(s, self._request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
         # A stop request ends the iteration in flight within a step; the last finished one is saved.
