@@ -1,9 +1,12 @@
 """Native MuJoCo engine: one MjData per world, stepped in parallel threads on the CPU.
 
 MuJoCo computes in float64 and releases the GIL inside ``mj_step``, so a small thread pool
-steps disjoint chunks of worlds in parallel. After stepping, each thread copies its worlds'
-state into the shared float32 torch buffers of :class:`PhysicsState`. This engine is the
-deterministic reference: the same seed and inputs give bit-identical results.
+steps disjoint chunks of worlds in parallel (the calling thread takes the first chunk). The
+threads run only MuJoCo's own calls; the calling thread then copies every world's state into
+the shared float32 torch buffers of :class:`PhysicsState`: those copies are Python work that
+holds the GIL, and done inside the workers they made each worker wait for the other's (the
+GIL handoffs cost more than the copies). This engine is the deterministic reference: the same
+seed and inputs give bit-identical results.
 """
 
 from __future__ import annotations
@@ -64,7 +67,6 @@ class MujocoEngine(Engine):
         # Per world, (destination row, MjData array) pairs for _gather, and MuJoCo's warning counters: live
         # views made once (MjData's arrays never move), so a step copies without attribute lookups.
         self._copies = [[(self._np[name][i], getattr(d, name)) for name in _COPIED_FIELDS]
-                        + [(self._published[name][i], getattr(d, name)) for name in ("qpos", "qvel")]
                         for i, d in enumerate(self._datas)]
         self._warnings = [d.warning.number for d in self._datas]
         self._instability = np.array(_INSTABILITY_WARNINGS)
@@ -73,11 +75,12 @@ class MujocoEngine(Engine):
         self._num_threads = max(1, min(threads, n))
         bounds = np.linspace(0, n, self._num_threads + 1).round().astype(int)
         self._chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        self._pool = ThreadPoolExecutor(self._num_threads) if self._num_threads > 1 else None
+        self._pool = ThreadPoolExecutor(self._num_threads - 1) if self._num_threads > 1 else None
 
         for i in range(n):
             mujoco.mj_forward(self._models[i], self._datas[i])
             self._gather(i)
+        self._publish()
 
     # --- stepping -------------------------------------------------------------------------
 
@@ -131,13 +134,16 @@ class MujocoEngine(Engine):
             for ctrl in self._targets[i]:
                 d.ctrl[:] = ctrl
                 mujoco.mj_step(m, d)
-        self._gather(i)
 
     def _forward_world(self, i: int) -> None:
         d = self._datas[i]
         d.xfrc_applied[:] = self._np["xfrc_applied"][i]
         mujoco.mj_forward(self._models[i], d)
-        self._gather(i)
+
+    def _publish(self) -> None:
+        """Remember the qpos/qvel just copied out of every world (see :meth:`_push_state_writes`)."""
+        for name, published in self._published.items():
+            np.copyto(published, self._np[name])
 
     def _gather(self, i: int) -> None:
         """Copy world ``i``'s MjData into row ``i`` of the float32 state buffers."""
@@ -151,20 +157,28 @@ class MujocoEngine(Engine):
         contact = out["geom_contact"][i]
         contact[:] = 0.0
         if d.ncon:
-            geoms = d.contact.geom[: d.ncon]
-            contact[geoms[d.contact.dist[: d.ncon] < 0].ravel()] = 1.0
+            contacts = d.contact  # the d.ncon active contacts
+            contact[contacts.geom[contacts.dist < 0].ravel()] = 1.0
 
     def _run(self, fn: Callable[[int], None]) -> None:
-        """Apply ``fn`` to every world, one contiguous chunk of worlds per thread."""
+        """Apply ``fn`` to every world, then copy every world's state out (:meth:`_gather`).
+
+        One contiguous chunk of worlds per thread, the first on this one, which copies its own
+        chunk out while the others still step, then each other chunk as it finishes.
+        """
         def chunk(bounds: tuple[int, int]) -> None:
             for i in range(*bounds):
                 fn(i)
 
-        if self._pool is None:
-            chunk((0, self.num_envs))
-        else:
-            for future in [self._pool.submit(chunk, c) for c in self._chunks]:
+        futures = [self._pool.submit(chunk, c) for c in self._chunks[1:]] if self._pool is not None else []
+        for bounds, future in zip(self._chunks, [None, *futures]):
+            if future is None:
+                chunk(bounds)
+            else:
                 future.result()
+            for i in range(*bounds):
+                self._gather(i)
+        self._publish()
 
     # --- checks and model fields ----------------------------------------------------------
 
