@@ -1,12 +1,12 @@
 """Native MuJoCo engine: one MjData per world, stepped in parallel threads on the CPU.
 
 MuJoCo computes in float64 and releases the GIL inside ``mj_step``, so a small thread pool
-steps disjoint chunks of worlds in parallel (the calling thread takes the first chunk). The
-threads run only MuJoCo's own calls; the calling thread then copies every world's state into
-the shared float32 torch buffers of :class:`PhysicsState`: those copies are Python work that
-holds the GIL, and done inside the workers they made each worker wait for the other's (the
-GIL handoffs cost more than the copies). This engine is the deterministic reference: the same
-seed and inputs give bit-identical results.
+steps disjoint chunks of worlds in parallel, the calling thread taking the first chunk. The
+workers make only MuJoCo's calls; the calling thread copies every world's state into the
+shared float32 torch buffers of :class:`PhysicsState` (its own chunk while the workers still
+step, then theirs). Those copies are Python that holds the GIL: made inside the workers, each
+waited on the other's, and the handoffs cost more than the copies. This engine is the
+deterministic reference: the same seed and inputs give bit-identical results.
 """
 
 from __future__ import annotations
