@@ -316,3 +316,25 @@ def test_the_automatic_note_says_what_the_mlp_reads(tmp_path, sets, expected):
         assert note is None
     else:
         assert note == f"note: automatic {expected}; set the keys to choose"
+
+
+def test_the_summary_says_when_max_seconds_ended_the_run_short_of_max_steps(tmp_path):
+    """A run that ``ppo.max_seconds`` stops before ``ppo.max_steps`` says so in its summary, with the resume that
+    trains the rest; one that reaches its steps (or has no step budget) does not."""
+    import dataclasses
+
+    config = cartpole_config(str(tmp_path))
+    short = dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, max_seconds=30.0, max_steps=10**9))
+    trainer = Trainer(short)
+    trainer.elapsed = 30.0 - 1e-9  # one iteration, then out of time
+    trainer.train(progress=False)
+    last = trainer.summary().splitlines()[-1]
+    assert last == (f"stopped by ppo.max_seconds (30 s of training) at {trainer.env_steps:,} of ppo.max_steps "
+                    f"1,000,000,000 env steps; to train the rest: python -m ktorch_sim.train --resume "
+                    f"{trainer.run_dir} --set ppo.max_seconds=0")
+    for steps in (trainer.env_steps, 0):  # the step budget reached in the same iteration; no step budget
+        done = Trainer(dataclasses.replace(config, ppo=dataclasses.replace(config.ppo, max_seconds=30.0,
+                                                                           max_steps=steps)))
+        done.elapsed = 30.0 - 1e-9
+        done.train(progress=False)
+        assert len(done.summary().splitlines()) == 2 and "max_seconds" not in done.summary()

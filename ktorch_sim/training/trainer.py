@@ -320,7 +320,9 @@ class Trainer:
         return self.run_dir
 
     def summary(self) -> str:
-        """Episode length and return of the first and the last iteration this process trained (one line each)."""
+        """Episode length and return of the first and the last iteration this process trained (one line each), and
+        a line saying so when ``ppo.max_seconds`` ended the run short of ``ppo.max_steps``: a slower machine gets
+        fewer steps in the same time, and the user should know the run is not the one the step budget describes."""
         if self.first_metrics is None or self.last_metrics is None:
             return "no iteration was trained"
         lines = []
@@ -328,6 +330,11 @@ class Trainer:
             lines.append(f"{label} iteration {m['iteration']:>5.0f}: episode length {m['episode/length']:7.1f} steps "
                          f"({m['episode/length'] * self.env.ctrl_dt:.2f} s), return {m['episode/return']:9.3f} "
                          f"over {m['episode/count']:.0f} episodes")
+        ppo = self.config.ppo
+        if self._out_of_time() and ppo.max_steps and not self._out_of_steps():
+            lines.append(f"stopped by ppo.max_seconds ({ppo.max_seconds:g} s of training) at {self.env_steps:,} of "
+                         f"ppo.max_steps {ppo.max_steps:,} env steps; to train the rest: python -m ktorch_sim.train "
+                         f"--resume {self.run_dir} --set ppo.max_seconds=0")
         return "\n".join(lines)
 
     def _request_stop(self, signum: int, frame: object) -> None:
