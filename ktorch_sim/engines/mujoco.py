@@ -170,14 +170,17 @@ class MujocoEngine(Engine):
             for i in range(*bounds):
                 fn(i)
 
-        futures = [self._pool.submit(chunk, c) for c in self._chunks[1:]] if self._pool is not None else []
-        for bounds, future in zip(self._chunks, [None, *futures]):
-            if future is None:
-                chunk(bounds)
-            else:
-                future.result()
+        def gather(bounds: tuple[int, int]) -> None:
             for i in range(*bounds):
                 self._gather(i)
+
+        others = self._chunks[1:]
+        futures = [self._pool.submit(chunk, c) for c in others] if self._pool is not None else []
+        chunk(self._chunks[0])
+        gather(self._chunks[0])
+        for bounds, future in zip(others, futures, strict=True):
+            future.result()
+            gather(bounds)
         self._publish()
 
     # --- checks and model fields ----------------------------------------------------------
