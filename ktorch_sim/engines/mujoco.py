@@ -77,10 +77,7 @@ class MujocoEngine(Engine):
         self._chunks = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         self._pool = ThreadPoolExecutor(self._num_threads - 1) if self._num_threads > 1 else None
 
-        for i in range(n):
-            mujoco.mj_forward(self._models[i], self._datas[i])
-            self._gather(i)
-        self._publish()
+        self._run(self._forward_world)  # derived quantities of the initial state, copied out
 
     # --- stepping -------------------------------------------------------------------------
 
