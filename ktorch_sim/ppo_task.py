@@ -24,6 +24,7 @@ from ktorch_sim.components.base import joint_qpos_indices
 from ktorch_sim.errors import ConfigError
 from ktorch_sim.policies.actor_critic import ActorCritic, GRUActor, GRUCritic, MLPActor, MLPCritic
 from ktorch_sim.policies.config import ModelConfig
+from ktorch_sim.policy_mirror import PolicyMirrors, policy_mirrors
 from ktorch_sim.utils.registry import resolve_object
 from ktorch_sim.task import ConfigT, RLTask
 
@@ -225,6 +226,20 @@ class PPOTask(RLTask[ConfigT]):
         variables = PPOVariables(log_probs=dist.log_prob(trajectory["action"]).sum(-1), values=values[..., 0],
                                  entropy=dist.entropy().sum(-1), action_std=dist.stddev.mean().detach())
         return variables, (actor_carry, critic_carry)
+
+    def get_policy_mirrors(self, env: Any, first: TensorDict) -> PolicyMirrors:
+        """The left-right mirror of the actor's raw inputs and of the actions (``ppo.symmetry = "augment"``), from
+        the model's geometry and each component's ``mirror()`` (:func:`ktorch_sim.policy_mirror.policy_mirrors`);
+        ``first`` is the env's first step. Override to give maps of your own."""
+        return policy_mirrors(self, env, first)
+
+    def get_mirrored_log_probs(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry,
+                               mirrors: PolicyMirrors) -> torch.Tensor:
+        """log pi(mirrored action | mirrored observation), summed over action dimensions, [B, T], for a [B, T]
+        trajectory of a feed-forward actor: the raw inputs are mirrored, then normalized as the actor's own are."""
+        inputs = mirrors.actor_features.apply(self.actor_features(trajectory["observation"], trajectory["command"]))
+        dist, _ = model.actor.forward_sequence(self._normalized("actor", inputs), carry[0], _replay_resets(trajectory))
+        return dist.log_prob(mirrors.actions.apply(trajectory["action"])).sum(-1)
 
     def get_values(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry) -> torch.Tensor:
         """Values [B, T] for a [B, T] trajectory replayed from ``carry``: the critic's half of

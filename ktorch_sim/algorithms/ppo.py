@@ -146,32 +146,54 @@ def normalize(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def ppo_losses(log_probs: torch.Tensor, old_log_probs: torch.Tensor, values: torch.Tensor, old_values: torch.Tensor,
                advantages: torch.Tensor, value_targets: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor,
-               config: PPOLossConfig) -> dict[str, torch.Tensor]:
+               config: PPOLossConfig, mirrored_log_probs: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """The PPO loss terms (TorchRL names ``loss_*``) and diagnostics, for [B, T] inputs.
 
     ``log_probs``/``old_log_probs`` are summed over action dimensions; ``entropy`` too.
     Returns ``loss_objective``, ``loss_critic``, ``loss_entropy`` (sum them for the total)
     and detached ``kl``, ``clip_fraction``, ``entropy``, ``ratio``.
+
+    ``mirrored_log_probs`` (``ppo.symmetry = "augment"``): the current policy's log-probability of each mirrored
+    action given the mirrored observation. The objective is then the mean over both halves of the doubled
+    batch (rsl_rl's augmentation): the mirrored half shares the advantages and is weighted against
+    ``old_log_probs``, the probability with which the collected action was drawn (the mirror image of the
+    rollout's policy drew the mirrored action with that same probability). The KL and clip fraction stay the
+    collected half's; ``mirror_ratio`` and ``mirror_clip_fraction`` describe the mirrored half.
     """
     assert log_probs.shape == old_log_probs.shape == values.shape == advantages.shape == mask.shape
     if config.normalize_advantages:
         advantages = normalize(advantages, mask)
-    log_ratio = torch.clamp(log_probs - old_log_probs, -config.log_clip_value, config.log_clip_value)
-    ratio = torch.exp(log_ratio)
-    surrogate = torch.min(ratio * advantages,
-                          torch.clamp(ratio, 1.0 - config.clip_param, 1.0 + config.clip_param) * advantages)
+    objective, ratio, log_ratio = _clipped_surrogate(log_probs, old_log_probs, advantages, mask, config)
     with torch.no_grad():
         kl = masked_mean((ratio - 1.0) - log_ratio, mask)  # k3 estimator of KL(old || new), >= 0
         clip_fraction = masked_mean(((ratio - 1.0).abs() > config.clip_param).float(), mask)
+    out = {}
+    if mirrored_log_probs is not None:
+        mirrored, mirror_ratio, _ = _clipped_surrogate(mirrored_log_probs, old_log_probs, advantages, mask, config)
+        objective = 0.5 * (objective + mirrored)
+        with torch.no_grad():
+            out["mirror_ratio"] = masked_mean(mirror_ratio, mask)
+            out["mirror_clip_fraction"] = masked_mean(((mirror_ratio - 1.0).abs() > config.clip_param).float(), mask)
     return {
-        "loss_objective": -masked_mean(surrogate, mask),
+        "loss_objective": objective,
         "loss_critic": value_loss(values, old_values, value_targets, mask, config),
         "loss_entropy": -config.entropy_coef * masked_mean(entropy, mask),
         "kl": kl,
         "clip_fraction": clip_fraction,
         "entropy": masked_mean(entropy, mask).detach(),
         "ratio": masked_mean(ratio, mask).detach(),
+        **out,
     }
+
+
+def _clipped_surrogate(log_probs: torch.Tensor, old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                       mask: torch.Tensor, config: PPOLossConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO's clipped objective as a loss (the negated masked mean), the ratio and the clamped log-ratio."""
+    log_ratio = torch.clamp(log_probs - old_log_probs, -config.log_clip_value, config.log_clip_value)
+    ratio = torch.exp(log_ratio)
+    surrogate = torch.min(ratio * advantages,
+                          torch.clamp(ratio, 1.0 - config.clip_param, 1.0 + config.clip_param) * advantages)
+    return -masked_mean(surrogate, mask), ratio, log_ratio
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, value_targets: torch.Tensor, mask: torch.Tensor,
@@ -295,6 +317,7 @@ class PPO:
             model, per_network=config.clips_gradients_per_network(recurrent, inputs_normalized),
             required=config.grad_clip_scope == "per_network")
         self.skipped_updates = 0
+        self.mirrors = None  # ppo.symmetry = "augment": the task's PolicyMirrors, given by set_mirrors
         # Several training processes (ktorch_sim.training.distributed sets these): average the gradients
         # over processes (summing the small ``extras`` tensor with them), and the KL before adapting to it.
         self.average_gradients: Callable[[Iterable[torch.nn.Parameter], torch.Tensor], torch.Tensor] = _keep_extras
@@ -324,6 +347,16 @@ class PPO:
         self.base_lr = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr * self.kl.lr_scale
+
+    def set_mirrors(self, mirrors: object, recurrent: bool) -> None:
+        """Train the actor on each minibatch's mirror image too (``ppo.symmetry = "augment"``); ``mirrors`` is the
+        task's :class:`ktorch_sim.policy_mirror.PolicyMirrors`. A recurrent actor is refused (a ConfigError): its
+        carry, the memory of the unmirrored episode, has no mirror image to replay the mirrored inputs from."""
+        if recurrent:
+            raise ConfigError('"augment" needs a feed-forward actor (model.policy = "mlp" without model.history): a '
+                              "recurrent actor's memory has no mirror image to replay the mirrored inputs from",
+                              key="ppo.symmetry")
+        self.mirrors = mirrors
 
     def synchronized_modules(self) -> list[torch.nn.Module]:
         """Modules besides the policy whose state every torchrun rank must share (a subclass's extra networks):
@@ -473,8 +506,10 @@ class PPO:
         loss_config = self.loss_config
         if loss_config.normalize_advantages != normalize_advantages:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
+        mirrored = None if self.mirrors is None else self.task.get_mirrored_log_probs(self.model, traj, carry,
+                                                                                       self.mirrors)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
-                            traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config)
+                            traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config, mirrored)
         if target_kl is not None and _kl_past(float(self.average_kl(losses["kl"].detach())), recent_kl,
                                               1.5 * target_kl):
             # SB3: the policy moved far enough from the one that collected the rollout.

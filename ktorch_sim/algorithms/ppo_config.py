@@ -87,6 +87,12 @@ class PPOConfig:
                                             "few sequences gives a noisy KL, which a window smooths; on Hopper's "
                                             "gru a window of 8 scored lower (1,040 against 1,494 over 8 seeds; "
                                             "docs/learning.md, thirteenth session).")
+    symmetry: str = config_field(
+        "none", "Left-right symmetry (rsl_rl's data augmentation): augment trains the actor on every minibatch and "
+                "on its mirror image (mirrored observations and actions, same advantages, ratio against the "
+                "collected action's probability), so each transition also teaches the mirrored case. The mirror "
+                "map comes from the model's geometry (ktorch_sim.symmetry) and each actor observation's "
+                "mirror(); a feed-forward actor only. none: off.", choices=("none", "augment"))
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")

@@ -18,11 +18,15 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import mujoco
 import torch
 
 from ktorch_sim.engines.base import PhysicsState
+
+if TYPE_CHECKING:
+    from ktorch_sim.symmetry import Mirror, ModelMirror
 
 ComponentState = dict[str, torch.Tensor]
 
@@ -176,6 +180,13 @@ class Observation(Component):
         """The clean observation, shape (N, D)."""
         raise NotImplementedError
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
+        """How this observation maps onto its left-right mirror image (``ppo.symmetry``), or None if it does not.
+
+        None (the default) means unknown: a policy that reads it cannot be trained with ``ppo.symmetry``.
+        """
+        return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Reward(Component):
@@ -220,6 +231,10 @@ class Command(Component):
 
     def update(self, state: ComponentState, ctx: EnvContext) -> None:
         """Advance the command one control step, in place (no-op by default)."""
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
+        """How this command maps onto its left-right mirror image (``ppo.symmetry``), or None if unknown."""
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import mujoco
+import numpy as np
 import torch
 
 from ktorch_sim.components.base import (
@@ -37,6 +38,7 @@ from ktorch_sim.components.base import (
     uniform,
 )
 from ktorch_sim.components.noise import as_bias, as_noise, is_active
+from ktorch_sim.symmetry import Mirror, ModelMirror
 from ktorch_sim.utils.rotations import quat_rotate
 
 __all__ = [
@@ -150,6 +152,16 @@ def _joint_offsets(model: mujoco.MjModel, offset: torch.Tensor) -> torch.Tensor:
     return _cols(padded, sources)
 
 
+def _scalar_joint_ids(model: mujoco.MjModel) -> tuple[int, ...]:
+    """Ids of the hinge/slide joints, in the order of :func:`_joint_indices`."""
+    return tuple(j for j in range(model.njnt) if int(model.jnt_type[j]) in _SCALAR_JOINTS)
+
+
+def _base_frame_mirror(model_mirror: ModelMirror, axial: bool) -> Mirror:
+    """A vector in the free joint's (root body's) frame: the mirror plane is that frame's x-z plane."""
+    return Mirror((0, 1, 2), (-1.0, 1.0, -1.0) if axial else (1.0, -1.0, 1.0))
+
+
 def _cols(x: torch.Tensor, idx: Sequence[int]) -> torch.Tensor:
     """Columns ``idx`` of a (N, M) tensor, as a new tensor."""
     return x.index_select(1, index_tensor(idx, x.device))
@@ -182,6 +194,10 @@ class JointPositionObservation(Observation):
         offset = ctx.extras.get(JOINT_ZERO_OFFSET_KEY)
         return q if offset is None else q - _joint_offsets(ctx.model, offset)
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Each joint's entry goes to its mirror joint's, with the joint's sign."""
+        return model_mirror.joints(_scalar_joint_ids(model_mirror.model))
+
 
 @dataclass(frozen=True, kw_only=True)
 class JointVelocityObservation(Observation):
@@ -192,6 +208,10 @@ class JointVelocityObservation(Observation):
         _, dof_idx = _joint_indices(ctx.model)
         return _cols(ctx.physics.qvel, dof_idx)
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Each joint's entry goes to its mirror joint's, with the joint's sign."""
+        return model_mirror.joints(_scalar_joint_ids(model_mirror.model))
+
 
 @dataclass(frozen=True, kw_only=True)
 class ActuatorForceObservation(Observation):
@@ -200,6 +220,10 @@ class ActuatorForceObservation(Observation):
     def observe(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
         """``actuator_force``, (N, nu)."""
         return ctx.physics.actuator_force.clone()
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Each actuator's force goes to its mirror actuator's, with the joint's sign."""
+        return model_mirror.actuators(tuple(range(model_mirror.model.nu)))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,6 +234,10 @@ class ActuatorAccelerationObservation(Observation):
         """``qacc`` of the non-free dofs, (N, num_joints)."""
         _, dof_idx = _joint_indices(ctx.model)
         return _cols(ctx.physics.qacc, dof_idx)
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Each joint's entry goes to its mirror joint's, with the joint's sign."""
+        return model_mirror.joints(_scalar_joint_ids(model_mirror.model))
 
 
 # --- whole-body quantities ---------------------------------------------------------------------
@@ -249,6 +277,10 @@ class TimestepObservation(Observation):
     def observe(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
         """``time`` as a column."""
         return ctx.physics.time.reshape(-1, 1).clone()
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Time is the same in the mirror image."""
+        return Mirror.identity(1)
 
 
 # --- floating base -----------------------------------------------------------------------------
@@ -290,6 +322,10 @@ class BaseLinearVelocityObservation(Observation):
             return quat_rotate(ctx.physics.qpos[:, 3:7], v, inverse=True)
         return v.clone()
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
+        """In the base frame a polar vector; in the world frame none (the plane turns with the base)."""
+        return _base_frame_mirror(model_mirror, axial=False) if self.in_robot_frame else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class BaseAngularVelocityObservation(Observation):
@@ -310,6 +346,10 @@ class BaseAngularVelocityObservation(Observation):
             return w.clone()
         return quat_rotate(ctx.physics.qpos[:, 3:7], w)
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
+        """In the base frame a axial vector; in the world frame none (the plane turns with the base)."""
+        return _base_frame_mirror(model_mirror, axial=True) if self.in_robot_frame else None
+
 
 @dataclass(frozen=True, kw_only=True)
 class BaseLinearAccelerationObservation(Observation):
@@ -327,6 +367,10 @@ class BaseAngularAccelerationObservation(Observation):
     def observe(self, ctx: EnvContext, state: ComponentState) -> torch.Tensor:
         """``qacc[3:6]``."""
         return ctx.physics.qacc[:, 3:6].clone()
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """An axial vector in the base frame."""
+        return _base_frame_mirror(model_mirror, axial=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -391,6 +435,10 @@ class SensorObservation(Observation):
         """``sensordata[:, start:end]``."""
         start, end = self.sensor_idx_range
         return ctx.physics.sensordata[:, start:end].clone()
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """The sensor's own mirror (:meth:`ktorch_sim.symmetry.ModelMirror.sensor`)."""
+        return model_mirror.sensor(name_to_id(model_mirror.model, mujoco.mjtObj.mjOBJ_SENSOR, self.sensor_name))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -485,6 +533,12 @@ class ProjectedGravityObservation(Observation):
         state["x"].copy_(x)
         state["fresh"].zero_()
         return x
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Gravity is a polar vector in the framequat sensor's frame."""
+        m = model_mirror.model
+        sensor = int(np.flatnonzero(m.sensor_adr == self.framequat_idx_range[0])[0])
+        return model_mirror.object_frame(int(m.sensor_objtype[sensor]), int(m.sensor_objid[sensor]))
 
 
 def tilt_xy(vec: torch.Tensor, tilt: torch.Tensor) -> torch.Tensor:
