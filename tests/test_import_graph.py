@@ -20,13 +20,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # leaves: errors, the version, utils/ (math, value formatting, naming, progress lines, paths, memory bounds)
     ("errors", "version", "utils"),
     ("engines",),  # MuJoCo and MuJoCo Warp behind one interface
-    # the MuJoCo model's parts: actuator laws, robot metadata and files, components, sim-to-real effects
-    ("actuator_lookup", "robot_metadata", "model_files", "components", "actuators", "sim2real",
+    # the MuJoCo model's parts: actuator laws, robot metadata and files, its mirror symmetry, components,
+    # sim-to-real effects
+    ("actuator_lookup", "robot_metadata", "model_files", "symmetry", "components", "actuators", "sim2real",
      "motion", "robots", "terrain"),
     # the config sections, each beside what it configures (torch-free at import)
     ("task_config", "algorithms.ppo_config", "policies.config", "training.config"),
     ("env", "task"),  # the batched environment and ksim's task API
-    ("buffer_sizing", "policies", "algorithms.normalizer", "algorithms.carry"),
+    ("buffer_sizing", "policies", "algorithms.normalizer", "algorithms.carry", "policy_mirror"),
     ("ppo_task",),  # the policy hooks PPO trains through
     ("algorithms",),  # rollout collection and the PPO update
     ("tasks",),  # the shipped tasks
