@@ -251,6 +251,11 @@ CLI_CASES: dict[str, CliCase] = {
                                      watch_run=True),
     "run_dir_unwritable": CliCase(lambda t: _sets(*TINY, f"logging.run_dir={_write(t, 'a_file', 'x') / 'runs'}"),
                                   ("cannot create run directory", "a_file/runs", "choose another logging.run_dir")),
+    "symmetry_recurrent_actor": CliCase(lambda t: _sets(*TINY, "ppo.symmetry=augment"),
+                                        ("--set ppo.symmetry", '"augment" needs a feed-forward actor')),
+    "symmetry_without_mirror": CliCase(lambda t: _sets(*TINY, "model.policy=mlp", "ppo.symmetry=augment"),
+                                       ("--set ppo.symmetry", "the actor's observation", "has no mirror",
+                                        "override PPOTask.get_policy_mirrors")),
 }
 
 
@@ -280,7 +285,7 @@ def cli_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
     return {cid: (prepared[cid][0], futures[cid].result(), prepared[cid][3]) for cid in prepared}
 
 
-@pytest.mark.slow  # the fixture's 41 CLI starts: config errors ~0.3 s each (no torch yet), the others ~3 s
+@pytest.mark.slow  # the fixture's 42 CLI starts: config errors ~0.3 s each (no torch yet), the others ~3 s
 @pytest.mark.parametrize("case_id", list(CLI_CASES))
 def test_cli_bad_input_gives_one_line_and_writes_nothing(case_id: str, cli_results: dict) -> None:
     case = CLI_CASES[case_id]
