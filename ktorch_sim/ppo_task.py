@@ -72,6 +72,20 @@ class PPOVariables:
     action_std: torch.Tensor
 
 
+@dataclass
+class MirroredVariables:
+    """What ``ppo.symmetry`` needs from the actor on a [B, T] trajectory's mirror image.
+
+    Attributes:
+        log_probs: log pi(M a_t | M o_t), summed over action dimensions, [B, T].
+        mean_gap: 0.5 * sum_i ((mu_i(M o_t) - (M mu(o_t))_i) / sigma_i)^2, [B, T]: how far the policy is from
+            its own mirror image, in standard deviations (the unmirrored mean carries no gradient).
+    """
+
+    log_probs: torch.Tensor
+    mean_gap: torch.Tensor
+
+
 class PPOTask(RLTask[ConfigT]):
     """RLTask plus the actor-critic hooks PPO trains through; see the module docstring."""
 
@@ -233,13 +247,24 @@ class PPOTask(RLTask[ConfigT]):
         ``first`` is the env's first step. Override to give maps of your own."""
         return policy_mirrors(self, env, first)
 
-    def get_mirrored_log_probs(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry,
-                               mirrors: PolicyMirrors) -> torch.Tensor:
-        """log pi(mirrored action | mirrored observation), summed over action dimensions, [B, T], for a [B, T]
-        trajectory of a feed-forward actor: the raw inputs are mirrored, then normalized as the actor's own are."""
+    def get_mirrored_variables(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry,
+                               mirrors: PolicyMirrors) -> MirroredVariables:
+        """The actor on the mirror image of a [B, T] trajectory of a feed-forward actor (``ppo.symmetry``).
+
+        The raw inputs are mirrored, then normalized as the actor's own are. Returns the log-probability of each
+        mirrored action and, per step, how far the policy is from its own mirror image: KL(pi(.|M o) || M pi(.|o))
+        for the Gaussian head with the unmirrored mean held fixed, i.e. half the squared gap between the means
+        in units of the standard deviation (rsl_rl's mirror loss, measured in standard deviations).
+        """
+        resets = _replay_resets(trajectory)
         inputs = mirrors.actor_features.apply(self.actor_features(trajectory["observation"], trajectory["command"]))
-        dist, _ = model.actor.forward_sequence(self._normalized("actor", inputs), carry[0], _replay_resets(trajectory))
-        return dist.log_prob(mirrors.actions.apply(trajectory["action"])).sum(-1)
+        dist, _ = model.actor.forward_sequence(self._normalized("actor", inputs), carry[0], resets)
+        with torch.no_grad():
+            own, _ = model.actor.forward_sequence(_replay_inputs(self, trajectory, "actor"), carry[0], resets)
+            target = mirrors.actions.apply(own.mean)
+        gap = 0.5 * ((dist.mean - target) / dist.stddev).square().sum(-1)
+        return MirroredVariables(log_probs=dist.log_prob(mirrors.actions.apply(trajectory["action"])).sum(-1),
+                                 mean_gap=gap)
 
     def get_values(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry) -> torch.Tensor:
         """Values [B, T] for a [B, T] trajectory replayed from ``carry``: the critic's half of

@@ -256,6 +256,9 @@ CLI_CASES: dict[str, CliCase] = {
     "symmetry_without_mirror": CliCase(lambda t: _sets(*TINY, "model.policy=mlp", "ppo.symmetry=augment"),
                                        ("--set ppo.symmetry", "the actor's observation", "has no mirror",
                                         "override PPOTask.get_policy_mirrors")),
+    "mirror_loss_without_symmetry": CliCase(lambda t: _sets("ppo.mirror_loss_coef=0.5"),
+                                            ("--set ppo.mirror_loss_coef", 'ppo.symmetry is "none"',
+                                             'needs ppo.symmetry = "augment"')),
 }
 
 
@@ -285,7 +288,7 @@ def cli_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pat
     return {cid: (prepared[cid][0], futures[cid].result(), prepared[cid][3]) for cid in prepared}
 
 
-@pytest.mark.slow  # the fixture's 42 CLI starts: config errors ~0.3 s each (no torch yet), the others ~3 s
+@pytest.mark.slow  # the fixture's 43 CLI starts: config errors ~0.3 s each (no torch yet), the others ~3 s
 @pytest.mark.parametrize("case_id", list(CLI_CASES))
 def test_cli_bad_input_gives_one_line_and_writes_nothing(case_id: str, cli_results: dict) -> None:
     case = CLI_CASES[case_id]

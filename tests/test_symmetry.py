@@ -192,8 +192,26 @@ def test_mirroring_a_trajectory_twice_gives_back_its_log_probs(tmp_path):
         mirrored = traj.clone()
         mirrored.set("action", mirrors.actions.apply(traj["action"]))
         task.actor_features = lambda observations, commands: image  # the mirrored trajectory's raw inputs
-        twice = task.get_mirrored_log_probs(model, mirrored, carry, mirrors)
-    torch.testing.assert_close(twice, direct)
+        twice = task.get_mirrored_variables(model, mirrored, carry, mirrors)
+        # The mirror gap by hand: the actor's mean at the features against the mirror of its mean at their image.
+        normalize = task.normalizers["actor"]
+        at_features = model.actor(normalize(features), None)[0]
+        at_image = model.actor(normalize(image), None)[0]
+        gap = 0.5 * ((at_features.mean - mirrors.actions.apply(at_image.mean)) / at_features.stddev).square().sum(-1)
+    torch.testing.assert_close(twice.log_probs, direct)
+    torch.testing.assert_close(twice.mean_gap, gap)
+    assert float(gap.mean()) > 0  # an untrained actor is not its own mirror image
+    # The mirror loss's gradient: through the mirrored branch only, the unmirrored mean held as the target.
+    params = list(model.actor.parameters())
+    got = torch.autograd.grad(task.get_mirrored_variables(model, mirrored, carry, mirrors).mean_gap.mean(), params,
+                              allow_unused=True)
+    at_features = model.actor(normalize(features), None)[0]
+    target = mirrors.actions.apply(model.actor(normalize(image), None)[0].mean).detach()
+    by_hand = (0.5 * ((at_features.mean - target) / at_features.stddev).square().sum(-1)).mean()
+    want = torch.autograd.grad(by_hand, params, allow_unused=True)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in got)
 
 
 def test_symmetry_is_refused_where_it_cannot_apply(tmp_path):

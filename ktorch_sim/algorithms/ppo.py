@@ -506,10 +506,13 @@ class PPO:
         loss_config = self.loss_config
         if loss_config.normalize_advantages != normalize_advantages:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
-        mirrored = None if self.mirrors is None else self.task.get_mirrored_log_probs(self.model, traj, carry,
+        mirrored = None if self.mirrors is None else self.task.get_mirrored_variables(self.model, traj, carry,
                                                                                        self.mirrors)
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
-                            traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config, mirrored)
+                            traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config,
+                            None if mirrored is None else mirrored.log_probs)
+        if mirrored is not None:
+            losses["mirror_gap"] = masked_mean(mirrored.mean_gap, valid)
         if target_kl is not None and _kl_past(float(self.average_kl(losses["kl"].detach())), recent_kl,
                                               1.5 * target_kl):
             # SB3: the policy moved far enough from the one that collected the rollout.
@@ -520,6 +523,8 @@ class PPO:
             total = losses["loss_critic"]
         else:
             total = losses["loss_objective"] + losses["loss_critic"] + losses["loss_entropy"]
+            if mirrored is not None and self.config.mirror_loss_coef > 0:
+                total = total + self.config.mirror_loss_coef * losses["mirror_gap"]
         if self.kl.kl_coef > 0 and not critic_only:
             clip = self.loss_config.log_clip_value
             log_ratio = torch.clamp(variables.log_probs - traj["log_prob"], -clip, clip)

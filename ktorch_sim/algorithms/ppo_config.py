@@ -93,6 +93,10 @@ class PPOConfig:
                 "collected action's probability), so each transition also teaches the mirrored case. The mirror "
                 "map comes from the model's geometry (ktorch_sim.symmetry) and each actor observation's "
                 "mirror(); a feed-forward actor only. none: off.", choices=("none", "augment"))
+    mirror_loss_coef: float = config_field(
+        0.0, "With ppo.symmetry = augment: weight of rsl_rl's mirror loss, how far the policy's mean at a mirrored "
+             "observation is from the mirror of its mean at the observation, as a KL (half the squared gap in "
+             "standard deviations, summed over action dimensions; logged as loss/mirror_gap either way). 0: off.")
     log_clip_value: float = config_field(5.0, "Clip of the summed log-ratio before exp (ksim: 5.0).")
     normalize_advantages: bool = config_field(True, "Normalize advantages to zero mean, unit std (over "
                                                      "ppo.advantage_normalization_scope).")
@@ -290,13 +294,16 @@ def _check_values(p: PPOConfig, t: RLConfig) -> None:
         require(0 < value <= 1, f"ppo.{name}", f"must be in (0, 1], got {value}")
     for name in ("clip_param", "learning_rate", "grad_clip", "log_clip_value", "adam_eps", "desired_kl"):
         require(getattr(p, name) > 0, f"ppo.{name}", f"must be > 0, got {getattr(p, name)}")
-    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "weight_decay", "warmup_iterations", "max_steps",
-                 "max_seconds"):
+    for name in ("value_loss_coef", "entropy_coef", "kl_coef", "mirror_loss_coef", "weight_decay", "warmup_iterations",
+                 "max_steps", "max_seconds"):
         require(getattr(p, name) >= 0, f"ppo.{name}", f"must be >= 0, got {getattr(p, name)}")
     require(p.normalizer_steps is None or p.normalizer_steps >= 0, "ppo.normalizer_steps",
              f"must be >= 0 (0: never stop) or none (automatic), got {p.normalizer_steps}")
     require(not p.adaptive_kl or p.kl_coef > 0, "ppo.kl_coef",
              f"must be > 0 when ppo.adaptive_kl is true (it is the starting coefficient), got {p.kl_coef}")
+    require(p.mirror_loss_coef == 0 or p.symmetry != "none", "ppo.mirror_loss_coef",
+             f'is {p.mirror_loss_coef}, but ppo.symmetry is "none": the mirror loss needs ppo.symmetry = "augment" '
+             "(or set ppo.mirror_loss_coef = 0)")
     require(0 <= p.min_lr_fraction <= 1, "ppo.min_lr_fraction", f"must be in [0, 1], got {p.min_lr_fraction}")
     require(p.target_kl is None or p.target_kl >= 0, "ppo.target_kl",
              f"must be >= 0 (0: never stop) or none (automatic), got {p.target_kl}")
