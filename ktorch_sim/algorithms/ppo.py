@@ -348,7 +348,7 @@ class PPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * self.kl.lr_scale
 
-    def set_mirrors(self, mirrors: object, recurrent: bool) -> None:
+    def set_mirrors(self, mirrors: object | None, recurrent: bool) -> None:
         """Train the actor on each minibatch's mirror image too (``ppo.symmetry = "augment"``); ``mirrors`` is the
         task's :class:`ktorch_sim.policy_mirror.PolicyMirrors`. A recurrent actor is refused (a ConfigError): its
         carry, the memory of the unmirrored episode, has no mirror image to replay the mirrored inputs from."""
@@ -508,9 +508,10 @@ class PPO:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
         mirrored = None if self.mirrors is None else self.task.get_mirrored_variables(self.model, traj, carry,
                                                                                        self.mirrors)
+        mirror_half = {} if mirrored is None else {"mirrored_log_probs": mirrored.log_probs}
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
                             traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config,
-                            None if mirrored is None else mirrored.log_probs)
+                            **mirror_half)
         if mirrored is not None:
             losses["mirror_gap"] = masked_mean(mirrored.mean_gap, valid)
         if target_kl is not None and _kl_past(float(self.average_kl(losses["kl"].detach())), recent_kl,
