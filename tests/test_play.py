@@ -15,6 +15,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
@@ -23,6 +24,7 @@ import pytest
 import torch
 from tensordict import TensorDict
 
+from ktorch_sim.components.base import Termination
 from ktorch_sim.playback.evaluate import EpisodeTallies, EvalError, evaluate
 from ktorch_sim.playback.policy_rollout import pin_velocity_command
 from ktorch_sim.robots import kbot_metadata
@@ -33,7 +35,8 @@ PLAY = REPO / "tools" / "play.py"
 HOME = torch.tensor(kbot_metadata().in_policy_order().home, dtype=torch.float32)
 COMMAND = torch.tensor([0.5, 0.0, 0.0])
 SUMMARY_KEYS = {
-    "episodes", "survival_rate", "falls", "bad_physics", "falls_by_termination", "episode_length_mean",
+    "episodes", "survival_rate", "falls", "early_truncations", "bad_physics", "falls_by_termination",
+    "truncations_by_termination", "episode_length_mean",
     "episode_length_std", "episode_seconds_mean", "episode_seconds_std", "return_mean", "return_std",
     "linear_velocity_error_rms", "yaw_rate_error_rms", "foot_air_time_mean", "foot_touchdowns", "samples",
     "unfinished_worlds", "engine", "device", "num_envs", "task", "checkpoint", "iteration", "command",
@@ -140,6 +143,33 @@ def test_episodes_are_split_over_worlds_and_each_world_counts_its_share():
     assert summary["episode_length_mean"] == 10 and summary["survival_rate"] == 1.0
     with pytest.raises(EvalError, match="at least 3 episodes"):
         evaluate(make_env(3, 0.2), constant_policy(HOME), 2)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OddWorldsLeaveTheMap(Termination):
+    """A scripted truncation (+1, as ksim's FarFromOriginTermination): odd worlds end at their 3rd step."""
+
+    def check(self, ctx) -> torch.Tensor:
+        odd = torch.arange(ctx.episode_steps.shape[0]) % 2 == 1
+        return ((ctx.episode_steps >= 3) & odd).to(torch.int8)
+
+
+class LeavingWalkTask(KbotWalkTask):
+    """kbot_walk with :class:`OddWorldsLeaveTheMap` beside its own terminations."""
+
+    def get_terminations(self, model):
+        return (*super().get_terminations(model), OddWorldsLeaveTheMap())
+
+
+def test_an_episode_truncated_before_the_time_limit_is_not_survived():
+    # 4 worlds standing at home for a 0.2 s (10-step) limit; worlds 1 and 3 are truncated at step 3.
+    config = KbotWalkConfig(num_envs=4, engine="mujoco", device="cpu", episode_length_seconds=0.2, seed=7)
+    summary = evaluate(LeavingWalkTask(config).make_env(), constant_policy(HOME), 4)
+    assert summary["episodes"] == 4 and summary["falls"] == 0
+    assert summary["survival_rate"] == 0.5 and summary["early_truncations"] == 2
+    assert summary["episode_length_mean"] == (10 + 3 + 10 + 3) / 4
+    assert summary["truncations_by_termination"]["odd_worlds_leave_the_map"] == 2
+    assert summary["truncations_by_termination"]["episode_length_termination"] == 2
 
 
 def test_foot_air_time_counts_swings_that_start_after_a_contact_and_end_at_touchdown():

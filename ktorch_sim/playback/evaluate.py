@@ -8,10 +8,15 @@ summary ``tools/play.py`` prints. Definitions (docs/evaluation.md has the long f
   first ``episodes // N + (i < episodes % N)`` episodes; a world that has finished its share keeps
   stepping (the batch steps together) but nothing it does is counted. Counting the first
   ``episodes`` to end over all worlds instead would over-sample short (failed) episodes.
-* **Survival**: the fraction of counted episodes that ended by a truncation (time limit), not a
-  failure termination or broken physics. **Falls**: the failures, in total and per termination
-  that returned -1 at the final step (one fall may name two terminations); ``bad_physics``
-  counts episodes reset because the physics broke.
+* **Survival**: the fraction of counted episodes that ran to the time limit (an
+  :class:`~ktorch_sim.components.terminations.EpisodeLengthTermination` returned +1 at the final
+  step) without a failure. An episode ended early by another truncation (ksim's
+  ``FarFromOriginTermination``: the robot left the map) is not a failure but did not last the
+  time either, so it is not counted as survived: ``early_truncations`` counts those, and
+  ``truncations_by_termination`` names the terminations that returned +1 at each episode's end.
+  (A task without a time limit counts any truncation as survived.) **Falls**: the failures, in
+  total and per termination that returned -1 at the final step (one fall may name two
+  terminations); ``bad_physics`` counts episodes reset because the physics broke.
 * **Episode length**: control steps per episode (and seconds, ``steps * ctrl_dt``); mean and
   population standard deviation. **Return**: the sum of the env's rewards over the episode.
 * **Tracking errors.** Every control step of a counted episode is one sample, taken in the state
@@ -57,6 +62,7 @@ from ktorch_sim.components.robot_base import (
     heading_xy,
     quat_yaw,
 )
+from ktorch_sim.components.terminations import EpisodeLengthTermination
 from ktorch_sim.env import Env
 from ktorch_sim.playback.policy_rollout import pin_velocity_command, velocity_command_name
 from ktorch_sim.robots.kbot import KBOT_LEFT_FOOT_GEOMS, KBOT_RIGHT_FOOT_GEOMS
@@ -117,20 +123,27 @@ class EpisodeTallies:
     air_steps: torch.Tensor  # consecutive no-contact steps per foot [N, 2]
     seen_contact: torch.Tensor  # the foot touched down this episode [N, 2]
     sums: dict[str, torch.Tensor]
+    time_limits: tuple[str, ...] = ()  # terminations whose +1 is the time limit (survival)
 
     @classmethod
-    def create(cls, num_envs: int, episodes: int, terminations: list[str], device: torch.device) -> EpisodeTallies:
-        """Zero tallies; world ``i`` counts ``episodes // num_envs + (i < episodes % num_envs)`` episodes."""
+    def create(cls, num_envs: int, episodes: int, terminations: list[str], device: torch.device,
+               time_limits: list[str] | None = None) -> EpisodeTallies:
+        """Zero tallies; world ``i`` counts ``episodes // num_envs + (i < episodes % num_envs)`` episodes.
+
+        ``time_limits`` names the terminations whose +1 means "ran the full time" (the task's
+        :class:`EpisodeLengthTermination` s); empty or None: any truncation counts as survived.
+        """
         share = torch.full((num_envs,), episodes // num_envs, dtype=torch.long, device=device)
         share[: episodes % num_envs] += 1
         keys = ["episodes", "survived", "falls", "bad_physics", "length", "length_sq", "return", "return_sq",
-                "samples", "linear_sq", "yaw_sq", "air_time", "touchdowns", *(f"fall/{n}" for n in terminations)]
+                "samples", "linear_sq", "yaw_sq", "air_time", "touchdowns", "early_truncations",
+                *(f"fall/{n}" for n in terminations), *(f"truncation/{n}" for n in terminations)]
         zero = torch.zeros((), dtype=torch.float64, device=device)
         return cls(share=share, finished=torch.zeros_like(share), steps=torch.zeros_like(share),
                    episode_return=torch.zeros(num_envs, dtype=torch.float64, device=device),
                    air_steps=torch.zeros(num_envs, 2, dtype=torch.long, device=device),
                    seen_contact=torch.zeros(num_envs, 2, dtype=torch.bool, device=device),
-                   sums={k: zero.clone() for k in keys})
+                   sums={k: zero.clone() for k in keys}, time_limits=tuple(time_limits or ()))
 
     def counting(self) -> torch.Tensor:
         """Worlds whose current episode counts [N] bool."""
@@ -163,16 +176,25 @@ class EpisodeTallies:
         self.episode_return += reward
         ended = done & counting
         length = self.steps.to(torch.float64)
+        verdicts = next_td["terminations"]
+        truncated = ended & next_td["truncated"][:, 0]
+        if self.time_limits:
+            full_time = torch.stack([verdicts[name] > 0 for name in self.time_limits]).any(0)
+            survived = truncated & full_time
+        else:
+            survived = truncated
         self.add("episodes", torch.ones_like(length), ended)
-        self.add("survived", torch.ones_like(length), ended & next_td["truncated"][:, 0])
+        self.add("survived", torch.ones_like(length), survived)
+        self.add("early_truncations", torch.ones_like(length), truncated & ~survived)
         self.add("falls", torch.ones_like(length), ended & next_td["terminated"][:, 0])
         self.add("bad_physics", torch.ones_like(length), ended & next_td["bad_physics"])
         self.add("length", length, ended)
         self.add("length_sq", length.square(), ended)
         self.add("return", self.episode_return, ended)
         self.add("return_sq", self.episode_return.square(), ended)
-        for name, verdict in next_td["terminations"].items():
+        for name, verdict in verdicts.items():
             self.add(f"fall/{name}", torch.ones_like(length), ended & (verdict < 0))
+            self.add(f"truncation/{name}", torch.ones_like(length), truncated & (verdict > 0))
         self.finished += done.long()
         self.steps.masked_fill_(done, 0)
         self.episode_return.masked_fill_(done, 0.0)
@@ -214,7 +236,8 @@ def evaluate(env: Env, policy: Policy, episodes: int, *, carry: Any = None, comm
     if command is not None:
         command = torch.as_tensor(command, dtype=torch.float32, device=dev)
     names = [t.name for t in env.spec.terminations]
-    tallies = EpisodeTallies.create(env.num_envs, episodes, names, dev)
+    time_limits = [t.name for t in env.spec.terminations if isinstance(t, EpisodeLengthTermination)]
+    tallies = EpisodeTallies.create(env.num_envs, episodes, names, dev, time_limits)
     contact_sensor = feet_contact_sensor(env)
     command_name = velocity_command_name(env)
     if command is not None:
@@ -251,6 +274,7 @@ def _summary(tallies: EpisodeTallies, names: list[str], ctrl_dt: float, has_cont
         "episodes": s["episodes"],
         "survival_rate": s["survived"] / n,
         "falls": s["falls"],
+        "early_truncations": s["early_truncations"],
         "bad_physics": s["bad_physics"],
         "episode_length_mean": length_mean,
         "episode_length_std": (s["length_sq"] / n - length_mean.square()).clamp_min(0.0).sqrt(),
@@ -263,12 +287,15 @@ def _summary(tallies: EpisodeTallies, names: list[str], ctrl_dt: float, has_cont
         "samples": s["samples"],
         "unfinished_worlds": unfinished.sum(),
         **{f"fall/{name}": s[f"fall/{name}"] for name in names},
+        **{f"truncation/{name}": s[f"truncation/{name}"] for name in names},
     }
     host = dict(zip(values, torch.stack([v.to(torch.float64) for v in values.values()]).cpu().tolist(), strict=True))
-    counts = ("episodes", "falls", "bad_physics", "samples", "unfinished_worlds", "foot_touchdowns")
+    counts = ("episodes", "falls", "early_truncations", "bad_physics", "samples", "unfinished_worlds",
+              "foot_touchdowns")
     out: dict[str, Any] = {k: (int(v) if k in counts and not math.isnan(v) else v) for k, v in host.items()
-                           if not k.startswith("fall/")}
+                           if not k.startswith(("fall/", "truncation/"))}
     out["episode_seconds_mean"] = out["episode_length_mean"] * ctrl_dt
     out["episode_seconds_std"] = out["episode_length_std"] * ctrl_dt
     out["falls_by_termination"] = {name: int(host[f"fall/{name}"]) for name in names}
+    out["truncations_by_termination"] = {name: int(host[f"truncation/{name}"]) for name in names}
     return out
