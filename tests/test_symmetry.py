@@ -21,7 +21,14 @@ from ktorch_sim.errors import ConfigError
 from ktorch_sim.ppo_task import build_policy
 from ktorch_sim.robots.kbot import load_kbot_robot
 from ktorch_sim.symmetry import Mirror, ModelMirror, SymmetryError
-from ktorch_sim.tasks import KbotStandConfig, KbotStandTask
+from ktorch_sim.components.commands import (
+    AngularVelocityCommand,
+    LinearVelocityCommand,
+    SinusoidalGaitCommand,
+    VelocityCommand,
+)
+from ktorch_sim.playback.evaluate import measured_velocity
+from ktorch_sim.tasks import KbotStandConfig, KbotStandTask, KbotWalkConfig, KbotWalkTask
 
 KINEMATIC = ("joint_position_observation", "joint_velocity_observation", "projected_gravity_observation",
              "sensor_observation_imu_gyro", "timestep_observation")
@@ -79,14 +86,11 @@ def test_kbot_joints_pair_left_with_right_and_the_home_pose_is_its_own_mirror():
     torch.testing.assert_close(mirror.joints(ids).apply(home), home)
 
 
-def test_mirrored_state_gives_the_mirrored_observations():
-    task = KbotStandTask(KbotStandConfig(num_envs=2))
-    env = task.make_env()
-    first = env.reset()
-    mirrors = task.get_policy_mirrors(env, first)
+def _put_mirror_pair(env, seed: int = 0) -> None:
+    """Put world 0 of ``env`` in a random state and world 1 in that state's mirror image."""
     model = env.model
     joints = ModelMirror(model).joints([j for j in range(model.njnt) if model.jnt_type[j] != 0])
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     qpos = env._initial_qpos.expand(2, -1).clone()
     qvel = torch.zeros(2, model.nv)
     qpos[0, :3] = torch.tensor([0.1, 0.2, 1.0])
@@ -102,6 +106,14 @@ def test_mirrored_state_gives_the_mirrored_observations():
     qvel[1, 3:6] = -qvel[0, 3:6] * flip_y  # base-frame angular velocity: an axial one
     qvel[1, 6:] = joints.apply(qvel[0, 6:])
     env.engine.reset(torch.ones(2, dtype=torch.bool), qpos, qvel)
+
+
+def test_mirrored_state_gives_the_mirrored_observations():
+    task = KbotStandTask(KbotStandConfig(num_envs=2))
+    env = task.make_env()
+    first = env.reset()
+    mirrors = task.get_policy_mirrors(env, first)
+    _put_mirror_pair(env)
     env.ctx.extras.pop("joint_zero_offset", None)  # per-episode encoder offsets are not part of the mirror
     for obs in env.spec.observations:  # the gravity filter's next reading unlagged
         state = env._states.get(id(obs))
@@ -121,6 +133,51 @@ def test_mirrored_state_gives_the_mirrored_observations():
         offset += width
     assert math.isclose(float(mirrors.actor_features.apply(mirrors.actor_features.apply(clean))[1, -1]),
                         float(clean[1, -1]))
+
+
+def test_the_velocity_commands_mirror_as_the_velocity_they_ask_for():
+    # World 1 is world 0's mirror image: a command that world 0 tracks exactly, mirrored, is what world 1 does.
+    env = KbotWalkTask(KbotWalkConfig(num_envs=2)).make_env()
+    env.reset()
+    _put_mirror_pair(env, seed=3)
+    v_xy, w_z = measured_velocity(env)
+    measured = torch.cat([v_xy, w_z[:, None]], dim=-1)
+    model_mirror = ModelMirror(env.model)
+    torch.testing.assert_close(VelocityCommand().mirror(model_mirror).apply(measured[:1])[0], measured[1],
+                               atol=1e-5, rtol=1e-5)
+    speed, direction = torch.linalg.vector_norm(v_xy, dim=-1), torch.atan2(v_xy[:, 1], v_xy[:, 0])
+    ramped = torch.stack([v_xy[:, 0], v_xy[:, 1], speed, direction, speed, direction], dim=-1)
+    torch.testing.assert_close(LinearVelocityCommand().mirror(model_mirror).apply(ramped[:1])[0], ramped[1],
+                               atol=1e-5, rtol=1e-5)
+    yaw = torch.stack([w_z, w_z], dim=-1)
+    torch.testing.assert_close(AngularVelocityCommand().mirror(model_mirror).apply(yaw[:1])[0], yaw[1],
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_the_gait_clock_mirrors_to_the_clock_half_a_period_on():
+    gait = SinusoidalGaitCommand(max_height=0.1, height_offset=0.05)
+    phase = torch.linspace(0.0, 0.99, 23)
+    mirror = gait.mirror(ModelMirror(load_kbot_robot(None, None)[0]))
+    torch.testing.assert_close(mirror.apply(gait.foot_heights(phase)), gait.foot_heights((phase + 0.5) % 1.0))
+    assert SinusoidalGaitCommand(num_feet=3).mirror(None) is None
+
+
+def test_kbot_walk_trains_with_symmetry_and_its_mirror_is_an_involution():
+    task = KbotWalkTask(KbotWalkConfig(num_envs=3))
+    env = task.make_env()
+    first = env.reset()
+    mirrors = task.get_policy_mirrors(env, first)
+    features = task.actor_features(first["observation"], first["command"])
+    assert len(mirrors.actor_features) == features.shape[-1]
+    torch.testing.assert_close(mirrors.actor_features.apply(mirrors.actor_features.apply(features)), features)
+    command = first["command"]["velocity_command"]
+    offset = features.shape[-1] - sum(first["command"][n].shape[-1] for n in first["command"].keys())
+    for name in sorted(first["command"].keys()):
+        width = first["command"][name].shape[-1]
+        if name == "velocity_command":
+            mirrored = mirrors.actor_features.apply(features)[:, offset:offset + width]
+            torch.testing.assert_close(mirrored, command * torch.tensor([1.0, -1.0, -1.0]))
+        offset += width
 
 
 def test_sensor_and_actuator_mirrors_in_a_small_model():

@@ -39,6 +39,7 @@ from ktorch_sim.components.base import (
     uniform,
 )
 from ktorch_sim.components.robot_base import heading_xy, quat_yaw
+from ktorch_sim.symmetry import Mirror, ModelMirror
 from ktorch_sim.utils.rotations import wrap_angle
 
 __all__ = [
@@ -268,6 +269,10 @@ class BaseHeightCommand(_ResampledCommand):
         """Uniform heights."""
         return uniform(self.min_height, self.max_height, (ctx.num_envs, 1), ctx.generator, ctx.device)
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """A height is the same in the mirror image."""
+        return Mirror.identity(1)
+
 
 # --- velocity commands ---------------------------------------------------------------------------
 
@@ -325,6 +330,11 @@ class VelocityCommand(Command):
             self._resample(state, _bernoulli(self.switch_prob, ctx), ctx)
         if self.heading_control:
             state["value"][:, 2].copy_(self._heading_yaw_rate(state, ctx))
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """In the mirror image (about the base's x-z plane) forward stays forward, left becomes right and a
+        turn to the left one to the right: ``[vx, vy, wz] -> [vx, -vy, -wz]``."""
+        return Mirror((0, 1, 2), (1.0, -1.0, -1.0))
 
     def _resample(self, state: ComponentState, mask: torch.Tensor, ctx: EnvContext) -> None:
         """Draw [vx, vy, wz], standing flags and target headings into the rows in ``mask``."""
@@ -423,6 +433,12 @@ class LinearVelocityCommand(Command):
         value[:, self.XVEL] = vel * torch.cos(yaw)
         value[:, self.YVEL] = vel * torch.sin(yaw)
 
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Speeds stay, lateral components and directions change sign: ``yvel``, ``yaw`` and ``target_yaw``
+        (a direction measured from forward, positive to the left) flip, ``xvel``, ``vel`` and ``target_vel``
+        stay."""
+        return Mirror(tuple(range(6)), (1.0, -1.0, 1.0, -1.0, 1.0, -1.0))
+
     def _sample_target(self, ctx: EnvContext) -> tuple[torch.Tensor, torch.Tensor]:
         """Target speed (signed) and direction for every world, each (N,)."""
         n, gen, dev = ctx.num_envs, ctx.generator, ctx.device
@@ -482,6 +498,10 @@ class AngularVelocityCommand(Command):
             masked_assign(value[:, 1], _bernoulli_scaled(self.switch_prob, ctx), self._sample_target(ctx))
         dt = _ctrl_dt(self.ctrl_dt, ctx)
         value[:, 0] = _step_toward(value[:, 0], value[:, 1], _scaled(self.angular_accel, ctx) * dt)
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """A yaw rate changes sign in the mirror image: ``[wz, target_wz] -> [-wz, -target_wz]``."""
+        return Mirror((0, 1), (-1.0, -1.0))
 
     def _sample_target(self, ctx: EnvContext) -> torch.Tensor:
         """Signed target yaw rates for every world, (N,)."""
@@ -585,6 +605,14 @@ class SinusoidalGaitCommand(Command):
         step = _ctrl_dt(self.ctrl_dt, ctx) / self.gait_period
         state["phase"].copy_(torch.remainder(state["phase"] + step, 1.0))
         self._write_outputs(state, ctx, _all_worlds(ctx))
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
+        """Two feet: the mirror image swaps them, so foot 0 gets foot 1's height and foot 1 foot 0's (exactly the
+        clock half a period on, as the feet run in antiphase). This takes feet 0 and 1 to be each other's mirror
+        image, as a biped's left and right feet are. One foot: the same height. More than two: unknown (None)."""
+        if self.num_feet == 2:
+            return Mirror((1, 0), (1.0, 1.0))
+        return Mirror.identity(1) if self.num_feet == 1 else None
 
     def foot_heights(self, phase: torch.Tensor) -> torch.Tensor:
         """Per-foot target heights (N, num_feet) at clock phase ``phase`` (N,)."""
@@ -692,6 +720,13 @@ class JointPositionCommand(Command):
         state["elapsed_steps"].add_(1)
         frac = self._fraction(state, ctx)
         state["value"].copy_(state["start"] + (state["target"] - state["start"]) * frac[:, None])
+
+    def mirror(self, model_mirror: ModelMirror) -> Mirror:
+        """Each joint's target goes to its mirror joint's, with the joint's sign (the commanded joints must
+        include each one's mirror image)."""
+        model = model_mirror.model
+        joint_of_qpos = {int(model.jnt_qposadr[j]): j for j in range(model.njnt)}
+        return model_mirror.joints([joint_of_qpos[q] for q in self.qpos_indices])
 
     def _new_segment(self, state: ComponentState, mask: torch.Tensor, ctx: EnvContext) -> None:
         """Random target and duration for the rows in ``mask``; their clocks restart."""
