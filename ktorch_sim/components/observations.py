@@ -157,7 +157,7 @@ def _scalar_joint_ids(model: mujoco.MjModel) -> tuple[int, ...]:
     return tuple(j for j in range(model.njnt) if int(model.jnt_type[j]) in _SCALAR_JOINTS)
 
 
-def _base_frame_mirror(model_mirror: ModelMirror, axial: bool) -> Mirror:
+def _base_frame_mirror(axial: bool) -> Mirror:
     """A vector in the free joint's (root body's) frame: the mirror plane is that frame's x-z plane."""
     return Mirror((0, 1, 2), (-1.0, 1.0, -1.0) if axial else (1.0, -1.0, 1.0))
 
@@ -324,7 +324,7 @@ class BaseLinearVelocityObservation(Observation):
 
     def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
         """In the base frame a polar vector; in the world frame none (the plane turns with the base)."""
-        return _base_frame_mirror(model_mirror, axial=False) if self.in_robot_frame else None
+        return _base_frame_mirror(axial=False) if self.in_robot_frame else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -348,7 +348,7 @@ class BaseAngularVelocityObservation(Observation):
 
     def mirror(self, model_mirror: ModelMirror) -> Mirror | None:
         """In the base frame a axial vector; in the world frame none (the plane turns with the base)."""
-        return _base_frame_mirror(model_mirror, axial=True) if self.in_robot_frame else None
+        return _base_frame_mirror(axial=True) if self.in_robot_frame else None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -370,7 +370,7 @@ class BaseAngularAccelerationObservation(Observation):
 
     def mirror(self, model_mirror: ModelMirror) -> Mirror:
         """An axial vector in the base frame."""
-        return _base_frame_mirror(model_mirror, axial=True)
+        return _base_frame_mirror(axial=True)
 
 
 @dataclass(frozen=True, kw_only=True)
