@@ -30,6 +30,7 @@ from ktorch_sim.components.rewards import (
     JointDeviationPenalty,
     JointVelocityPenalty,
     LinearVelocityPenalty,
+    PlanarVelocityPenalty,
     LinearVelocityReward,
     OffAxisVelocityReward,
     SinusoidalGaitReward,
@@ -175,6 +176,9 @@ def test_linear_velocity_penalty_body_and_world_frame(engine, home_qpos, kbot_mo
     velocimeter = engine.state.sensordata[:, sensor_slice(kbot_model, "base_site_vel")].cpu().numpy()
     np.testing.assert_allclose(velocimeter[:, 0], -0.4 * k[:, 0], atol=ATOL)
     np.testing.assert_allclose(value(LinearVelocityPenalty(), ctx), (velocimeter**2).sum(-1), atol=1e-4)
+    # The planar penalty: the body-frame x and y only, (0.16 + 0.09) k^2, whatever the vertical speed.
+    assert PlanarVelocityPenalty(scale=0.1).name == "planar_velocity_penalty"
+    np.testing.assert_allclose(value(PlanarVelocityPenalty(), ctx), 0.25 * k2, atol=ATOL)
 
 
 def test_angular_velocity_penalty_body_and_world_frame(engine, home_qpos, kbot_model):

@@ -68,6 +68,7 @@ __all__ = [
     "JointDeviationPenalty",
     "JointVelocityPenalty",
     "LinearVelocityPenalty",
+    "PlanarVelocityPenalty",
     "LinearVelocityReward",
     "OffAxisVelocityReward",
     "SinusoidalGaitReward",
@@ -313,6 +314,14 @@ class LinearVelocityPenalty(_BaseVelocityPenalty):
     def _velocity(self, ctx: EnvContext) -> torch.Tensor:
         v = ctx.physics.qvel[:, 0:3]
         return quat_rotate(ctx.physics.qpos[:, 3:7], v, inverse=True) if self.in_robot_frame else v
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanarVelocityPenalty(LinearVelocityPenalty):
+    """:class:`LinearVelocityPenalty` on the planar components (x and y by default), under its own name, so a
+    task can weigh how fast the base drifts apart from how fast it bobs (ours; a standing task's brake)."""
+
+    index: str | tuple[str, ...] = ("x", "y")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -185,13 +185,19 @@ class KbotStandConfig(KbotConfig):
                                    choices=("linear", "episode_length", "full"))
     curriculum_up_seconds: float = config_field(8.0, "episode_length curriculum: mean episode length that raises "
                                                      "the level, seconds.")
+    planar_velocity_penalty: float = config_field(
+        0.0, "Weight of a penalty on the base's planar speed, -w * (vx^2 + vy^2) per step (m/s, base frame), so "
+             "that a push is braked instead of carried off the map (ours; 0: off, the notebook's reward list). "
+             "Without it the CPU config's policies drifted up to the 10 m far-from-origin limit under full pushes.")
 
     def check_values(self) -> None:
-        """Check the episode length and the curriculum threshold (both > 0)."""
+        """Check the episode length and the curriculum threshold (both > 0) and the penalty weight (>= 0)."""
         super().check_values()
         check_episode_length(self)
         _require(self.curriculum_up_seconds > 0, "curriculum_up_seconds",
                  f"must be > 0 seconds, got {self.curriculum_up_seconds}")
+        _require(self.planar_velocity_penalty >= 0, "planar_velocity_penalty",
+                 f"must be >= 0 (a weight; the penalty's sign is built in), got {self.planar_velocity_penalty}")
 
 
 @dataclass(kw_only=True)

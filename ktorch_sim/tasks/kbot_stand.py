@@ -76,7 +76,10 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
     def get_rewards(self, model: mujoco.MjModel) -> Sequence[kc.Reward]:
         """Survival and posture, plus normalisation penalties."""
         home = home_pose(self.robot_metadata())
+        drift = self.config.planar_velocity_penalty
+        braking = (kc.PlanarVelocityPenalty(scale=-drift),) if drift > 0 else ()  # ours
         return (
+            *braking,
             kc.StayAliveReward(balance=10.0, scale=1.0),  # ours: 0.1 per step alive, -1 on a fall
             kc.UprightReward(scale=0.5),
             kc.AngularVelocityPenalty(index=("x", "y"), scale=-0.01),  # ours: the notebook's 0.1 outweighs
