@@ -64,12 +64,16 @@ class PPOVariables:
         values: V(s_t), [B, T].
         entropy: policy entropy summed over action dimensions, [B, T].
         action_std: mean standard deviation of the action distribution (for logging).
+        action_mean: the distribution's mean action, [B, T, A], without gradient (the mirror loss's target,
+            ``ppo.mirror_loss_coef``); None where a task's own ``get_ppo_variables`` leaves it out, and the
+            mirror loss then runs the actor again for it.
     """
 
     log_probs: torch.Tensor
     values: torch.Tensor
     entropy: torch.Tensor
     action_std: torch.Tensor
+    action_mean: torch.Tensor | None = None
 
 
 @dataclass
@@ -238,7 +242,8 @@ class PPOTask(RLTask[ConfigT]):
         values, critic_carry = model.critic.forward_sequence(_replay_inputs(self, trajectory, "critic"), critic_carry,
                                                              resets)
         variables = PPOVariables(log_probs=dist.log_prob(trajectory["action"]).sum(-1), values=values[..., 0],
-                                 entropy=dist.entropy().sum(-1), action_std=dist.stddev.mean().detach())
+                                 entropy=dist.entropy().sum(-1), action_std=dist.stddev.mean().detach(),
+                                 action_mean=dist.mean.detach())
         return variables, (actor_carry, critic_carry)
 
     def get_policy_mirrors(self, env: Any, first: TensorDict) -> PolicyMirrors:
@@ -248,20 +253,24 @@ class PPOTask(RLTask[ConfigT]):
         return policy_mirrors(self, env, first)
 
     def get_mirrored_variables(self, model: torch.nn.Module, trajectory: TensorDict, carry: Carry,
-                               mirrors: PolicyMirrors) -> MirroredVariables:
+                               mirrors: PolicyMirrors, action_mean: torch.Tensor | None = None) -> MirroredVariables:
         """The actor on the mirror image of a [B, T] trajectory of a feed-forward actor (``ppo.symmetry``).
 
         The raw inputs are mirrored, then normalized as the actor's own are. Returns the log-probability of each
         mirrored action and, per step, how far the policy is from its own mirror image: KL(pi(.|M o) || M pi(.|o))
         for the Gaussian head with the unmirrored mean held fixed, i.e. half the squared gap between the means
         in units of the standard deviation (rsl_rl's mirror loss, measured in standard deviations).
+        ``action_mean``: the actor's mean on the unmirrored trajectory when the caller has it
+        (:attr:`PPOVariables.action_mean`); None runs the actor for it here.
         """
         resets = _replay_resets(trajectory)
         inputs = mirrors.actor_features.apply(self.actor_features(trajectory["observation"], trajectory["command"]))
         dist, _ = model.actor.forward_sequence(self._normalized("actor", inputs), carry[0], resets)
-        with torch.no_grad():
-            own, _ = model.actor.forward_sequence(_replay_inputs(self, trajectory, "actor"), carry[0], resets)
-            target = mirrors.actions.apply(own.mean)
+        if action_mean is None:
+            with torch.no_grad():
+                own, _ = model.actor.forward_sequence(_replay_inputs(self, trajectory, "actor"), carry[0], resets)
+            action_mean = own.mean
+        target = mirrors.actions.apply(action_mean.detach())
         gap = 0.5 * ((dist.mean - target) / dist.stddev).square().sum(-1)
         return MirroredVariables(log_probs=dist.log_prob(mirrors.actions.apply(trajectory["action"])).sum(-1),
                                  mean_gap=gap)

@@ -250,6 +250,9 @@ def test_mirroring_a_trajectory_twice_gives_back_its_log_probs(tmp_path):
         mirrored.set("action", mirrors.actions.apply(traj["action"]))
         task.actor_features = lambda observations, commands: image  # the mirrored trajectory's raw inputs
         twice = task.get_mirrored_variables(model, mirrored, carry, mirrors)
+        # PPO hands over the mean its own replay computed: the same gap, without a second actor pass.
+        given = task.get_ppo_variables(model, mirrored, carry)[0].action_mean
+        handed = task.get_mirrored_variables(model, mirrored, carry, mirrors, action_mean=given)
         # The mirror gap by hand: the actor's mean at the features against the mirror of its mean at their image.
         normalize = task.normalizers["actor"]
         at_features = model.actor(normalize(features), None)[0]
@@ -257,6 +260,8 @@ def test_mirroring_a_trajectory_twice_gives_back_its_log_probs(tmp_path):
         gap = 0.5 * ((at_features.mean - mirrors.actions.apply(at_image.mean)) / at_features.stddev).square().sum(-1)
     torch.testing.assert_close(twice.log_probs, direct)
     torch.testing.assert_close(twice.mean_gap, gap)
+    torch.testing.assert_close(handed.mean_gap, gap)
+    torch.testing.assert_close(handed.log_probs, twice.log_probs)
     assert float(gap.mean()) > 0  # an untrained actor is not its own mirror image
     # The mirror loss's gradient: through the mirrored branch only, the unmirrored mean held as the target.
     params = list(model.actor.parameters())

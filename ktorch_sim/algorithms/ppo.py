@@ -506,8 +506,8 @@ class PPO:
         loss_config = self.loss_config
         if loss_config.normalize_advantages != normalize_advantages:
             loss_config = replace(loss_config, normalize_advantages=normalize_advantages)
-        mirrored = None if self.mirrors is None else self.task.get_mirrored_variables(self.model, traj, carry,
-                                                                                       self.mirrors)
+        mirrored = None if self.mirrors is None else self.task.get_mirrored_variables(
+            self.model, traj, carry, self.mirrors, action_mean=variables.action_mean)
         mirror_half = {} if mirrored is None else {"mirrored_log_probs": mirrored.log_probs}
         losses = ppo_losses(variables.log_probs, traj["log_prob"], variables.values, traj["value"],
                             traj["advantage"], traj["value_target"], variables.entropy, valid, loss_config,
