@@ -108,8 +108,9 @@ def _put_mirror_pair(env, seed: int = 0) -> None:
     env.engine.reset(torch.ones(2, dtype=torch.bool), qpos, qvel)
 
 
-def test_mirrored_state_gives_the_mirrored_observations():
-    task = KbotStandTask(KbotStandConfig(num_envs=2))
+@pytest.mark.parametrize("actor_base_velocity", [False, True])
+def test_mirrored_state_gives_the_mirrored_observations(actor_base_velocity):
+    task = KbotStandTask(KbotStandConfig(num_envs=2, actor_base_velocity=actor_base_velocity))
     env = task.make_env()
     first = env.reset()
     mirrors = task.get_policy_mirrors(env, first)
@@ -121,13 +122,14 @@ def test_mirrored_state_gives_the_mirrored_observations():
             state["fresh"][:] = True
     observations = env._observe()["observation"]
     names = task.get_actor_observation_names(list(observations.keys()))
-    assert set(KINEMATIC) <= set(names)
+    kinematic = (*KINEMATIC, "base_linear_velocity_observation") if actor_base_velocity else KINEMATIC
+    assert set(kinematic) <= set(names)
     clean = torch.cat([observations[n] for n in names], dim=-1)
     predicted = mirrors.actor_features.apply(clean[:1])[0]
     offset = 0
     for name in names:
         width = observations[name].shape[-1]
-        if name in KINEMATIC:
+        if name in kinematic:
             torch.testing.assert_close(predicted[offset:offset + width], clean[1, offset:offset + width],
                                        atol=2e-4, rtol=1e-4, msg=name)
         offset += width

@@ -3,10 +3,13 @@ shapes, episodes that end and restart (a smoke test per task, as Playground does
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import ktorch_sim as ks
+from ktorch_sim.config import ConfigError, load_config
 from ktorch_sim.tasks import TASKS, KbotStandConfig, KbotStandTask
 from tests.conftest import ENGINE_IDS, ENGINE_SPECS
 from tests.test_g1_task import G1_XML
@@ -59,3 +62,41 @@ def test_kbot_stand_has_the_benchmark_components():
     assert isinstance(task.get_curriculum(model), ks.LinearCurriculum)
     # actions follow the deployed policy's joint order (nn_id), not the MJCF order
     assert spec.actuators.joint_names[0] == "dof_right_shoulder_pitch_03"
+
+
+def test_kbot_stand_actor_reads_the_base_frame_velocity_when_asked():
+    # Base turned 90 degrees about z and moving +x in the world: in the base frame that is -y.
+    plain = KbotStandTask(KbotStandConfig(num_envs=1))
+    task = KbotStandTask(KbotStandConfig(num_envs=1, actor_base_velocity=True))
+    env = task.make_env()
+    env.set_curriculum_level(1.0)  # observation noise grows with the curriculum
+    env.reset()
+    qpos, qvel = env._initial_qpos[None].clone(), torch.zeros(1, env.model.nv)
+    qpos[0, 3:7] = torch.tensor([0.5 ** 0.5, 0.0, 0.0, 0.5 ** 0.5])
+    qvel[0, :3] = torch.tensor([1.0, 0.0, 0.0])
+    env.engine.reset(torch.ones(1, dtype=torch.bool), qpos, qvel)
+    observations = env._observe()["observation"]
+    torch.testing.assert_close(observations["base_linear_velocity_observation"][0], torch.tensor([0.0, -1.0, 0.0]),
+                               atol=1e-6, rtol=0)
+    names = list(observations.keys())
+    assert task.get_actor_observation_names(names) == [
+        *plain.get_actor_observation_names(names), "base_linear_velocity_observation"]
+    # the actor reads the noisy reading (0.1 m/s per step), the critic the clean one
+    features = task.actor_features(observations, env.reset()["command"])
+    noisy = observations["noisy_base_linear_velocity_observation"][0]
+    torch.testing.assert_close(features[0, -3:], noisy)
+    assert 0 < float((noisy - observations["base_linear_velocity_observation"][0]).abs().max()) < 1.0
+
+
+@pytest.mark.parametrize("limit", [0.0, 3.0])
+def test_kbot_stand_distance_limit_is_configurable(limit):
+    task = KbotStandTask(KbotStandConfig(num_envs=1, max_distance_from_origin=limit))
+    far = [t for t in task.get_terminations(task.get_mujoco_model()) if isinstance(t, ks.FarFromOriginTermination)]
+    assert [t.max_dist for t in far] == ([limit] if limit else [])
+
+
+def test_kbot_stand_refuses_a_negative_distance_limit():
+    stand = Path(__file__).resolve().parents[1] / "configs" / "kbot_stand_cpu.toml"
+    with pytest.raises(ConfigError, match=r"--set task.max_distance_from_origin: must be >= 0 m \(0: no limit\), "
+                                          r"got -1"):
+        load_config(stand, ["task.max_distance_from_origin=-1"])

@@ -189,13 +189,24 @@ class KbotStandConfig(KbotConfig):
         0.0, "Weight of a penalty on the base's planar speed, -w * (vx^2 + vy^2) per step (m/s, base frame), so "
              "that a push is braked instead of carried off the map (ours; 0: off, the notebook's reward list). "
              "Without it the CPU config's policies drifted up to the 10 m far-from-origin limit under full pushes.")
+    max_distance_from_origin: float = config_field(
+        10.0, "Episodes end (a truncation, not a failure) once the base is this far from the origin, m (ksim: 10); "
+              "0: no limit (e.g. to evaluate whether a policy that drifts under the pushes stays up).")
+    actor_base_velocity: bool = config_field(
+        False, "The actor also reads the base's linear velocity in the base frame (noise 0.1 m/s per step), as "
+               "mjlab's and legged_gym's actors do; the critic then reads it in the base frame too instead of the "
+               "world frame. Off: the notebook's actor, which measures only what K-Bot's IMU and encoders do (on "
+               "hardware the velocity needs a state estimator).")
 
     def check_values(self) -> None:
-        """Check the episode length and the curriculum threshold (both > 0) and the penalty weight (>= 0)."""
+        """Check the episode length and the curriculum threshold (both > 0), the distance limit and the penalty
+        weight (>= 0)."""
         super().check_values()
         check_episode_length(self)
         _require(self.curriculum_up_seconds > 0, "curriculum_up_seconds",
                  f"must be > 0 seconds, got {self.curriculum_up_seconds}")
+        _require(self.max_distance_from_origin >= 0, "max_distance_from_origin",
+                 f"must be >= 0 m (0: no limit), got {self.max_distance_from_origin}")
         _require(self.planar_velocity_penalty >= 0, "planar_velocity_penalty",
                  f"must be >= 0 (a weight; the penalty's sign is built in), got {self.planar_velocity_penalty}")
 

@@ -28,6 +28,13 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
     ACTOR_OBSERVATIONS = ("timestep_observation", "joint_position_observation", "joint_velocity_observation",
                           "projected_gravity_observation", "sensor_observation_imu_acc", "sensor_observation_imu_gyro")
 
+    def get_actor_observation_names(self, observation_names: Sequence[str]) -> list[str]:
+        """The notebook's actor inputs, and the base-frame velocity with ``actor_base_velocity``."""
+        names = super().get_actor_observation_names(observation_names)
+        if self.config.actor_base_velocity:
+            names.append("base_linear_velocity_observation")
+        return names
+
     def get_physics_randomizers(self, model: mujoco.MjModel) -> Sequence[kc.PhysicsRandomizer]:
         """The notebook's five randomizers."""
         return (
@@ -62,7 +69,8 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
             kc.CenterOfMassVelocityObservation(),
             kc.BasePositionObservation(),
             kc.BaseOrientationObservation(),
-            kc.BaseLinearVelocityObservation(),
+            kc.BaseLinearVelocityObservation(in_robot_frame=True, noise=0.1) if self.config.actor_base_velocity
+            else kc.BaseLinearVelocityObservation(),
             kc.BaseAngularVelocityObservation(),
             kc.BaseLinearAccelerationObservation(),
             kc.BaseAngularAccelerationObservation(),
@@ -95,12 +103,13 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
         )
 
     def get_terminations(self, model: mujoco.MjModel) -> Sequence[kc.Termination]:
-        """Fallen (base too low or too high), tipped over, blown up, wandered off, or out of time."""
+        """Fallen (base too low or too high), tipped over, blown up, wandered off (unless no limit), or out of time."""
+        limit = self.config.max_distance_from_origin
         return (
             kc.BadZTermination(unhealthy_z_lower=0.4, unhealthy_z_upper=1.2),
             kc.NotUprightTermination(max_radians=math.radians(60)),
             kc.HighVelocityTermination(max_vel=100.0),
-            kc.FarFromOriginTermination(max_dist=10.0),
+            *((kc.FarFromOriginTermination(max_dist=limit),) if limit > 0 else ()),
             kc.EpisodeLengthTermination(max_length_sec=self.config.episode_length_seconds),
         )
 
