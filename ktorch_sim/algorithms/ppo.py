@@ -264,6 +264,15 @@ class AdaptiveKL:
         self.lr_scale = float(state["lr_scale"])
 
 
+def require_feed_forward_actor(recurrent: bool) -> None:
+    """Refuse ``ppo.symmetry = "augment"`` for a recurrent actor (one ConfigError line): its carry, the memory of the
+    unmirrored episode, has no mirror image to replay the mirrored inputs from."""
+    if recurrent:
+        raise ConfigError('"augment" needs a feed-forward actor (model.policy = "mlp" without model.history): a '
+                          "recurrent actor's memory has no mirror image to replay the mirrored inputs from",
+                          key="ppo.symmetry")
+
+
 class PPO:
     """One PPO update per rollout: ``num_passes`` epochs over shuffled minibatches.
 
@@ -348,14 +357,10 @@ class PPO:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * self.kl.lr_scale
 
-    def set_mirrors(self, mirrors: object | None, recurrent: bool) -> None:
+    def set_mirrors(self, mirrors: object) -> None:
         """Train the actor on each minibatch's mirror image too (``ppo.symmetry = "augment"``); ``mirrors`` is the
-        task's :class:`ktorch_sim.policy_mirror.PolicyMirrors`. A recurrent actor is refused (a ConfigError): its
-        carry, the memory of the unmirrored episode, has no mirror image to replay the mirrored inputs from."""
-        if recurrent:
-            raise ConfigError('"augment" needs a feed-forward actor (model.policy = "mlp" without model.history): a '
-                              "recurrent actor's memory has no mirror image to replay the mirrored inputs from",
-                              key="ppo.symmetry")
+        task's :class:`ktorch_sim.policy_mirror.PolicyMirrors`. The actor must be feed-forward
+        (:func:`require_feed_forward_actor`)."""
         self.mirrors = mirrors
 
     def synchronized_modules(self) -> list[torch.nn.Module]:

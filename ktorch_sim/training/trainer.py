@@ -25,7 +25,7 @@ import torch
 
 from ktorch_sim.algorithms.carry import is_recurrent
 from ktorch_sim.algorithms.graphed_rollout import GraphedRolloutCollector
-from ktorch_sim.algorithms.ppo import PPO, invalid_transitions
+from ktorch_sim.algorithms.ppo import PPO, invalid_transitions, require_feed_forward_actor
 from ktorch_sim.algorithms.rollout import RolloutCollector
 from ktorch_sim.checkpoint import (
     CheckpointError,
@@ -160,9 +160,9 @@ class Trainer:
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         algorithm = getattr(task, "algorithm_class", PPO)  # PPO, or the task's subclass of it (ks.AMPTask: AMPPPO)
         self.ppo = algorithm.from_train_config(task, self.model, config, self.generator, num_envs=self.env.num_envs)
-        if config.ppo.symmetry == "augment":  # a recurrent actor is refused before any mirror is looked for
-            recurrent = is_recurrent(self.carry)
-            self.ppo.set_mirrors(None if recurrent else task.get_policy_mirrors(self.env, first), recurrent)
+        if config.ppo.symmetry == "augment":
+            require_feed_forward_actor(is_recurrent(self.carry))  # before any mirror is looked for
+            self.ppo.set_mirrors(task.get_policy_mirrors(self.env, first))
         if self.dist.active:
             self.ppo.average_gradients, self.ppo.average_kl = self.dist.average_gradients, self.dist.mean
             distributed.attach_normalizers([task.normalizers, self.ppo.reward_scaler,
