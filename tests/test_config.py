@@ -50,6 +50,15 @@ def error_of(path: Path | None, overrides: list[str] = ()) -> str:
 # --- the shipped configs ------------------------------------------------------------------------------
 
 
+def test_kbot_stand_cpu_config_lets_the_actor_see_its_drift_and_brake():
+    # the notebook's actor reads no base velocity; the CPU config adds it and a braking penalty (docs/training_runs.md)
+    c = load_config(CONFIGS / "kbot_stand_cpu.toml", [])
+    assert (c.task.actor_base_velocity, c.task.planar_velocity_penalty, c.task.max_distance_from_origin) == (
+        True, 0.05, 10.0)
+    notebook = load_config(CONFIGS / "kbot_stand.toml", GPU)
+    assert (notebook.task.actor_base_velocity, notebook.task.planar_velocity_penalty) == (False, 0.0)
+
+
 def test_kbot_stand_config_has_the_notebook_launch_settings():
     c = load_config(CONFIGS / "kbot_stand.toml", GPU)
     assert c.task_name == "kbot_stand" and type(c.task) is KbotStandConfig
