@@ -59,7 +59,8 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
         )
 
     def get_observations(self, model: mujoco.MjModel) -> Sequence[kc.Observation]:
-        """The notebook's observations, with its noise levels."""
+        """The notebook's observations, with its noise levels (and the actor's base-frame velocity when asked)."""
+        actor_velocity = self.config.actor_base_velocity
         return (
             kc.TimestepObservation(),
             kc.JointPositionObservation(noise=math.radians(2)),
@@ -69,8 +70,7 @@ class KbotStandTask(KbotTask[KbotStandConfig]):
             kc.CenterOfMassVelocityObservation(),
             kc.BasePositionObservation(),
             kc.BaseOrientationObservation(),
-            kc.BaseLinearVelocityObservation(in_robot_frame=True, noise=0.1) if self.config.actor_base_velocity
-            else kc.BaseLinearVelocityObservation(),
+            kc.BaseLinearVelocityObservation(in_robot_frame=actor_velocity, noise=0.1 if actor_velocity else 0.0),
             kc.BaseAngularVelocityObservation(),
             kc.BaseLinearAccelerationObservation(),
             kc.BaseAngularAccelerationObservation(),
